@@ -1,0 +1,41 @@
+# Two front doors: `make export` (set up + export the bundled student to Core ML)
+# and `make test` (set up + run the test suite). Everything else is a helper.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup export export-all test lint corpus train clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+export: $(STAMP)
+	$(BIN)/metasr-export --target coreml
+
+export-all: $(STAMP)
+	$(BIN)/metasr-export --target all
+
+test: $(STAMP)
+	$(BIN)/ruff check toolkit tests
+	$(BIN)/ruff format --check toolkit tests
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check toolkit tests && $(BIN)/ruff format --check toolkit tests
+
+corpus:
+	scripts/fetch_corpus.sh data/corpus
+
+train: $(STAMP) corpus
+	$(BIN)/metasr-train --data data/corpus --out checkpoints/plain_x2 --scale 2
+	$(BIN)/metasr-train --data data/corpus --out checkpoints/plain_x4 --scale 4
+
+clean:
+	rm -rf artifacts build .pytest_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""Checkpoints: safetensors round trip, torch state dicts, and refusal of corrupt or pickled files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from metasr.checkpoint import bundled_weights, load_student, save_student
+from metasr.errors import MetaSRError
+from metasr.models import MetaSRStudent
+
+
+def test_safetensors_round_trip(tmp_path: Path, small_student: MetaSRStudent) -> None:
+    path = tmp_path / "s.safetensors"
+    save_student(small_student, path)
+    loaded = load_student(path)
+    assert loaded.config == small_student.config
+    image = torch.rand(1, 3, 12, 12)
+    assert torch.equal(loaded(image), small_student(image))
+
+
+def test_torch_state_dict_infers_config(tmp_path: Path, small_student: MetaSRStudent) -> None:
+    path = tmp_path / "s.pt"
+    torch.save(small_student.state_dict(), path)
+    assert load_student(path).config == small_student.config
+
+
+def test_scale_mismatch_is_named(tmp_path: Path, small_student: MetaSRStudent) -> None:
+    path = tmp_path / "s.safetensors"
+    save_student(small_student, path)
+    with pytest.raises(MetaSRError, match="is a x2 model but --scale 4"):
+        load_student(path, scale=4)
+
+
+def test_truncated_safetensors_is_refused(tmp_path: Path, small_student: MetaSRStudent) -> None:
+    path = tmp_path / "s.safetensors"
+    save_student(small_student, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(MetaSRError, match="corrupt or truncated"):
+        load_student(path)
+
+
+def test_truncated_torch_file_is_refused(tmp_path: Path, small_student: MetaSRStudent) -> None:
+    path = tmp_path / "s.pt"
+    torch.save(small_student.state_dict(), path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(MetaSRError, match="corrupt or truncated"):
+        load_student(path)
+
+
+class _Payload:
+    """Unpickling this would create a marker file: the loader must never do it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_pickle_checkpoint_is_refused_and_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _Payload(marker)}, path)
+    with pytest.raises(MetaSRError, match="refused \\(never executed\\)"):
+        load_student(path)
+    assert not marker.exists()
+
+
+def test_not_a_student_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"encoder.weight": torch.zeros(3)}, path)
+    with pytest.raises(MetaSRError, match="pass a MetaSR student checkpoint"):
+        load_student(path)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bundled_weights_load_and_are_small(scale: int) -> None:
+    path = bundled_weights(scale)
+    assert path.stat().st_size < 2 * 1024 * 1024
+    assert load_student(path, scale).config.scale == scale

@@ -1,0 +1,70 @@
+"""Recipe parsing: every shipped recipe loads; typos and bad values name the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from metasr.errors import MetaSRError
+from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
+from metasr.recipes import RECIPES_DIR, load_recipe, with_overrides
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_is_valid(path: Path) -> None:
+    import yaml
+
+    target = yaml.safe_load(path.read_text())["target"]
+    recipe = load_recipe(path, target_module(target).Options)
+    assert recipe.target == target
+    assert recipe.parity_floor_db > 0
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_each_target_has_a_default_recipe(target: str) -> None:
+    assert resolve_recipe(target).target == target
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_top_level_key_names_nearest(tmp_path: Path) -> None:
+    path = _write(tmp_path, "target: onnx\nparity_floor: 80\n")
+    with pytest.raises(MetaSRError, match=r"unknown key 'parity_floor'; did you mean 'parity_floor_db'\?"):
+        resolve_recipe("onnx", path)
+
+
+def test_unknown_option_key_names_nearest(tmp_path: Path) -> None:
+    path = _write(tmp_path, "target: onnx\noptions:\n  precison: fp16\n")
+    with pytest.raises(MetaSRError, match=r"options: unknown key 'precison'; did you mean 'precision'\?"):
+        resolve_recipe("onnx", path)
+
+
+def test_bad_choice_names_nearest(tmp_path: Path) -> None:
+    path = _write(tmp_path, "target: onnx\noptions:\n  precision: fp61\n")
+    with pytest.raises(MetaSRError, match=r"'fp61' is not allowed; did you mean 'fp16'\?"):
+        resolve_recipe("onnx", path)
+
+
+def test_wrong_type_and_bad_scale_and_yaml(tmp_path: Path) -> None:
+    with pytest.raises(MetaSRError, match="input_sizes: expected 2 values"):
+        resolve_recipe("onnx", _write(tmp_path, "target: onnx\ninput_sizes: [[64, 64, 3]]\n"))
+    with pytest.raises(MetaSRError, match="scale 3 is not supported"):
+        resolve_recipe("onnx", _write(tmp_path, "target: onnx\nscale: 3\n"))
+    with pytest.raises(MetaSRError, match="not valid YAML"):
+        resolve_recipe("onnx", _write(tmp_path, "target: onnx\n  bad: [\n"))
+
+
+def test_recipe_for_another_target_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(MetaSRError, match="pass --target onnx"):
+        resolve_recipe("coreml", _write(tmp_path, "target: onnx\n"))
+
+
+def test_overrides_replace_only_given_fields() -> None:
+    recipe = resolve_recipe("onnx")
+    changed = with_overrides(recipe, scale=4, input_sizes=None)
+    assert changed.scale == 4 and changed.input_sizes == recipe.input_sizes

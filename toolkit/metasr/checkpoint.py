@@ -1,0 +1,102 @@
+"""Safe loading and atomic saving of model weights (safetensors, or torch files with weights_only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from metasr.errors import MetaSRError
+from metasr.models import MetaSRStudent, StudentConfig
+
+CONFIG_KEY = "metasr.student_config"
+
+
+def bundled_weights(scale: int) -> Path:
+    """Path of the default student weights shipped inside the package for ``scale``."""
+    path = Path(str(resources.files("metasr") / "weights" / f"student_x{scale}.safetensors"))
+    if not path.is_file():
+        raise MetaSRError(f"no bundled student for scale {scale}; use --scale 2 or 4, or pass --checkpoint")
+    return path
+
+
+def save_student(model: MetaSRStudent, path: str | Path) -> None:
+    """Write the model's weights and config as safetensors, atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors and metadata without executing code; corrupt or pickled files raise MetaSRError."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetaSRError(f"checkpoint {path} does not exist; pass an existing .safetensors or .pt file")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+            return load_file(str(path)), metadata
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise MetaSRError(
+                f"checkpoint {path} is corrupt or truncated ({exc}); re-download or re-export it"
+            ) from exc
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise MetaSRError(
+            f"checkpoint {path} holds arbitrary Python objects and was refused (never executed); "
+            "save plain weights with safetensors or torch.save(model.state_dict())"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise MetaSRError(f"checkpoint {path} is corrupt or truncated ({exc}); re-download or re-save it") from exc
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise MetaSRError(f"checkpoint {path} is not a state dict of tensors; save model.state_dict()")
+    return obj, {}
+
+
+def load_student(path: str | Path, scale: int | None = None) -> MetaSRStudent:
+    """Build a :class:`MetaSRStudent` from a checkpoint, checking that every weight matches."""
+    state, metadata = read_state(path)
+    config = StudentConfig(**json.loads(metadata[CONFIG_KEY])) if CONFIG_KEY in metadata else None
+    if config is None:
+        config = _infer_config(state, path)
+    if scale is not None and config.scale != scale:
+        raise MetaSRError(f"checkpoint {path} is a x{config.scale} model but --scale {scale} was asked; fix one")
+    model = MetaSRStudent(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        names = ", ".join((missing + unexpected)[:4])
+        raise MetaSRError(f"checkpoint {path} does not match the MetaSR student ({names}); pass a student checkpoint")
+    return model.eval()
+
+
+def _infer_config(state: dict[str, torch.Tensor], path: str | Path) -> StudentConfig:
+    try:
+        channels, in_channels = state["head.weight"].shape[:2]
+        blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+        scale = int(round((state["tail.weight"].shape[0] / in_channels) ** 0.5))
+    except KeyError as exc:
+        raise MetaSRError(f"checkpoint {path} lacks {exc}; pass a MetaSR student checkpoint") from exc
+    return StudentConfig(scale=scale, channels=channels, num_blocks=blocks, in_channels=in_channels)

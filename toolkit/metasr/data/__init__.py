@@ -1,0 +1,1 @@
+"""Datasets: image folders with random crops, and the real photographs shipped by scikit-image."""

@@ -1,0 +1,1 @@
+"""Export pipeline: load -> prepare -> quantize -> lower -> validate -> write, one module per target."""

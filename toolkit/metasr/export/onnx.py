@@ -1,0 +1,55 @@
+"""ONNX target: fp32 (or fp16) model for ONNX Runtime, checked with the ONNX checker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from metasr.export.onnx_graph import export_onnx, onnx_ops
+from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+
+NAME = "onnx"
+
+
+@dataclass(frozen=True)
+class Options:
+    """ONNX target settings."""
+
+    precision: Literal["fp32", "fp16"] = "fp32"
+    dynamic_size: bool = True
+    opset: int = 20
+
+
+def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
+    """ONNX CPU keeps float weights: fp32, or fp16 weights and activations when asked."""
+    return QuantizedModel(prepared, prepared.model, scheme=prepared.recipe.options.precision)
+
+
+def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
+    """Export through torch.export, optionally convert to fp16, check, and open in ONNX Runtime CPU."""
+    prepared = quantized.prepared
+    options: Options = prepared.recipe.options
+    model = export_onnx(prepared, options.opset, dynamic=options.dynamic_size, fp16=options.precision == "fp16")
+    onnx.checker.check_model(model, full_check=True)
+    path = staging / f"metasr_x{prepared.scale}.onnx"
+    onnx.save(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ops = onnx_ops(model)
+    return LoweredArtifact(
+        path=path,
+        coverage=Coverage(accelerated=len(ops), total=len(ops), where="ONNX Runtime CPU"),
+        runtime=f"ONNX Runtime {ort.__version__} CPUExecutionProvider",
+        predict=lambda image, modulation: _run(session, image, modulation),
+        manifest_extra={"runtime": "onnxruntime", "execution_provider": "CPUExecutionProvider"},
+    )
+
+
+def _run(session: ort.InferenceSession, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}
+    return torch.from_numpy(session.run(["output"], feeds)[0])

@@ -1,0 +1,65 @@
+"""torch -> ONNX conversion shared by the ONNX targets (CPU and QNN)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import warnings
+
+import onnx
+import torch
+
+from metasr.errors import MetaSRError
+from metasr.export.stages import PreparedModel
+
+
+class _Float16Compute(torch.nn.Module):
+    """Runs the model in float16 behind float32 inputs and outputs."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).half()
+
+    def forward(self, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        return self.model(image.half(), modulation.half()).float()
+
+
+def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool = False) -> onnx.ModelProto:
+    """Export (image, modulation) -> output with torch's dynamo exporter; H and W dynamic if asked.
+
+    With ``fp16`` the graph computes in float16 while its inputs and outputs stay float32.
+    """
+    image, modulation = prepared.example_inputs()
+    module = _Float16Compute(prepared.model) if fp16 else prepared.model
+    shapes = None
+    if dynamic:
+        height = torch.export.Dim("height", min=8, max=8192)
+        width = torch.export.Dim("width", min=8, max=8192)
+        shapes = {"image": {2: height, 3: width}, "modulation": None}
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                (image, modulation),
+                None,
+                dynamo=True,
+                input_names=["image", "modulation"],
+                output_names=["output"],
+                dynamic_shapes=shapes,
+                opset_version=opset,
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many types; report the first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetaSRError(f"ONNX export failed ({first}); use only convs, ReLU and depth-to-space") from exc
+    model = program.model_proto
+    model.producer_name, model.producer_version = "metasr-edge", ""
+    return model
+
+
+def onnx_ops(model: onnx.ModelProto) -> list[str]:
+    """Op types of the graph's nodes, in order."""
+    return [node.op_type for node in model.graph.node]

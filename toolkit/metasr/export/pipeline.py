@@ -1,0 +1,184 @@
+"""The export pipeline, one function per stage; each stage takes and returns a plain object."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from metasr.checkpoint import bundled_weights, load_student
+from metasr.data.sample_images import VALIDATION_NAMES, calibration_images, validation_images
+from metasr.errors import MetaSRError
+from metasr.export.stages import (
+    ExportResult,
+    LoadedModel,
+    LoweredArtifact,
+    ParityResult,
+    PreparedModel,
+    QuantizedModel,
+    TargetModule,
+)
+from metasr.images import to_numpy
+from metasr.recipes import Recipe, default_recipe_path, load_recipe
+from metasr.validate.macs import count_macs
+from metasr.validate.metrics import max_abs_error, y_psnr
+from metasr.validate.report import artifact_size, write_reports
+
+TARGETS: dict[str, str] = {
+    "coreml": "metasr.export.coreml",
+    "executorch-xnnpack": "metasr.export.executorch_xnnpack",
+    "executorch-vulkan": "metasr.export.executorch_vulkan",
+    "onnx": "metasr.export.onnx",
+    "onnx-qnn": "metasr.export.onnx_qnn",
+}
+
+STAGES = ("load", "prepare", "quantize", "lower", "validate", "write")
+
+
+def target_module(name: str) -> TargetModule:
+    """The module implementing target ``name``; unknown names raise with the nearest valid one."""
+    if name not in TARGETS:
+        near = difflib.get_close_matches(name, list(TARGETS), n=1)
+        hint = f"did you mean '{near[0]}'?" if near else "choose one of " + ", ".join(TARGETS)
+        raise MetaSRError(f"unknown target '{name}'; {hint}")
+    return importlib.import_module(TARGETS[name])  # type: ignore[return-value]
+
+
+def resolve_recipe(target: str, recipe_path: str | Path | None = None) -> Recipe:
+    """Load ``recipe_path`` or the target's default recipe, validated against the target's options."""
+    module = target_module(target)
+    recipe = load_recipe(recipe_path or default_recipe_path(target), module.Options)
+    if recipe.target != target:
+        raise MetaSRError(f"recipe is for target '{recipe.target}', not '{target}'; pass --target {recipe.target}")
+    return recipe
+
+
+def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
+    """Stage 1: read float weights (the bundled student unless a checkpoint is given)."""
+    path = Path(checkpoint) if checkpoint else bundled_weights(scale)
+    return LoadedModel(model=load_student(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
+
+
+def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:
+    """Stage 2: fold training-time branches into plain convs and measure the deployable model."""
+    model = copy.deepcopy(loaded.model).eval().reparameterize()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    image = torch.zeros(1, 3, *recipe.input_size)
+    macs = count_macs(model, (image, model.neutral_modulation()))
+    out_pixels = recipe.input_size[0] * recipe.input_size[1] * model.config.scale**2
+    params = sum(p.numel() for p in model.parameters()) - model.anchor.weight.numel()
+    return PreparedModel(model, loaded.source, recipe, params, macs / out_pixels)
+
+
+def quantize(prepared: PreparedModel, target: TargetModule) -> QuantizedModel:
+    """Stage 3: the target's quantization, calibrated on real photos."""
+    return target.quantize(prepared, calibration_images(*prepared.recipe.input_size))
+
+
+def lower(quantized: QuantizedModel, target: TargetModule, staging: Path) -> LoweredArtifact:
+    """Stage 4: write the artifact into ``staging``; every compute op must land on the accelerator."""
+    lowered = target.lower(quantized, staging)
+    if lowered.coverage.fallback:
+        ops = ", ".join(sorted(set(lowered.coverage.fallback))[:6])
+        raise MetaSRError(
+            f"target '{target.NAME}' cannot run {ops} on {lowered.coverage.where}; "
+            "replace those ops with convs/ReLU/depth-to-space in the model, or export with --target onnx"
+        )
+    return lowered
+
+
+def validate(lowered: LoweredArtifact, prepared: PreparedModel) -> ParityResult:
+    """Stage 5: Y-PSNR and max abs error of the artifact vs the float model on real photos."""
+    model = prepared.model
+    modulation = model.neutral_modulation()
+    psnrs, max_err = [], 0.0
+    for image in validation_images(*prepared.recipe.input_size):
+        with torch.no_grad():
+            reference = to_numpy(model(image, modulation))
+        output = to_numpy(lowered.predict(image, modulation))
+        psnrs.append(y_psnr(output, reference))
+        max_err = max(max_err, max_abs_error(output, reference))
+    return ParityResult(psnrs, max_err, list(VALIDATION_NAMES), prepared.recipe.parity_floor_db)
+
+
+def write(
+    lowered: LoweredArtifact,
+    prepared: PreparedModel,
+    quantized: QuantizedModel,
+    parity: ParityResult,
+    staging: Path,
+    out_dir: Path,
+    seconds: dict[str, float],
+) -> ExportResult:
+    """Stage 6: reports and manifest beside the artifact, then an atomic move into ``out_dir``."""
+    target = prepared.recipe.target
+    write_reports(staging, lowered, prepared, quantized, parity, seconds)
+    final = out_dir / target
+    _replace_dir(staging, final)
+    return ExportResult(
+        target=target,
+        artifact=final / lowered.path.name,
+        report=final / "report.json",
+        manifest=final / "manifest.json",
+        size_bytes=artifact_size(final / lowered.path.name),
+        parity=parity,
+        coverage=lowered.coverage,
+        seconds=sum(seconds.values()),
+    )
+
+
+def export(
+    recipe: Recipe,
+    out_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    loaded: LoadedModel | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Run every stage for ``recipe.target``; on any failure nothing is left in ``out_dir``."""
+    target = target_module(recipe.target)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{recipe.target}-", dir=out_dir))
+    staging.chmod(0o755)
+    seconds: dict[str, float] = {}
+    notify = on_stage or (lambda _stage: None)
+
+    def timed(stage: str, fn, *args):
+        notify(stage)
+        start = time.perf_counter()
+        result = fn(*args)
+        seconds[stage] = time.perf_counter() - start
+        return result
+
+    try:
+        loaded = loaded or timed("load", load, checkpoint, recipe.scale)
+        prepared = timed("prepare", prepare, loaded, recipe)
+        quantized = timed("quantize", quantize, prepared, target)
+        lowered = timed("lower", lower, quantized, target, staging)
+        parity = timed("validate", validate, lowered, prepared)
+        if not parity.passed:
+            raise MetaSRError(
+                f"{recipe.target}: parity {parity.min_psnr_db:.2f} dB is below the recipe floor "
+                f"{parity.floor_db:.2f} dB; use a higher-precision option in the recipe or retrain"
+            )
+        notify("write")
+        return write(lowered, prepared, quantized, parity, staging, out_dir, seconds)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``, replacing an existing ``dst`` only once the new one is in place."""
+    old = dst.with_name(f".old-{dst.name}-{time.time_ns()}")
+    if dst.exists():
+        dst.rename(old)
+    src.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,118 @@
+"""Train the plain student on bicubic-downscaled photos (the bundled default before distillation)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metasr.checkpoint import save_student
+from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
+from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
+from metasr.models import MetaSRStudent, StudentConfig
+from metasr.progress import progress_bar
+from metasr.validate.metrics import y_psnr
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run; the defaults produced the bundled weights."""
+
+    data: Path
+    out: Path
+    scale: int = 2
+    steps: int = 6000
+    batch: int = 16
+    patch: int = 48
+    lr: float = 2e-3
+    max_side: int = 1600
+    seed: int = 0
+    checkpoint_every: int = 500
+    student: StudentConfig | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: Path
+    val_psnr: float
+    val_bicubic_psnr: float
+    steps: int
+
+
+def evaluate(model: MetaSRStudent, images: list[np.ndarray], scale: int, crop: int = 512) -> tuple[float, float]:
+    """Mean Y-PSNR (border = scale) of the model and of bicubic on centre crops of validation photos."""
+    ours, bicubic = [], []
+    model.eval()
+    with torch.no_grad():
+        for img in images:
+            h, w = img.shape[:2]
+            top, left = (h - crop) // 2, (w - crop) // 2
+            hr = torch.from_numpy(img[top : top + crop, left : left + crop].transpose(2, 0, 1).copy())[None]
+            hr = hr.float() / 255.0
+            lr = bicubic_downscale(hr, scale)
+            ref = to_numpy(hr)
+            ours.append(y_psnr(to_numpy(model(lr)), ref, border=scale))
+            bicubic.append(y_psnr(to_numpy(bicubic_upscale(lr, scale)), ref, border=scale))
+    model.train()
+    return float(np.mean(ours)), float(np.mean(bicubic))
+
+
+def train_student(cfg: TrainConfig) -> TrainResult:
+    """Train with L1 loss and a cosine schedule; checkpoints to ``cfg.out/last.pt`` and resumes from it."""
+    torch.manual_seed(cfg.seed)
+    train_files, val_files = split_images(list_images(cfg.data))
+    train_imgs = [load_for_training(p, cfg.max_side) for p in train_files]
+    val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
+    sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
+    model = MetaSRStudent(cfg.student or StudentConfig(scale=cfg.scale)).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    )
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = cfg.out / "last.pt"
+    start = 0
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file, not a user path
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["schedule"])
+        sampler.rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        start = ckpt["step"]
+    with progress_bar() as bar:
+        task = bar.add_task(f"train x{cfg.scale}", total=cfg.steps, completed=start)
+        for step in range(start, cfg.steps):
+            lr, hr = sampler.sample(cfg.batch)
+            loss = F.l1_loss(model(lr), hr)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.update(task, advance=1, description=f"train x{cfg.scale} loss {loss.item():.4f}")
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                _save_checkpoint(ckpt_path, model, optimizer, schedule, sampler, step + 1)
+    val_psnr, val_bicubic = evaluate(model, val_imgs, cfg.scale)
+    weights = cfg.out / f"student_x{cfg.scale}.safetensors"
+    save_student(model, weights)
+    return TrainResult(weights, val_psnr, val_bicubic, cfg.steps)
+
+
+def _save_checkpoint(path: Path, model, optimizer, schedule, sampler: PatchSampler, step: int) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "rng": sampler.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "step": step,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Validation: parity against the float reference, placement coverage, quality metrics."""

@@ -1,0 +1,174 @@
+"""report.json, report.md and manifest.json written beside every artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from metasr import __version__
+from metasr.export.stages import LoweredArtifact, ParityResult, PreparedModel, QuantizedModel
+
+
+def artifact_sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a directory's files (relative paths and contents, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(str(f.relative_to(path.parent)).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[str, Any]:
+    """What an app needs to feed the artifact: inputs, outputs, scale, tiling, hash, version."""
+    recipe, model = prepared.recipe, prepared.model
+    s = prepared.scale
+    manifest: dict[str, Any] = {
+        "schema_version": 1,
+        "toolkit_version": __version__,
+        "target": recipe.target,
+        "file": lowered.path.name,
+        "model_sha256": artifact_sha256(lowered.path),
+        "scale": s,
+        "inputs": [
+            {
+                "name": "image",
+                "shapes": [[1, 3, h, w] for h, w in recipe.input_sizes],
+                "layout": "NCHW",
+                "dtype": "float32",
+                "color": "RGB",
+                "value_range": [0.0, 1.0],
+            },
+            {
+                "name": "modulation",
+                "shapes": [[1, model.modulation_channels, 1, 1]],
+                "layout": "NC11",
+                "dtype": "float32",
+                "default": "neutral",
+                "description": f"per stage ({model.num_stages}): {model.config.channels} gains then "
+                f"{model.config.channels} biases; neutral = gains 1, biases 0",
+            },
+        ],
+        "outputs": [
+            {
+                "name": "output",
+                "shapes": [[1, 3, h * s, w * s] for h, w in recipe.input_sizes],
+                "layout": "NCHW",
+                "dtype": "float32",
+                "color": "RGB",
+                "value_range": [0.0, 1.0],
+            }
+        ],
+        "tile": {"size": recipe.tile.size, "overlap": recipe.tile.overlap},
+    }
+    manifest.update(lowered.manifest_extra)
+    return manifest
+
+
+def build_report(
+    lowered: LoweredArtifact,
+    prepared: PreparedModel,
+    quantized: QuantizedModel,
+    parity: ParityResult,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Everything measured during the export, for people and CI."""
+    cov = lowered.coverage
+    return {
+        "toolkit_version": __version__,
+        "target": prepared.recipe.target,
+        "artifact": lowered.path.name,
+        "source": prepared.source,
+        "recipe": _plain(prepared.recipe),
+        "quantization": {"scheme": quantized.scheme, "calibration_images": quantized.calibration_images},
+        "parity": {
+            "runtime": lowered.runtime,
+            "images": parity.images,
+            "y_psnr_db": [_num(v) for v in parity.psnr_db],
+            "min_y_psnr_db": _num(parity.min_psnr_db),
+            "max_abs_error": parity.max_abs_error,
+            "floor_db": parity.floor_db,
+            "passed": parity.passed,
+        },
+        "coverage": {
+            "accelerated_ops": cov.accelerated,
+            "total_ops": cov.total,
+            "fraction": cov.fraction,
+            "fallback_ops": cov.fallback,
+            "where": cov.where,
+        },
+        "size_bytes": artifact_size(lowered.path),
+        "parameters": prepared.parameters,
+        "macs_per_output_pixel": prepared.macs_per_output_pixel,
+        "stage_seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "reproducibility": "the artifact and manifest.json are byte-identical across runs with the same inputs; "
+        "only stage_seconds in this report vary",
+        "notes": quantized.notes + lowered.notes,
+    }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A readable summary of ``report``."""
+    p, c = report["parity"], report["coverage"]
+    lines = [
+        f"# {report['target']}: {report['artifact']}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| source weights | {report['source']} |",
+        f"| quantization | {report['quantization']['scheme']} |",
+        f"| parity runtime | {p['runtime']} |",
+        f"| Y-PSNR vs float (min over {len(p['images'])} photos) | {p['min_y_psnr_db']} dB (floor {p['floor_db']}) |",
+        f"| max abs error | {p['max_abs_error']:.5f} |",
+        f"| placement | {c['accelerated_ops']}/{c['total_ops']} ops on {c['where']} |",
+        f"| size | {report['size_bytes'] / 1024:.1f} KiB |",
+        f"| parameters | {report['parameters']} |",
+        f"| MACs per output pixel | {report['macs_per_output_pixel']:.0f} |",
+        "",
+        "Per photo: " + ", ".join(f"{n} {v} dB" for n, v in zip(p["images"], p["y_psnr_db"], strict=True)),
+    ]
+    if report["notes"]:
+        lines += ["", "Notes:", *[f"- {n}" for n in report["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(
+    staging: Path,
+    lowered: LoweredArtifact,
+    prepared: PreparedModel,
+    quantized: QuantizedModel,
+    parity: ParityResult,
+    seconds: dict[str, float],
+) -> None:
+    """Write manifest.json, report.json and report.md into ``staging``."""
+    report = build_report(lowered, prepared, quantized, parity, seconds)
+    _write_json(staging / "manifest.json", build_manifest(lowered, prepared))
+    _write_json(staging / "report.json", report)
+    (staging / "report.md").write_text(render_markdown(report))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _num(value: float) -> float | str:
+    return round(value, 3) if math.isfinite(value) else "inf"
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def artifact_size(path: Path) -> int:
+    """Bytes of a file, or of all files in a directory (an .mlpackage)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
