@@ -33,6 +33,7 @@ class TrainConfig:
     max_side: int = 1600
     seed: int = 0
     checkpoint_every: int = 500
+    until: int | None = None  # stop (with a checkpoint) after this step; a later run resumes
     student: StudentConfig | None = None
 
 
@@ -51,8 +52,9 @@ def evaluate(model: MetaSRStudent, images: list[np.ndarray], scale: int, crop: i
     with torch.no_grad():
         for img in images:
             h, w = img.shape[:2]
-            top, left = (h - crop) // 2, (w - crop) // 2
-            hr = torch.from_numpy(img[top : top + crop, left : left + crop].transpose(2, 0, 1).copy())[None]
+            ch, cw = min(crop, h) // scale * scale, min(crop, w) // scale * scale
+            top, left = (h - ch) // 2, (w - cw) // 2
+            hr = torch.from_numpy(img[top : top + ch, left : left + cw].transpose(2, 0, 1).copy())[None]
             hr = hr.float() / 255.0
             lr = bicubic_downscale(hr, scale)
             ref = to_numpy(hr)
@@ -88,7 +90,7 @@ def train_student(cfg: TrainConfig) -> TrainResult:
         start = ckpt["step"]
     with progress_bar() as bar:
         task = bar.add_task(f"train x{cfg.scale}", total=cfg.steps, completed=start)
-        for step in range(start, cfg.steps):
+        for step in range(start, min(cfg.until or cfg.steps, cfg.steps)):
             lr, hr = sampler.sample(cfg.batch)
             loss = F.l1_loss(model(lr), hr)
             optimizer.zero_grad(set_to_none=True)
@@ -96,12 +98,12 @@ def train_student(cfg: TrainConfig) -> TrainResult:
             optimizer.step()
             schedule.step()
             bar.update(task, advance=1, description=f"train x{cfg.scale} loss {loss.item():.4f}")
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, cfg.until):
                 _save_checkpoint(ckpt_path, model, optimizer, schedule, sampler, step + 1)
     val_psnr, val_bicubic = evaluate(model, val_imgs, cfg.scale)
     weights = cfg.out / f"student_x{cfg.scale}.safetensors"
     save_student(model, weights)
-    return TrainResult(weights, val_psnr, val_bicubic, cfg.steps)
+    return TrainResult(weights, val_psnr, val_bicubic, min(cfg.until or cfg.steps, cfg.steps))
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, sampler: PatchSampler, step: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import warnings
 
 import onnx
@@ -38,7 +39,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
         width = torch.export.Dim("width", min=8, max=8192)
         shapes = {"image": {2: height, 3: width}, "modulation": None}
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,
@@ -58,6 +59,18 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
     model = program.model_proto
     model.producer_name, model.producer_version = "metasr-edge", ""
     return model
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Silence a chatty library logger (torch.onnx warns about optional torchvision ops) for a block."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def onnx_ops(model: onnx.ModelProto) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from metasr import __version__
 from metasr.export.stages import LoweredArtifact, ParityResult, PreparedModel, QuantizedModel
+from metasr.schemas import check
 
 
 def artifact_sha256(path: Path) -> str:
@@ -146,7 +147,9 @@ def write_reports(
 ) -> None:
     """Write manifest.json, report.json and report.md into ``staging``."""
     report = build_report(lowered, prepared, quantized, parity, seconds)
-    _write_json(staging / "manifest.json", build_manifest(lowered, prepared))
+    manifest = build_manifest(lowered, prepared)
+    check(manifest, "manifest")
+    _write_json(staging / "manifest.json", manifest)
     _write_json(staging / "report.json", report)
     (staging / "report.md").write_text(render_markdown(report))
 
