@@ -50,6 +50,8 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
                 "layout": "NC11",
                 "dtype": "float32",
                 "default": "neutral",
+                "stages": model.num_stages,
+                "channels_per_stage": model.config.channels,
                 "description": f"per stage ({model.num_stages}): {model.config.channels} gains then "
                 f"{model.config.channels} biases; neutral = gains 1, biases 0",
             },

@@ -1,0 +1,96 @@
+"""Run an exported artifact on this host in its own runtime (ONNX Runtime, ExecuTorch)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metasr.errors import MetaSRError
+
+HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
+
+
+@dataclass
+class Engine:
+    """A loaded artifact: ``run(image, modulation)`` maps (1,3,H,W) in [0,1] to (1,3,sH,sW)."""
+
+    path: Path
+    runtime: str
+    manifest: dict[str, Any]
+    run_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    @property
+    def scale(self) -> int:
+        return int(self.manifest["scale"])
+
+    @property
+    def static_sizes(self) -> list[tuple[int, int]] | None:
+        """The input sizes the artifact accepts, or None when height and width are free."""
+        if self.runtime == "onnxruntime" and self.manifest["target"] == "onnx":
+            return None
+        return [(s[2], s[3]) for s in self.manifest["inputs"][0]["shapes"]]
+
+    def neutral_modulation(self) -> torch.Tensor:
+        """Gains 1 and biases 0 for every stage, built from the manifest's modulation input."""
+        spec = self.manifest["inputs"][1]
+        stage = torch.cat([torch.ones(spec["channels_per_stage"]), torch.zeros(spec["channels_per_stage"])])
+        return stage.repeat(spec["stages"]).reshape(1, -1, 1, 1)
+
+    def run(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        return self.run_fn(image, self.neutral_modulation() if modulation is None else modulation)
+
+
+def read_manifest(artifact: Path) -> dict[str, Any]:
+    """The manifest.json written beside ``artifact`` by metasr-export."""
+    path = artifact.parent / "manifest.json"
+    if not path.is_file():
+        raise MetaSRError(f"no manifest.json beside {artifact}; export the artifact with metasr-export")
+    return json.loads(path.read_text())
+
+
+def open_engine(artifact: str | Path) -> Engine:
+    """Load ``artifact`` (.onnx or .pte) in its host runtime."""
+    path = Path(artifact)
+    if not path.exists():
+        raise MetaSRError(f"artifact {path} does not exist; run metasr-export first")
+    kind = HOST_RUNNABLE.get(path.suffix)
+    if kind is None:
+        raise MetaSRError(f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact")
+    manifest = read_manifest(path)
+    run_fn = _onnx_runner(path) if kind == "onnxruntime" else _executorch_runner(path)
+    return Engine(path, kind, manifest, run_fn)
+
+
+def _onnx_runner(path: Path) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}
+        return torch.from_numpy(session.run(["output"], feeds)[0])
+
+    return run
+
+
+def _executorch_runner(path: Path) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(path)
+    methods: dict[tuple[int, int], Any] = {}
+
+    def run(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        size = (image.shape[2], image.shape[3])
+        if size not in methods:
+            names = program.method_names
+            name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
+            methods[size] = program.load_method(name)
+        return methods[size].execute([image.contiguous(), modulation.contiguous()])[0]
+
+    return run
