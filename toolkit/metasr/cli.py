@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def parse_size(text: str) -> tuple[int, int]:
 @click.option("--scale", type=click.IntRange(2, 4), help="Upscaling factor (2 or 4); overrides the recipe.")
 @click.option("--input-size", "input_sizes", multiple=True, help="HxW model input size; repeat for several.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
+@click.option("--profile", "profile_device", help="Profile each artifact right after export (see metasr-profile).")
 def export_command(
     target: str,
     recipe: Path | None,
@@ -39,6 +41,7 @@ def export_command(
     scale: int | None,
     input_sizes: tuple[str, ...],
     out: Path,
+    profile_device: str | None,
 ) -> None:
     """Export the MetaSR student to TARGET, validate it, and write artifact + report + manifest."""
     targets = list(TARGETS) if target == "all" else [target]
@@ -66,6 +69,13 @@ def export_command(
                 failures.append(str(exc))
     if results:
         console.print(summary_table(results))
+    if profile_device:
+        budgets = {r.target: r.latency_budget_ms for r in recipes}
+        for result in results:
+            try:
+                _profile(result.artifact, profile_device, None, 20, budgets[result.target], None)
+            except MetaSRError as exc:
+                failures.append(str(exc))
     if failures:
         raise click.ClickException(failures[0] if len(failures) == 1 else " | ".join(failures))
 
@@ -106,3 +116,51 @@ def train_command(data: Path, out: Path, scale: int, steps: int, seed: int) -> N
         f"wrote {result.weights}: validation Y-PSNR {result.val_psnr:.2f} dB "
         f"(bicubic {result.val_bicubic_psnr:.2f} dB) after {result.steps} steps"
     )
+
+
+def _profile(
+    artifact: Path, device: str, input_size: tuple[int, int] | None, runs: int, budget: float | None, runner
+) -> None:
+    from metasr.profile.run import DeviceSpec, profile_and_write
+
+    report, paths = profile_and_write(artifact, DeviceSpec.parse(device), input_size, runs, budget, runner)
+    console.print(profile_table(report))
+    console.print(f"profile written: {paths['json']}, {paths['md'].name}, {paths['png'].name}")
+
+
+def profile_table(report) -> Table:
+    """Rows of a profile: configuration, median, p10, p90, memory."""
+    table = Table(title=f"metasr-profile: {report.target} on {report.device} ({report.kind})")
+    for column in ("configuration", "median ms", "p10 ms", "p90 ms", "peak MB"):
+        table.add_column(column)
+    for row in report.rows:
+        values = (row.median_ms, row.p10_ms, row.p90_ms, row.peak_memory_mb)
+        table.add_row(row.label, *("n/a" if v is None else f"{v:.2f}" for v in values))
+    return table
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--device", default="host", show_default=True, help="host | adb[:SERIAL] | macos | estimate:NAME")
+@click.option("--input-size", help="HxW (default: the manifest's first input size).")
+@click.option("--runs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--budget-ms", type=float, help="Latency budget; default: the export recipe's latency_budget_ms.")
+@click.option("--runner", type=click.Path(path_type=Path), help="adb: executor_runner / onnxruntime_perf_test binary.")
+def profile_command(
+    artifact: Path, device: str, input_size: str | None, runs: int, budget_ms: float | None, runner: Path | None
+) -> None:
+    """Time ARTIFACT on a device and write JSON, markdown and a PNG chart beside it."""
+    size = parse_size(input_size) if input_size else None
+    try:
+        budget = budget_ms if budget_ms is not None else _recipe_budget(artifact)
+        _profile(artifact, device, size, runs, budget, runner)
+    except MetaSRError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _recipe_budget(artifact: Path) -> float | None:
+    """latency_budget_ms of the recipe the artifact was exported with (from its report.json)."""
+    report = artifact.parent / "report.json"
+    if not report.is_file():
+        return None
+    return json.loads(report.read_text())["recipe"].get("latency_budget_ms")

@@ -37,13 +37,17 @@ class Engine:
         return [(s[2], s[3]) for s in self.manifest["inputs"][0]["shapes"]]
 
     def neutral_modulation(self) -> torch.Tensor:
-        """Gains 1 and biases 0 for every stage, built from the manifest's modulation input."""
-        spec = self.manifest["inputs"][1]
-        stage = torch.cat([torch.ones(spec["channels_per_stage"]), torch.zeros(spec["channels_per_stage"])])
-        return stage.repeat(spec["stages"]).reshape(1, -1, 1, 1)
+        return neutral_modulation(self.manifest)
 
     def run(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
         return self.run_fn(image, self.neutral_modulation() if modulation is None else modulation)
+
+
+def neutral_modulation(manifest: dict[str, Any]) -> torch.Tensor:
+    """Gains 1 and biases 0 for every stage, built from the manifest's modulation input."""
+    spec = manifest["inputs"][1]
+    stage = torch.cat([torch.ones(spec["channels_per_stage"]), torch.zeros(spec["channels_per_stage"])])
+    return stage.repeat(spec["stages"]).reshape(1, -1, 1, 1)
 
 
 def read_manifest(artifact: Path) -> dict[str, Any]:

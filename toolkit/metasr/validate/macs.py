@@ -1,34 +1,51 @@
-"""Multiply-accumulate count of a model, from its conv layers, for one forward pass."""
+"""Per-layer work of a model (MACs, tensor sizes) for one forward pass, from its conv/linear layers."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 
-def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
-    """MACs of every Conv2d and Linear for one forward pass of ``inputs``."""
-    total = 0
+@dataclass(frozen=True)
+class LayerWork:
+    name: str
+    macs: int
+    input_elements: int
+    output_elements: int
+    weight_elements: int
 
-    def conv_hook(module: nn.Conv2d, _inp, out: torch.Tensor) -> None:
-        nonlocal total
-        kh, kw = module.kernel_size
-        total += out.numel() * (module.in_channels // module.groups) * kh * kw
 
-    def linear_hook(module: nn.Linear, _inp, out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() * module.in_features
+def layer_work(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[LayerWork]:
+    """Work of every Conv2d and Linear, in execution order, for one forward pass of ``inputs``."""
+    records: list[LayerWork] = []
 
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
+    def hook(name: str):
+        def record(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            if isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                per_output = (module.in_channels // module.groups) * kh * kw
+            else:
+                per_output = module.in_features
+            records.append(
+                LayerWork(name, out.numel() * per_output, args[0].numel(), out.numel(), module.weight.numel())
+            )
+
+        return record
+
+    handles = [
+        m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
     try:
         with torch.no_grad():
             model(*inputs)
     finally:
         for h in handles:
             h.remove()
-    return total
+    return records
+
+
+def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
+    """MACs of every Conv2d and Linear for one forward pass of ``inputs``."""
+    return sum(layer.macs for layer in layer_work(model, inputs))

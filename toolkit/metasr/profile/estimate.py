@@ -1,0 +1,94 @@
+"""Latency ESTIMATE from a roofline cost model: per-layer MACs and bytes moved vs a device table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from metasr.errors import MetaSRError
+from metasr.models import MetaSRStudent, StudentConfig
+from metasr.recipes import RECIPES_DIR
+from metasr.validate.macs import layer_work
+
+DEVICES_FILE = RECIPES_DIR / "devices.yaml"
+
+# target -> (compute unit, activation bytes, weight bytes, throughput key)
+TARGET_COST = {
+    "coreml": ("npu", 2, 2, "fp16_tops"),
+    "executorch-xnnpack": ("cpu", 1, 1, "int8_tops"),
+    "executorch-vulkan": ("gpu", 2, 2, "fp16_tops"),
+    "onnx": ("cpu", 4, 4, "fp32_tops"),
+    "onnx-qnn": ("npu", 2, 1, "int8_tops"),
+}
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    macs: int
+    bytes_moved: int
+    ms: float
+    bound: str  # "compute" or "memory"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted latency on a named device; always an estimate, never a measurement."""
+
+    device: str
+    unit: str
+    total_ms: float
+    layers: list[LayerCost]
+    sources: list[str]
+    label: str = "ESTIMATE (roofline cost model, not measured)"
+
+
+def load_devices(path: Path = DEVICES_FILE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def estimate_latency(manifest: dict[str, Any], input_size: tuple[int, int], device: str) -> Estimate:
+    """Sum over layers of max(MACs / effective throughput, bytes / bandwidth), plus dispatch overhead."""
+    devices = load_devices()
+    if device not in devices:
+        raise MetaSRError(f"unknown device '{device}'; choose one of {', '.join(devices)} (recipes/devices.yaml)")
+    spec = devices[device]
+    unit_name, act_bytes, weight_bytes, key = TARGET_COST[manifest["target"]]
+    if unit_name not in spec["units"]:
+        raise MetaSRError(f"{device} has no {unit_name} in recipes/devices.yaml; estimate another target or device")
+    unit = spec["units"][unit_name]
+    if key not in unit:
+        raise MetaSRError(f"{device} {unit_name} lists no {key}; add it to recipes/devices.yaml")
+    macs_per_s = unit[key] * 1e12 / 2 * unit["efficiency"]
+    bytes_per_s = spec["memory_bandwidth_gbs"] * 1e9
+    layers = []
+    for name, macs, moved in _layer_work(manifest, input_size, act_bytes, weight_bytes):
+        compute_s, memory_s = macs / macs_per_s, moved / bytes_per_s
+        bound = "compute" if compute_s >= memory_s else "memory"
+        layers.append(LayerCost(name, macs, moved, max(compute_s, memory_s) * 1000.0, bound))
+    total = sum(layer.ms for layer in layers) + unit["overhead_ms"]
+    return Estimate(device, unit_name, total, layers, [unit["source"], spec["memory_source"]])
+
+
+def _layer_work(
+    manifest: dict[str, Any], input_size: tuple[int, int], act_bytes: int, weight_bytes: int
+) -> list[tuple[str, int, int]]:
+    """(layer, MACs, bytes read + written) for each conv of the student described by ``manifest``."""
+    modulation = manifest["inputs"][1]
+    config = StudentConfig(
+        scale=manifest["scale"], channels=modulation["channels_per_stage"], num_blocks=modulation["stages"]
+    )
+    model = MetaSRStudent(config).eval().reparameterize()
+    layers = layer_work(model, (torch.zeros(1, 3, *input_size), model.neutral_modulation()))
+    return [
+        (
+            layer.name,
+            layer.macs,
+            (layer.input_elements + layer.output_elements) * act_bytes + layer.weight_elements * weight_bytes,
+        )
+        for layer in layers
+    ]

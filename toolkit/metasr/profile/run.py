@@ -1,0 +1,180 @@
+"""metasr-profile: dispatch to host, adb, macOS or estimate, write the report, check the budget."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from metasr.errors import MetaSRError
+from metasr.profile.report import ProfileReport, ProfileRow, write_profile
+from metasr.runtime import open_engine, read_manifest
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    kind: str  # host | adb | macos | estimate
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DeviceSpec:
+        kind, _, name = text.partition(":")
+        if kind not in ("host", "adb", "macos", "estimate") or (kind == "estimate" and not name):
+            raise MetaSRError(f"unknown device '{text}'; use host, adb[:SERIAL], macos or estimate:NAME")
+        return cls(kind, name or None)
+
+    def __str__(self) -> str:
+        return self.kind + (f":{self.name}" if self.name else "")
+
+
+def profile_artifact(
+    artifact: Path,
+    device: DeviceSpec,
+    input_size: tuple[int, int] | None = None,
+    runs: int = 20,
+    runner: Path | None = None,
+) -> ProfileReport:
+    """Profile ``artifact`` on ``device`` at ``input_size`` (default: the manifest's first size)."""
+    if not artifact.exists():
+        raise MetaSRError(f"artifact {artifact} does not exist; run metasr-export first")
+    manifest = read_manifest(artifact)
+    size = input_size or tuple(manifest["inputs"][0]["shapes"][0][2:4])
+    dispatch = {"host": _host, "adb": _adb, "macos": _macos, "estimate": _estimate}[device.kind]
+    return dispatch(artifact, manifest, device, size, runs, runner)
+
+
+def check_budget(report: ProfileReport) -> None:
+    """Raise (non-zero exit) when the headline latency exceeds the budget, naming the overrun."""
+    over = report.over_budget_ms
+    if over is not None and over > 0:
+        label = "estimated" if report.kind == "estimate" else "measured"
+        raise MetaSRError(
+            f"{report.target} on {report.device}: {label} {report.headline_ms:.2f} ms exceeds the budget "
+            f"{report.budget_ms:.2f} ms by {over:.2f} ms ({100 * over / report.budget_ms:.0f}%); "
+            "use a smaller input size or tile, a lower-precision recipe, or raise latency_budget_ms"
+        )
+
+
+def profile_and_write(
+    artifact: Path,
+    device: DeviceSpec,
+    input_size: tuple[int, int] | None,
+    runs: int,
+    budget_ms: float | None,
+    runner: Path | None = None,
+) -> tuple[ProfileReport, dict[str, Path]]:
+    """Profile, write JSON/markdown/PNG into ``<artifact dir>/profile/``, then enforce the budget."""
+    report = profile_artifact(artifact, device, input_size, runs, runner)
+    report.budget_ms = budget_ms
+    paths = write_profile(report, artifact.parent / "profile")
+    check_budget(report)
+    return report, paths
+
+
+def _coverage_placement(artifact: Path) -> dict[str, int]:
+    """Ops per compute unit from the export report's placement check."""
+    report_path = artifact.parent / "report.json"
+    if not report_path.is_file():
+        return {}
+    cov = json.loads(report_path.read_text())["coverage"]
+    placement = {cov["where"]: cov["accelerated_ops"]}
+    if cov["total_ops"] > cov["accelerated_ops"]:
+        placement["CPU fallback"] = cov["total_ops"] - cov["accelerated_ops"]
+    return placement
+
+
+def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
+    target = manifest["target"]
+    if target == "coreml":
+        raise MetaSRError("Core ML artifacts cannot run on this host; use --device macos on a Mac or estimate:NAME")
+    if target == "executorch-vulkan":
+        raise MetaSRError("the pip ExecuTorch runtime has no Vulkan backend; profile with --device adb on a phone")
+    if target == "onnx-qnn":
+        return _qnn_placement(artifact, manifest, device, size)
+    from metasr.profile.host import profile_host
+
+    engine = open_engine(artifact)
+    result = profile_host(engine, size, runs=runs)
+    lat = result.latency
+    row = ProfileRow(engine.runtime, lat.median_ms, lat.p10_ms, lat.p90_ms, result.peak_rss_mb)
+    notes = [f"measured on this host: {runs} runs after {result.warmup} warm-up runs; peak RSS of the process"]
+    return ProfileReport(
+        str(artifact), target, str(device), "measured", size, [row], _coverage_placement(artifact), notes=notes
+    )
+
+
+def _qnn_placement(artifact, manifest, device, size) -> ProfileReport:
+    from metasr.export.onnx_qnn import cpu_assigned_ops, open_session
+
+    session = open_session(artifact, allow_fallback=True)
+    fallback = cpu_assigned_ops(session)
+    nodes = sum(len(g.get_nodes()) for g in session.get_provider_graph_assignment_info())
+    placement = {"Qualcomm HTP (emulated)": nodes - len(fallback)} | (
+        {"CPU fallback": len(fallback)} if fallback else {}
+    )
+    notes = [
+        "QNN HTP x86-64 emulator: op placement only, no timing (emulated latency says nothing about a phone)",
+        "all ops on the HTP" if not fallback else "ops that fell back to CPU: " + ", ".join(sorted(set(fallback))),
+        "time it on a phone with --device adb, or estimate it with --device estimate:NAME",
+    ]
+    row = ProfileRow("QNN HTP emulator (no timing)", None)
+    return ProfileReport(
+        str(artifact), manifest["target"], str(device), "placement only", size, [row], placement, notes=notes
+    )
+
+
+def _adb(artifact, manifest, device, size, runs, runner) -> ProfileReport:
+    from metasr.profile.adb import Adb, profile_with_app, profile_with_runner
+
+    adb = Adb(device.name)
+    result = profile_with_runner(adb, artifact, runner, runs) if runner else profile_with_app(adb, artifact, runs, size)
+    lat = result.latency
+    row = ProfileRow(result.method, lat.median_ms, lat.p10_ms, lat.p90_ms, result.peak_memory_mb)
+    notes = [f"measured on the phone over adb ({result.method})"] + ([result.note] if result.note else [])
+    if result.results:
+        notes.append(f"device: {result.results.device.model} ({result.results.device.os})")
+    return ProfileReport(
+        str(artifact),
+        manifest["target"],
+        str(device),
+        "measured",
+        size,
+        [row],
+        _coverage_placement(artifact),
+        notes=notes,
+    )
+
+
+def _macos(artifact, manifest, device, size, runs, runner) -> ProfileReport:
+    from metasr.profile.macos import profile_coreml, require_macos
+
+    require_macos()
+    result = profile_coreml(artifact, manifest, size, runs)
+    rows = [ProfileRow(units, s.median_ms, s.p10_ms, s.p90_ms) for units, s in result.latency.items()]
+    notes = ["Core ML prediction timed per compute-unit setting; placement from MLComputePlan (CPU_AND_NE)"]
+    return ProfileReport(
+        str(artifact), manifest["target"], str(device), "measured", size, rows, result.placement, notes=notes
+    )
+
+
+def _estimate(artifact, manifest, device, size, runs, runner) -> ProfileReport:
+    from metasr.profile.estimate import estimate_latency
+
+    est = estimate_latency(manifest, size, device.name)
+    row = ProfileRow(f"ESTIMATE {est.device} {est.unit}", est.total_ms)
+    bound = sum(1 for layer in est.layers if layer.bound == "memory")
+    notes = [
+        f"{est.label}: per-layer max(MACs / effective peak, bytes / bandwidth) plus dispatch overhead",
+        f"{bound} of {len(est.layers)} layers memory-bound",
+        *[f"source: {s}" for s in est.sources],
+    ]
+    return ProfileReport(
+        str(artifact),
+        manifest["target"],
+        str(device),
+        "estimate",
+        size,
+        [row],
+        {f"{est.unit} (estimate)": len(est.layers)},
+        notes=notes,
+    )
