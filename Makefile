@@ -23,12 +23,12 @@ export-all: $(STAMP)
 	$(BIN)/metasr-export --target all
 
 test: $(STAMP)
-	$(BIN)/ruff check toolkit tests
-	$(BIN)/ruff format --check toolkit tests
+	$(BIN)/ruff check toolkit tests benchmarks
+	$(BIN)/ruff format --check toolkit tests benchmarks
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check toolkit tests && $(BIN)/ruff format --check toolkit tests
+	$(BIN)/ruff check toolkit tests && $(BIN)/ruff format --check toolkit tests benchmarks
 
 corpus:
 	scripts/fetch_corpus.sh data/corpus

@@ -1,0 +1,39 @@
+package dev.metasr.demo
+
+import org.pytorch.executorch.EValue
+import org.pytorch.executorch.Module
+import org.pytorch.executorch.Tensor
+import java.io.File
+
+/** A `.pte` (XNNPACK or Vulkan delegate) run through ExecuTorch's Android library. */
+class ExecuTorchEngine(override val manifest: ModelManifest, artifact: File) : SrEngine {
+    private val module: Module = Module.load(artifact.absolutePath)
+    private val modulation: Tensor = Tensor.fromBlob(
+        manifest.neutralModulation(),
+        LongArray(manifest.modulationShape.size) { manifest.modulationShape[it].toLong() },
+    )
+    override val backend: String
+
+    init {
+        val status = module.loadMethod(METHOD)
+        check(status == 0) {
+            "ExecuTorch could not load '$METHOD' from ${artifact.name} (error 0x${status.toString(16)}); " +
+                "a Vulkan .pte needs an AAR built with the Vulkan backend (see README)"
+        }
+        backend = module.getMethodMetadata(METHOD).backends.joinToString("+").ifEmpty { "portable" }
+    }
+
+    override fun run(input: FloatArray, height: Int, width: Int): FloatArray {
+        val image = Tensor.fromBlob(input, longArrayOf(1, 3, height.toLong(), width.toLong()))
+        val outputs = module.forward(EValue.from(image), EValue.from(modulation))
+        check(outputs.isNotEmpty()) { "ExecuTorch '$METHOD' returned nothing; see logcat tag ExecuTorch" }
+        return outputs[0].toTensor().dataAsFloatArray
+    }
+
+    override fun close() = module.destroy()
+
+    companion object {
+        /** The method `metasr-export` writes into every .pte. */
+        const val METHOD = "forward"
+    }
+}

@@ -1,0 +1,131 @@
+package dev.metasr.demo
+
+import org.json.JSONArray
+import org.json.JSONObject
+import java.io.File
+import java.security.MessageDigest
+
+/**
+ * `manifest.json`, written by `metasr-export` beside every artifact
+ * (toolkit/metasr/validate/report.py, schema toolkit/metasr/schemas/manifest.schema.json).
+ */
+class ModelManifest(
+    val target: String,
+    val file: String,
+    val modelSha256: String,
+    val scale: Int,
+    /** Every exported image input shape, [1, 3, H, W]; static-shape targets run only these. */
+    val imageShapes: List<IntArray>,
+    /** [1, M, 1, 1]. */
+    val modulationShape: IntArray,
+    val modulationStages: Int,
+    val modulationChannels: Int,
+    val tileSize: Int,
+    val tileOverlap: Int,
+    /** onnx / onnx-qnn only: "CPUExecutionProvider" or "QNNExecutionProvider". */
+    val executionProvider: String?,
+    /** onnx-qnn only: the QNN backend the model was validated on ("htp"). */
+    val qnnBackend: String?,
+    /** onnx-qnn only: a pre-compiled EPContext model beside the QDQ model, if the recipe asked for one. */
+    val contextModelFile: String?,
+) {
+    val engineKind: EngineKind get() = EngineKind.forTarget(target)
+
+    /** (height, width) of the first exported input size: the tile the model is fed. */
+    val inputSize: Pair<Int, Int> get() = imageShapes[0][2] to imageShapes[0][3]
+
+    /** Per stage: [modulationChannels] gains of 1, then [modulationChannels] biases of 0. */
+    fun neutralModulation(): FloatArray {
+        val c = modulationChannels
+        return FloatArray(modulationShape[1]) { i -> if (i % (2 * c) < c) 1f else 0f }
+    }
+
+    /** Whether [artifact] is the file this manifest hashed (SHA-256 over the file name, then its bytes). */
+    fun matches(artifact: File): Boolean {
+        val digest = MessageDigest.getInstance("SHA-256")
+        digest.update(artifact.name.toByteArray(Charsets.UTF_8))
+        artifact.inputStream().use { stream ->
+            val buffer = ByteArray(1 shl 16)
+            while (true) {
+                val n = stream.read(buffer)
+                if (n < 0) break
+                digest.update(buffer, 0, n)
+            }
+        }
+        return digest.digest().joinToString("") { "%02x".format(it) } == modelSha256
+    }
+
+    companion object {
+        const val FILE_NAME = "manifest.json"
+        const val SCHEMA_VERSION = 1
+        const val IMAGE_INPUT = "image"
+        const val MODULATION_INPUT = "modulation"
+        const val OUTPUT = "output"
+
+        /** Older manifests state the layout only in the description: "per stage (5): 32 gains then 32 biases; ...". */
+        val MODULATION_LAYOUT = Regex("""per stage \((\d+)\): (\d+) gains then (\d+) biases""")
+
+        fun load(file: File): ModelManifest = parse(JSONObject(file.readText()))
+
+        fun parse(json: JSONObject): ModelManifest {
+            val version = json.getInt("schema_version")
+            require(version == SCHEMA_VERSION) {
+                "manifest schema_version $version is not $SCHEMA_VERSION; update the app or re-export"
+            }
+            val inputs = json.getJSONArray("inputs")
+            val image = tensor(inputs, IMAGE_INPUT)
+            require(image.getString("layout") == "NCHW") { "image input must be NCHW" }
+            val modulation = tensor(inputs, MODULATION_INPUT)
+            require(modulation.getString("default") == "neutral") { "modulation input has no neutral default" }
+            val modulationShape = shapes(modulation)[0]
+            val (stages, channels) = modulationLayout(modulation)
+            require(stages * 2 * channels == modulationShape[1]) {
+                "modulation layout $stages x (2 x $channels) does not match shape ${modulationShape.toList()}"
+            }
+            tensor(json.getJSONArray("outputs"), OUTPUT) // the output must exist under its contracted name
+            val tile = json.getJSONObject("tile")
+            return ModelManifest(
+                target = json.getString("target"),
+                file = json.getString("file"),
+                modelSha256 = json.getString("model_sha256"),
+                scale = json.getInt("scale"),
+                imageShapes = shapes(image),
+                modulationShape = modulationShape,
+                modulationStages = stages,
+                modulationChannels = channels,
+                tileSize = tile.getInt("size"),
+                tileOverlap = tile.getInt("overlap"),
+                executionProvider = json.optStringOrNull("execution_provider"),
+                qnnBackend = json.optStringOrNull("backend"),
+                contextModelFile = json.optJSONObject("context_model")?.getString("file"),
+            )
+        }
+
+        /** (stages, channels per stage): the structured keys when present, else parsed from the description. */
+        private fun modulationLayout(modulation: JSONObject): Pair<Int, Int> {
+            val stages = modulation.optInt("stages")
+            val channels = modulation.optInt("channels_per_stage")
+            if (stages > 0 && channels > 0) return stages to channels
+            val match = MODULATION_LAYOUT.find(modulation.optString("description"))
+                ?: throw IllegalArgumentException("cannot read the modulation layout from the manifest; re-export")
+            val (fromText, gains, biases) = match.destructured.toList().map(String::toInt)
+            require(gains == biases) { "modulation has $gains gains but $biases biases per stage" }
+            return fromText to gains
+        }
+
+        private fun tensor(list: JSONArray, name: String): JSONObject =
+            (0 until list.length()).map(list::getJSONObject).firstOrNull { it.getString("name") == name }
+                ?: throw IllegalArgumentException("manifest has no tensor named '$name'")
+
+        private fun shapes(tensor: JSONObject): List<IntArray> {
+            val shapes = tensor.getJSONArray("shapes")
+            return (0 until shapes.length()).map { i ->
+                val dims = shapes.getJSONArray(i)
+                IntArray(dims.length(), dims::getInt)
+            }
+        }
+
+        private fun JSONObject.optStringOrNull(key: String): String? =
+            if (has(key) && !isNull(key)) getString(key) else null
+    }
+}

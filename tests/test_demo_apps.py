@@ -1,0 +1,499 @@
+"""The demo apps against the exporter and the results format.
+
+The Kotlin and Swift sources cannot be compiled here, so they are read as text: every manifest key, tensor name,
+artifact file name, results key and launch option they use must match what the Python side writes or documents.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import random
+import re
+import textwrap
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import onnx
+import pytest
+
+from metasr.errors import MetaSRError
+from metasr.export.pipeline import TARGETS, export, load, prepare, resolve_recipe
+from metasr.export.stages import Coverage, ExportResult, LoweredArtifact
+from metasr.profile.results import RUNTIME_TARGETS, load_results, percentile, summarize, write_results
+from metasr.recipes import with_overrides
+from metasr.schemas import check, load_schema
+from metasr.validate.report import build_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+ANDROID = ROOT / "android_demo"
+KOTLIN = ANDROID / "app/src/main/java/dev/metasr/demo"
+ANDROID_FIXTURE = ANDROID / "app/src/test/resources/manifest_executorch_xnnpack.json"
+IOS = ROOT / "ios_demo"
+SWIFT = IOS / "MetaSRKit/Sources/MetaSRKit"
+SWIFT_FIXTURE = IOS / "MetaSRKit/Tests/MetaSRKitTests/Fixtures.swift"
+SAMPLES = {"android_demo": ANDROID / "sample_results.json", "ios_demo": IOS / "sample_results.json"}
+# Manifest keys only some targets write, and the target whose module writes them.
+TARGET_KEYS = {
+    "execution_provider": "onnx",
+    "backend": "onnx-qnn",
+    "context_model": "onnx-qnn",
+    "compute_units": "coreml",
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def all_keys(value: Any) -> set[str]:
+    """Every object key anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in all_keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in all_keys(v)}
+    return set()
+
+
+def target_source(target: str) -> str | None:
+    """Source of the exporter module for ``target``, or None while nobody has written it yet."""
+    spec = importlib.util.find_spec(TARGETS[target])
+    return Path(spec.origin).read_text() if spec and spec.origin else None
+
+
+def exporter_file_patterns(target: str) -> set[str]:
+    """Artifact names the target module builds, e.g. f"metasr_x{prepared.scale}.pte" -> "metasr_x%d.pte"."""
+    source = target_source(target)
+    if source is None:
+        pytest.skip(f"toolkit module for target '{target}' is not written yet")
+    names = re.findall(r"""["'](metasr_x\{[^{}]+\}[^"'{}]*\.(?:pte|onnx|mlpackage))["']""", source)
+    assert names, f"no artifact file name found in {TARGETS[target]}; update this test's pattern"
+    return {re.sub(r"\{[^{}]+\}", "%d", name) for name in names}
+
+
+def kotlin_regex_literal(text: str, name: str) -> str:
+    return re.search(rf'val {name} = Regex\("""(.+?)"""\)', text).group(1)
+
+
+def swift_blocks(text: str) -> list[tuple[str, int, int]]:
+    """(struct name, body start, body end) for every struct, found by brace matching."""
+    blocks = []
+    for match in re.finditer(r"\bstruct (\w+)[^{]*\{", text):
+        depth, i = 1, match.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        blocks.append((match.group(1), match.end(), i - 1))
+    return blocks
+
+
+def swift_structs(path: Path) -> dict[str, dict[str, bool]]:
+    """For each struct: JSON key -> whether its property is optional, from CodingKeys and stored properties."""
+    text = read(path)
+    blocks = swift_blocks(text)
+
+    def innermost(pos: int) -> str | None:
+        inside = [b for b in blocks if b[1] <= pos < b[2]]
+        return min(inside, key=lambda b: b[2] - b[1])[0] if inside else None
+
+    props: dict[str | None, dict[str, bool]] = {name: {} for name, _, _ in blocks} | {None: {}}
+    for match in re.finditer(r"^\s*(?:public )?let (\w+): ([^=\n]+?)\s*$", text, re.M):
+        props[innermost(match.start())][match.group(1)] = match.group(2).endswith("?")
+    structs: dict[str, dict[str, bool]] = {}
+    for match in re.finditer(r"enum CodingKeys: String, CodingKey \{(.*?)\}", text, re.S):
+        owner = innermost(match.start())
+        keys = {}
+        for line in re.findall(r"case (.+)", match.group(1)):
+            for case in line.split(","):
+                prop, _, raw = case.partition("=")
+                prop = prop.strip().strip("`")
+                keys[raw.strip().strip('"') or prop] = props[owner][prop]
+        structs[owner] = keys
+    return structs
+
+
+def swift_string(text: str, name: str) -> str:
+    return re.search(rf'static let {name} = #?"(.+?)"#?$', text, re.M).group(1)
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    """A real ONNX export at a tiny size (the cheapest target): its manifest is what every target writes."""
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((32, 32),))
+    return export(recipe, tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def manifest(exported: ExportResult) -> dict[str, Any]:
+    return json.loads(exported.manifest.read_text())
+
+
+@pytest.fixture(scope="module")
+def coreml_manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The manifest the coreml target writes, built without converting (coreml's own manifest extras)."""
+    if target_source("coreml") is None:
+        pytest.skip("toolkit module for target 'coreml' is not written yet")
+    module = importlib.import_module(TARGETS["coreml"])
+    extra = getattr(module, "_manifest_extra", None)
+    if extra is None:
+        pytest.skip("metasr.export.coreml has no _manifest_extra(prepared, options) to build its manifest from")
+    recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((32, 32), (64, 64)))
+    prepared = prepare(load(None, recipe.scale), recipe)
+    path = tmp_path_factory.mktemp("coreml") / "metasr_x2.mlpackage"
+    path.mkdir()
+    (path / "Manifest.json").write_text("{}")
+    lowered = LoweredArtifact(path, Coverage(1, 1), "none", lambda *_: None, extra(prepared, recipe.options))
+    manifest = build_manifest(lowered, prepared)
+    check(manifest, "manifest")
+    return manifest
+
+
+@pytest.fixture
+def sample() -> dict[str, Any]:
+    return json.loads(read(SAMPLES["android_demo"]))
+
+
+def swift_fixture() -> dict[str, Any]:
+    return json.loads(textwrap.dedent(re.search(r'#"""\n(.*?)\n\s*"""#', read(SWIFT_FIXTURE), re.S).group(1)))
+
+
+# --- manifests -----------------------------------------------------------------------------------------------------
+
+
+def same_structure(fixture: dict[str, Any], real: dict[str, Any]) -> None:
+    check(fixture, "manifest")
+    for key in ("inputs", "outputs"):
+        assert [set(t) for t in fixture[key]] == [set(t) for t in real[key]], key
+    assert set(load_schema("manifest")["required"]) <= set(fixture) <= set(real) | set(TARGET_KEYS)
+
+
+def test_exported_manifest_and_android_fixture_validate(manifest: dict[str, Any]) -> None:
+    check(manifest, "manifest")
+    same_structure(json.loads(read(ANDROID_FIXTURE)), manifest)
+
+
+def test_swift_fixture_is_what_the_coreml_target_writes(coreml_manifest: dict[str, Any]) -> None:
+    same_structure(swift_fixture(), coreml_manifest)
+    assert set(swift_fixture()) == set(coreml_manifest)
+    assert swift_fixture()["compute_units"] == coreml_manifest["compute_units"]
+
+
+def test_swift_maps_every_coreml_compute_units_option() -> None:
+    if target_source("coreml") is None:
+        pytest.skip("toolkit module for target 'coreml' is not written yet")
+    options = typing.get_type_hints(importlib.import_module(TARGETS["coreml"]).Options)["compute_units"]
+    switch = re.search(r"var mlComputeUnits: MLComputeUnits \{(.*?)\n    \}", read(SWIFT / "CoreMLEngine.swift"), re.S)
+    mapped = set(re.findall(r'"(\w+)"', switch.group(1)))
+    assert set(typing.get_args(options)) <= mapped
+
+
+def test_tensor_and_method_names_match_the_export(exported: ExportResult, manifest: dict[str, Any]) -> None:
+    graph = onnx.load(exported.artifact).graph
+    names = {
+        "image": ([i["name"] for i in manifest["inputs"]][0], graph.input[0].name),
+        "modulation": ([i["name"] for i in manifest["inputs"]][1], graph.input[1].name),
+        "output": (manifest["outputs"][0]["name"], graph.output[0].name),
+    }
+    assert all(a == b == name for name, (a, b) in names.items()), names
+    kotlin = read(KOTLIN / "Manifest.kt")
+    swift = read(SWIFT / "Manifest.swift")
+    for kt, sw, name in (
+        ("IMAGE_INPUT", "imageInput", "image"),
+        ("MODULATION_INPUT", "modulationInput", "modulation"),
+        ("OUTPUT", "outputName", "output"),
+    ):
+        assert re.search(rf'const val {kt} = "{name}"', kotlin)
+        assert swift_string(swift, sw) == name
+    assert re.search(r'const val FILE_NAME = "manifest.json"', kotlin)
+    assert swift_string(swift, "fileName") == exported.manifest.name == "manifest.json"
+    assert re.search(r'const val METHOD = "forward"', read(KOTLIN / "ExecuTorchEngine.kt"))
+
+
+def test_apps_build_the_models_neutral_modulation(manifest: dict[str, Any]) -> None:
+    modulation = manifest["inputs"][1]
+    width = modulation["shapes"][0][1]
+    neutral = load(None, manifest["scale"]).model.neutral_modulation().flatten().tolist()
+    patterns = {
+        "Kotlin": kotlin_regex_literal(read(KOTLIN / "Manifest.kt"), "MODULATION_LAYOUT"),
+        "Swift": swift_string(read(SWIFT / "Manifest.swift"), "modulationLayoutPattern"),
+    }
+    for app, pattern in patterns.items():
+        stages, gains, biases = map(int, re.search(pattern, modulation["description"]).groups())
+        assert gains == biases and stages * (gains + biases) == width, app
+        # The apps prefer the structured keys; they must agree with the description the fallback parses.
+        assert (modulation.get("stages", stages), modulation.get("channels_per_stage", gains)) == (stages, gains)
+        # ModelManifest.neutralModulation / Manifest.neutralModulation: per stage C ones, then C zeros.
+        assert [1.0 if i % (2 * gains) < gains else 0.0 for i in range(width)] == neutral, app
+    assert modulation["default"] == "neutral"
+
+
+def test_manifest_hash_is_what_the_android_app_checks(exported: ExportResult, manifest: dict[str, Any]) -> None:
+    artifact = exported.artifact
+    assert hashlib.sha256(artifact.name.encode() + artifact.read_bytes()).hexdigest() == manifest["model_sha256"]
+    source = read(KOTLIN / "Manifest.kt")
+    assert source.index("digest.update(artifact.name") < source.index("artifact.inputStream()")
+
+
+def test_manifest_keys_read_by_kotlin_exist(manifest: dict[str, Any]) -> None:
+    source = read(KOTLIN / "Manifest.kt")
+    reads = re.findall(r"\b(get|opt)\w*\(\s*\"([a-z0-9_]+)\"", source)
+    required = {key for kind, key in reads if kind == "get"}
+    optional = {key for kind, key in reads if kind == "opt"}
+    assert {"schema_version", "target", "file", "model_sha256", "scale", "inputs", "outputs", "tile"} <= required
+    assert required <= all_keys(manifest), required - all_keys(manifest)
+    for key in optional - all_keys(manifest):
+        assert key in TARGET_KEYS, f"Manifest.kt reads '{key}', which no target writes"
+        source = target_source(TARGET_KEYS[key])
+        if source is not None:
+            assert f'"{key}"' in source, f"{TARGETS[TARGET_KEYS[key]]} no longer writes '{key}'"
+
+
+def check_swift_keys(manifest: dict[str, Any]) -> None:
+    """Every key Manifest.swift decodes without `?` is in ``manifest``; every optional one is written by some target."""
+    structs = swift_structs(SWIFT / "Manifest.swift")
+    sections = {
+        "Manifest": [manifest],
+        "TensorSpec": manifest["inputs"] + manifest["outputs"],
+        "TileSpec": [manifest["tile"]],
+    }
+    for struct, objects in sections.items():
+        for key, optional in structs[struct].items():
+            if not optional:
+                assert all(key in obj for obj in objects), f"{struct}.{key} is required but missing in the manifest"
+            elif not any(key in obj for obj in objects) and key in TARGET_KEYS:
+                source = target_source(TARGET_KEYS[key])
+                if source is not None:
+                    assert f'"{key}"' in source, f"{TARGETS[TARGET_KEYS[key]]} no longer writes '{key}'"
+
+
+def test_manifest_keys_decoded_by_swift_exist(manifest: dict[str, Any]) -> None:
+    check_swift_keys(manifest)
+    structs = swift_structs(SWIFT / "Manifest.swift")
+    written = all_keys(manifest) | set(TARGET_KEYS)
+    decoded = {key for keys in structs.values() for key in keys}
+    assert decoded <= written, f"Manifest.swift decodes keys no target writes: {decoded - written}"
+
+
+def test_swift_decodes_the_coreml_manifest(coreml_manifest: dict[str, Any]) -> None:
+    check_swift_keys(coreml_manifest)
+    modulation = next(t for t in coreml_manifest["inputs"] if t["name"] == "modulation")
+    pattern = swift_string(read(SWIFT / "Manifest.swift"), "modulationLayoutPattern")
+    stages, gains, _ = map(int, re.search(pattern, modulation["description"]).groups())
+    assert stages * 2 * gains == modulation["shapes"][0][1]
+    assert coreml_manifest["file"] == swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern") % 2
+
+
+# --- artifact names and runtimes -----------------------------------------------------------------------------------
+
+
+def engine_kinds() -> list[tuple[str, str, str, str]]:
+    """(enum name, target, runtime, artifact pattern) from SrEngine.kt's EngineKind."""
+    source = read(KOTLIN / "SrEngine.kt")
+    return re.findall(r'^\s*(\w+)\("([\w-]+)", "([\w-]+)", "([^"]+)"\)', source, re.M)
+
+
+def test_engine_kinds_cover_every_target_and_schema_runtime() -> None:
+    kinds = engine_kinds()
+    targets = {target for _, target, _, _ in kinds}
+    assert targets | {"coreml"} == set(TARGETS)
+    runtimes = load_schema("benchmark_results")["properties"]["runtime"]["enum"]
+    assert set(RUNTIME_TARGETS) == set(runtimes)
+    for _, target, runtime, _ in kinds:
+        assert RUNTIME_TARGETS[runtime] == target
+    assert re.search(r'static let runtimeName = "coreml"', read(SWIFT / "Benchmark.swift"))
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_app_artifact_names_match_the_exporter(target: str, manifest: dict[str, Any]) -> None:
+    if target == "coreml":
+        pattern = swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern")
+    else:
+        pattern = next(p for _, t, _, p in engine_kinds() if t == target)
+    if target == manifest["target"]:
+        assert pattern % manifest["scale"] == manifest["file"]
+    assert pattern in exporter_file_patterns(target)
+
+
+def test_readmes_name_only_real_artifacts() -> None:
+    patterns = [p for *_, p in engine_kinds()] + [swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern")]
+    names = {p % s for p in patterns for s in (2, 4)}
+    names |= {n.replace(".mlpackage", ".mlmodelc") for n in names}
+    for readme in (ANDROID / "README.md", IOS / "README.md"):
+        mentioned = set(re.findall(r"metasr_x\d\w*\.(?:pte|onnx|mlpackage|mlmodelc)", read(readme)))
+        assert mentioned and mentioned <= names, (readme, mentioned - names)
+
+
+# --- benchmark results ---------------------------------------------------------------------------------------------
+
+
+def test_results_schema_is_valid_draft_2020_12() -> None:
+    jsonschema.Draft202012Validator.check_schema(load_schema("benchmark_results"))
+
+
+@pytest.mark.parametrize("app", sorted(SAMPLES))
+def test_samples_validate_and_parse(app: str) -> None:
+    results = load_results(SAMPLES[app])
+    assert results.app == app
+    assert results.runs == len(results.latencies_ms) == 50
+    assert (results.median_ms, results.p10_ms, results.p90_ms) == pytest.approx(
+        summarize(results.latencies_ms), abs=1e-3
+    )
+    fixture = json.loads(read(ANDROID_FIXTURE)) if app == "android_demo" else swift_fixture()
+    assert (results.artifact.file, results.artifact.target, results.artifact.model_sha256) == (
+        fixture["file"],
+        fixture["target"],
+        fixture["model_sha256"],
+    )
+    assert results.timestamp.utcoffset() is not None
+
+
+def schema_keys() -> tuple[set[str], set[str]]:
+    """(all property names at every level, required top-level names) of the results schema."""
+    schema = load_schema("benchmark_results")
+    props = schema["properties"]
+    return set(props) | set(props["device"]["properties"]) | set(props["artifact"]["properties"]), set(
+        schema["required"]
+    )
+
+
+def test_android_writes_exactly_the_schema_keys_in_sample_order() -> None:
+    source = read(KOTLIN / "ResultsWriter.kt")
+    known, required = schema_keys()
+    written = set(re.findall(r'\.put\("(\w+)"', source))
+    assert written <= known, written - known
+    top = re.findall(r'\.put\("(\w+)"', re.search(r"return JSONObject\(\)(.*?)\n    \}", source, re.S).group(1))
+    assert required <= set(top)
+    assert list(json.loads(read(SAMPLES["android_demo"]))) == top
+    assert re.search(r'const val APP = "android_demo"', source)
+
+
+def test_ios_writes_exactly_the_schema_keys_sorted() -> None:
+    structs = swift_structs(SWIFT / "Benchmark.swift")
+    known, required = schema_keys()
+    top = set(structs["BenchmarkResults"])
+    assert required | {"compute_units"} == top
+    assert set(structs["Device"]) | set(structs["Artifact"]) | top <= known
+    sample = json.loads(read(SAMPLES["ios_demo"]))
+    assert list(sample) == sorted(top)
+    assert list(sample["device"]) == sorted(structs["Device"])
+    assert re.search(r'static let appName = "ios_demo"', read(SWIFT / "Benchmark.swift"))
+    units = load_schema("benchmark_results")["properties"]["compute_units"]["enum"]
+    assert set(re.findall(r'case \.\w+: "(\w+)"', read(SWIFT / "CoreMLEngine.swift"))) == set(units)
+
+
+def test_percentiles_match_the_apps_test_vectors() -> None:
+    values = [40.0, 10.0, 30.0, 20.0]  # the vectors in ResultsWriterTest.kt and BenchmarkTests.swift
+    assert summarize(values) == pytest.approx((25.0, 13.0, 37.0))
+    assert percentile([7.5], 90) == 7.5
+    rng = random.Random(0)
+    for n in (1, 2, 5, 50, 51):
+        sample = [rng.uniform(1, 30) for _ in range(n)]
+        for p in (10, 50, 90):
+            assert percentile(sample, p) == pytest.approx(float(np.percentile(sample, p)))
+
+
+def broken(sample: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(expected message fragment, a corrupted copy of sample) pairs."""
+    for mutation, fragment in (
+        (lambda d: d.update(median_ms=d["median_ms"] + 0.5), "median_ms"),
+        (lambda d: d.update(p90_ms=d["p10_ms"]), "p90_ms"),
+        (lambda d: d.pop("p10_ms"), "p10_ms"),
+        (lambda d: d.pop("timestamp"), "timestamp"),
+        (lambda d: d["device"].pop("model"), "model"),
+        (lambda d: d.update(runs=d["runs"] + 1), "runs"),
+        (lambda d: d.update(runtime="onnxruntime-qnn"), "runtime"),
+        (lambda d: d.pop("backend"), "backend"),
+        (lambda d: d.update(timestamp="2025-06-01T12:00:00"), "timestamp"),
+        (lambda d: d.update(latencies_ms=[]), "latencies_ms"),
+        (lambda d: d.update(extra=1), "extra"),
+    ):
+        doc = copy.deepcopy(sample)
+        mutation(doc)
+        yield fragment, doc
+
+
+def test_load_results_rejects_inconsistent_or_incomplete_files(sample: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    for fragment, doc in broken(sample):
+        path.write_text(json.dumps(doc))
+        with pytest.raises(MetaSRError, match=fragment) as info:
+            load_results(path)
+        assert "\n" not in str(info.value)
+    path.write_text("{not json")
+    with pytest.raises(MetaSRError, match="not valid JSON"):
+        load_results(path)
+    with pytest.raises(MetaSRError, match="no such benchmark results file"):
+        load_results(tmp_path / "missing.json")
+
+
+def test_write_results_round_trips_atomically(tmp_path: Path) -> None:
+    results = load_results(SAMPLES["android_demo"])
+    path = write_results(results, tmp_path / "out" / "benchmark_results.json")
+    assert load_results(path) == results
+    assert json.loads(path.read_text()) == json.loads(read(SAMPLES["android_demo"]))
+    before = path.read_bytes()
+    with pytest.raises(MetaSRError, match="median_ms"):
+        write_results(dataclasses.replace(results, median_ms=results.median_ms * 2), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+# --- launch contracts ----------------------------------------------------------------------------------------------
+
+
+def test_adb_extras_match_the_android_readme() -> None:
+    contract = read(KOTLIN / "BenchmarkContract.kt")
+    readme = read(ANDROID / "README.md")
+    names = dict(re.findall(r'const val (EXTRA_\w+) = "(\w+)"', contract))
+    kinds = {"String": "s", "Int": "i"}
+    used = {(kinds[kind], names[const]) for kind, const in re.findall(r"get(String|Int)Extra\((EXTRA_\w+)", contract)}
+    assert {name for _, name in used} == set(names.values())
+    assert used == set(re.findall(r"--e([si])\s+(\w+)", readme))
+    for extra, const in (("runs", "DEFAULT_RUNS"), ("warmup", "DEFAULT_WARMUP")):
+        default = re.search(rf"const val {const} = (\d+)", contract).group(1)
+        assert re.search(rf"\| `--ei {extra}` \| int \| {default} \|", readme)
+    files_dir = re.search(r'const val DEVICE_FILES_DIR = "([^"]+)"', contract).group(1)
+    results = re.search(r'const val RESULTS_FILE = "([^"]+)"', contract).group(1)
+    assert f"adb pull {files_dir}/{results}" in readme
+    component = re.search(r'const val COMPONENT = "([^"]+)"', contract).group(1)
+    assert f"-n {component}" in readme
+    package = re.search(r'applicationId = "([\w.]+)"', read(ANDROID / "app/build.gradle.kts")).group(1)
+    assert files_dir == f"/sdcard/Android/data/{package}/files" and component.startswith(f"{package}/")
+    assert re.search(r'const val LOG_TAG = "(\w+)"', contract).group(1) in readme
+    assert 'android:name=".BenchmarkActivity"\n            android:exported="true"' in read(
+        ANDROID / "app/src/main/AndroidManifest.xml"
+    )
+
+
+def test_ios_launch_arguments_match_the_ios_readme() -> None:
+    source = read(SWIFT / "Benchmark.swift")
+    readme = read(IOS / "README.md")
+    assert swift_string(source, "flag") == "-benchmark" and "-benchmark runs=50 input=256x256" in readme
+    for const in ("runsKey", "warmupKey", "inputKey", "computeUnitsKey"):
+        assert f"`{swift_string(source, const)}=" in readme, const
+    assert f"Documents/{swift_string(source, 'resultsFileName')}" in readme
+
+
+def test_metasr_profile_adb_drives_the_benchmark_contract() -> None:
+    if importlib.util.find_spec("metasr.profile.adb") is None:
+        pytest.skip("metasr.profile.adb is not written yet")
+    adb = importlib.import_module("metasr.profile.adb")
+    contract = read(KOTLIN / "BenchmarkContract.kt")
+    for name in ("COMPONENT", "DEVICE_FILES_DIR", "RESULTS_FILE", "ERROR_FILE"):
+        assert re.search(rf'const val {name} = "([^"]+)"', contract).group(1) == getattr(adb, name), name
+    extras = set(re.findall(r'const val EXTRA_\w+ = "(\w+)"', contract))
+    sent = set(re.findall(r'"--e[si]", "(\w+)"', Path(adb.__file__).read_text()))
+    assert sent == extras
