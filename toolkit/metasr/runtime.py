@@ -67,14 +67,19 @@ def open_engine(artifact: str | Path) -> Engine:
     if kind is None:
         raise MetaSRError(f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact")
     manifest = read_manifest(path)
-    run_fn = _onnx_runner(path) if kind == "onnxruntime" else _executorch_runner(path)
+    run_fn = _onnx_runner(path, manifest) if kind == "onnxruntime" else _executorch_runner(path)
     return Engine(path, kind, manifest, run_fn)
 
 
-def _onnx_runner(path: Path) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
+        from metasr.export.onnx_qnn import open_session
+
+        session = open_session(path, manifest.get("context_model", {}).get("soc_model"))
+    else:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def run(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
         feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}

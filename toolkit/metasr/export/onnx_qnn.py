@@ -1,0 +1,223 @@
+"""ONNX QNN target: a static-shape QDQ model for ONNX Runtime's QNN execution provider on the Qualcomm HTP.
+
+Parity and placement are measured with the QNN HTP backend's x86-64 emulator (numerics, not timing). The session
+is created with CPU fallback disabled, so a successful export proves every node runs on the HTP.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from metasr.errors import MetaSRError
+from metasr.export.onnx_graph import export_onnx
+from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
+
+NAME = "onnx-qnn"
+WHERE = "Qualcomm HTP (QNN x86-64 emulator)"
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+ACTIVATIONS = {"a16w8": "uint16", "a8w8": "uint8"}
+
+
+@dataclass(frozen=True)
+class Options:
+    """ONNX QNN target settings."""
+
+    scheme: Literal["a16w8", "a8w8"] = "a16w8"
+    method: Literal["ort", "nncf"] = "ort"
+    split_identity: bool = True
+    opset: int = 21
+    context_soc_model: str | None = None
+
+
+def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
+    """Export a static float graph and quantize it to QDQ, calibrated on ``calibration`` (real photos)."""
+    options: Options = prepared.recipe.options
+    _check(options, prepared)
+    model = export_onnx(prepared, options.opset, dynamic=False)
+    notes = []
+    if options.split_identity:
+        model, count = split_identity(model)
+        notes.append(f"{count} convs rewritten as residual conv + identity Add so 8-bit weights keep their small taps")
+    feeds = calibration_feeds(calibration, prepared.model.neutral_modulation())
+    if options.method == "nncf":
+        from metasr.quant.nncf_onnx import quantize_nncf
+
+        qdq = quantize_nncf(model, feeds)
+    else:
+        qdq = quantize_qdq(model, feeds, ACTIVATIONS[options.scheme])
+    if unquantized := float_edge_ops(qdq):
+        ops = ", ".join(sorted(set(unquantized)))
+        notes.append(f"{len(unquantized)} ops keep a float input or output and run unquantized on the HTP ({ops})")
+    scheme = f"QDQ {options.scheme.upper()} ({_describe(options)}, {options.method})"
+    return QuantizedModel(prepared, qdq, scheme=scheme, calibration_images=len(calibration), notes=notes)
+
+
+def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
+    """Write the QDQ model (and optional EPContext model) and open it on the HTP with CPU fallback disabled."""
+    prepared = quantized.prepared
+    options: Options = prepared.recipe.options
+    model: onnx.ModelProto = quantized.program
+    onnx.checker.check_model(model, full_check=True)
+    path = staging / f"metasr_x{prepared.scale}_qdq.onnx"
+    onnx.save(model, path)
+    compute = [n.op_type for n in model.graph.node if n.op_type not in QDQ_OPS]
+    extra = _manifest_extra(prepared, options)
+    notes: list[str] = []
+    try:
+        session = open_session(path, options.context_soc_model)
+        fallback: list[str] = []
+    except Exception as exc:  # ORT raises its own Fail/RuntimeException types
+        session, fallback = _placement_probe(path, options.context_soc_model, exc)
+    refused = [op for op in fallback if op not in QDQ_OPS]
+    if options.context_soc_model and not fallback:
+        extra["context_model"] = _context_model(path, options.context_soc_model, session, prepared)
+        notes.append(f"EPContext model {extra['context_model']['file']} pre-compiled for {options.context_soc_model}")
+    return LoweredArtifact(
+        path=path,
+        coverage=Coverage(len(compute) - len(refused), len(compute), fallback, WHERE),
+        runtime=f"ONNX Runtime {ort.__version__} QNNExecutionProvider {_qnn().__version__} (HTP x86-64 emulator)",
+        predict=lambda image, modulation: _run(session, image, modulation),
+        manifest_extra=extra,
+        notes=notes,
+    )
+
+
+def open_session(
+    path: Path,
+    soc_model: str | None = None,
+    context: Path | None = None,
+    allow_fallback: bool = False,
+    log_warnings: bool = False,
+) -> ort.InferenceSession:
+    """An ORT session on the QNN HTP backend; CPU fallback disabled unless asked, EPContext written if ``context``."""
+    qnn = _qnn()
+    options = ort.SessionOptions()
+    options.log_severity_level = 2 if log_warnings else 4  # failures surface as exceptions anyway
+    options.add_session_config_entry("session.disable_cpu_ep_fallback", "0" if allow_fallback else "1")
+    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    if context:
+        options.add_session_config_entry("ep.context_enable", "1")
+        options.add_session_config_entry("ep.context_file_path", str(context))
+        options.add_session_config_entry("ep.context_embed_mode", "1")
+    provider = {"backend_path": qnn.get_qnn_htp_path(), "offload_graph_io_quantization": "0"}
+    if soc_model:
+        provider["soc_model"] = soc_model
+    options.add_provider_for_devices(_qnn_devices(), provider)
+    return ort.InferenceSession(path.read_bytes(), sess_options=options)
+
+
+def _cpu_assigned_ops(session: ort.InferenceSession) -> list[str]:
+    """Op types ORT placed on the CPU EP (Q/DQ left out when compute ops are there too)."""
+    subgraphs = session.get_provider_graph_assignment_info()
+    ops = [node.op_type for g in subgraphs if g.ep_name != qnn_ep_name() for node in g.get_nodes()]
+    compute = [op for op in ops if op not in QDQ_OPS]
+    return compute or ops
+
+
+def qnn_ep_name() -> str:
+    return _qnn().get_ep_name()
+
+
+def _placement_probe(path: Path, soc_model: str | None, error: Exception) -> tuple[ort.InferenceSession, list[str]]:
+    """Reopen with CPU fallback allowed to learn which ops the HTP refused; re-raise if none did."""
+    session = open_session(path, soc_model, allow_fallback=True)
+    fallback = _cpu_assigned_ops(session)
+    if not fallback:
+        first = str(error).strip().splitlines()[0]
+        raise MetaSRError(f"the QNN HTP backend rejected the model ({first}); export with --target onnx") from error
+    return session, fallback
+
+
+def _context_model(path: Path, soc_model: str, session: ort.InferenceSession, prepared: PreparedModel) -> dict:
+    """Compile an EPContext model beside ``path``; it must load with fallback disabled and match the QDQ model.
+
+    The QNN backend numbers graph tensors per process, so the context binary is compiled in a fresh process
+    to stay byte-identical across exports.
+    """
+    context = path.with_name(f"{path.stem.removesuffix('_qdq')}_{soc_model}_ctx.onnx")
+    args = [sys.executable, "-m", __name__, str(path), soc_model, str(context)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if "Unrecognized soc_model" in done.stderr:  # QNN only warns, then compiles for its default SoC
+        raise MetaSRError(f"QNN does not know soc_model '{soc_model}'; use a chip name like SM8650 or its numeric id")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MetaSRError(f"QNN could not compile an EPContext model for {soc_model} ({last}); check context_soc_model")
+    image, modulation = prepared.example_inputs()
+    compiled = _run(open_session(context, soc_model), image, modulation)
+    if not torch.equal(compiled, _run(session, image, modulation)):
+        raise MetaSRError(f"EPContext model for {soc_model} disagrees with the QDQ model; drop context_soc_model")
+    return {"file": context.name, "soc_model": soc_model, "embed_mode": 1}
+
+
+def _check(options: Options, prepared: PreparedModel) -> None:
+    """Reject option combinations the HTP path cannot honour, and a missing onnxruntime-qnn, before any work."""
+    if options.opset < 21:
+        raise MetaSRError(f"onnx-qnn needs opset >= 21 for 16-bit QuantizeLinear, got {options.opset}; set opset: 21")
+    if options.method == "nncf" and options.scheme != "a8w8":
+        raise MetaSRError("NNCF's ONNX backend quantizes to 8 bits only; use scheme: a8w8 or method: ort")
+    if len(prepared.recipe.input_sizes) != 1:
+        raise MetaSRError("onnx-qnn compiles one static input shape for the HTP; give exactly one input size")
+    _qnn()
+
+
+def _describe(options: Options) -> str:
+    return f"{ACTIVATIONS[options.scheme]} activations, int8 symmetric per-channel weights"
+
+
+def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
+    h, w = prepared.recipe.input_size
+    return {
+        "runtime": "onnxruntime",
+        "execution_provider": "QNNExecutionProvider",
+        "backend": "htp",
+        "opset": options.opset,
+        "static_input_shape": [1, 3, h, w],
+        "input_names": ["image", "modulation"],
+        "quantization": {
+            "format": "QDQ",
+            "scheme": options.scheme,
+            "activations": ACTIVATIONS[options.scheme],
+            "weights": "int8 symmetric per-channel",
+            "method": options.method,
+            "identity_split": options.split_identity,
+        },
+    }
+
+
+def _run(session: ort.InferenceSession, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}
+    return torch.from_numpy(session.run(["output"], feeds)[0])
+
+
+@functools.cache
+def _qnn() -> Any:
+    """The onnxruntime_qnn package, its EP library registered with ORT once per process."""
+    try:
+        import onnxruntime_qnn
+    except ImportError as exc:
+        raise MetaSRError(
+            "onnx-qnn needs the onnxruntime-qnn package (Linux x86-64 and Windows only); "
+            "install it or export with --target onnx"
+        ) from exc
+    if not any(d.ep_name == onnxruntime_qnn.get_ep_name() for d in ort.get_ep_devices()):
+        ort.register_execution_provider_library(onnxruntime_qnn.get_ep_name(), onnxruntime_qnn.get_library_path())
+    return onnxruntime_qnn
+
+
+def _qnn_devices() -> list[ort.OrtEpDevice]:
+    return [d for d in ort.get_ep_devices() if d.ep_name == qnn_ep_name()]
+
+
+if __name__ == "__main__":  # compile an EPContext model: python -m metasr.export.onnx_qnn QDQ SOC_MODEL CONTEXT
+    open_session(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), log_warnings=True)
