@@ -104,12 +104,19 @@ def summary_table(results: list[ExportResult]) -> Table:
 @click.option("--scale", type=click.IntRange(2, 4), default=2, show_default=True)
 @click.option("--steps", type=int, default=5000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_command(data: Path, out: Path, scale: int, steps: int, seed: int) -> None:
+@click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True)
+def train_command(
+    data: Path, out: Path, scale: int, steps: int, seed: int, until: int | None, checkpoint_every: int
+) -> None:
     """Train the plain student on bicubic-downscaled photos (resumes from OUT/last.pt)."""
     from metasr.train import TrainConfig, train_student
 
+    config = TrainConfig(
+        data=data, out=out, scale=scale, steps=steps, seed=seed, until=until, checkpoint_every=checkpoint_every
+    )
     try:
-        result = train_student(TrainConfig(data=data, out=out, scale=scale, steps=steps, seed=seed))
+        result = train_student(config)
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
