@@ -11,7 +11,10 @@ from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
 from metasr.recipes import RECIPES_DIR, load_recipe, with_overrides
 
 
-@pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.name)
+EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.name != "devices.yaml")
+
+
+@pytest.mark.parametrize("path", EXPORT_RECIPES, ids=lambda p: p.name)
 def test_every_shipped_recipe_is_valid(path: Path) -> None:
     import yaml
 

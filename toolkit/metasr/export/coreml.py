@@ -1,0 +1,358 @@
+"""Core ML target: an fp16 ML program (.mlpackage) for the Apple Neural Engine, with image input and output.
+
+The app hands over a pixel buffer ("image", RGB, 0-255; the 1/255 scale is baked in) and gets one back
+("output"); ``modulation`` stays a tensor. Input sizes are the recipe's ``input_sizes`` as enumerated shapes:
+flexible ranges would push the model off the Neural Engine.
+
+There is no Core ML runtime on Linux, so parity runs a PyTorch simulation of the saved artifact: its MIL
+program is read back from the .mlpackage and executed op by op, every op rounded to its declared dtype
+(fp16), compressed weights decompressed exactly as stored, int8 activations through the program's own
+quantize/dequantize ops, and the image converted to and from 8-bit pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import coremltools as ct
+import numpy as np
+import torch
+import torch.nn.functional as F
+from coremltools.converters.mil.frontend.milproto.load import load as load_mil
+from coremltools.converters.mil.mil import Function, Operation, Var, types
+
+from metasr.errors import MetaSRError
+from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
+
+NAME = "coreml"
+DEPLOYMENT_TARGET = "iOS17"
+NEURAL_ENGINE = "Apple Neural Engine (static op list; placement needs macOS)"
+NOTES = [
+    "re-exports are byte-identical: Manifest.json item identifiers are UUID v5s of the item paths, the conversion "
+    "date is dropped, the model spec is serialized with sorted map keys, and k-means is seeded and single-threaded",
+    "the image scaling (mul by 1/255) and the casts at the inputs and output are the I/O boundary Core ML performs "
+    "around the graph; the simulation assumes output pixels are rounded to nearest and clamped to 0-255",
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Core ML target settings."""
+
+    compute_units: Literal["CPU_AND_NE", "ALL", "CPU_AND_GPU", "CPU_ONLY"] = "CPU_AND_NE"  # MLComputeUnits
+    precision: Literal["fp16", "fp32"] = "fp16"  # compute precision of float ops
+    weights: WeightCompression = "none"  # int8 linear per channel, or a 6/4-bit k-means palette
+    activations: Literal["fp16", "int8"] = "fp16"  # fp16: float (at ``precision``); int8: W8A8, needs int8 weights
+
+
+class PixelOutput(torch.nn.Module):
+    """The student with its [0, 1] output scaled to 0-255, so Core ML can return it as an image."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        return self.model(image, modulation) * 255.0
+
+
+def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
+    """fp16 (or fp32) float model, or W8A8 calibrated with PT2E; weight compression happens on the ML program."""
+    options: Options = prepared.recipe.options
+    _check(options)
+    module = PixelOutput(prepared.model).eval()
+    if options.activations == "fp16":
+        return QuantizedModel(prepared, module, scheme=_scheme(options))
+    with _converting("W8A8 calibration"):
+        graph = quantize_w8a8(_export(module, prepared).module(), calibration, prepared.model.neutral_modulation())
+    note = "W8A8 activation ranges are calibrated at neutral modulation; FiLM mul/add and modulation stay fp16"
+    return QuantizedModel(prepared, graph, _scheme(options), calibration_images=len(calibration), notes=[note])
+
+
+def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
+    """Convert the torch.export program to an ML program, compress weights, save and read it back."""
+    prepared = quantized.prepared
+    options: Options = prepared.recipe.options
+    with _converting("Core ML conversion"):
+        mlmodel = _convert(quantized.program, prepared, options)
+        if options.activations == "fp16":
+            mlmodel = compress_weights(mlmodel, options.weights)
+    path = staging / f"metasr_x{prepared.scale}.mlpackage"
+    _save(mlmodel, path)
+    function = main_function(path)
+    return LoweredArtifact(
+        path=path,
+        coverage=_coverage(function, options),
+        runtime=f"simulation in PyTorch (no Core ML runtime on Linux) of the saved .mlpackage's MIL program: "
+        f"{options.precision} rounding at every op, weights decompressed from the artifact, 8-bit pixels in and out",
+        predict=_simulator(function),
+        manifest_extra=_manifest_extra(prepared, options),
+        notes=NOTES,
+    )
+
+
+def main_function(package: Path) -> Function:
+    """The ``main`` function of the MIL program stored in an .mlpackage (weights read from its blob file)."""
+    spec = ct.utils.load_spec(str(package))
+    weights = package / "Data" / "com.apple.CoreML" / "weights"
+    return load_mil(spec, spec.specificationVersion, str(weights)).functions["main"]
+
+
+def _check(options: Options) -> None:
+    if options.activations == "int8" and options.weights != "int8":
+        raise MetaSRError(f"activations: int8 quantizes weights to int8 too; set weights: int8, not {options.weights}")
+    if options.precision == "fp32" and options.compute_units == "CPU_AND_NE":
+        raise MetaSRError(
+            "the Neural Engine computes in fp16 only, so precision fp32 with CPU_AND_NE runs on the CPU; "
+            "set precision: fp16, or compute_units: CPU_AND_GPU"
+        )
+
+
+def _scheme(options: Options) -> str:
+    if options.activations == "int8":
+        return "W8A8: int8 per-channel weights, int8 per-tensor conv inputs (PT2E MinMax), fp16 elsewhere"
+    weights = {
+        "none": f"{options.precision} weights",
+        "int8": "int8 per-channel weights",
+        "palettize6": "6-bit k-means palettized weights (one LUT per tensor)",
+        "palettize4": "4-bit k-means palettized weights (one LUT per tensor)",
+    }[options.weights]
+    return f"{weights}, {options.precision} compute"
+
+
+def _export(module: torch.nn.Module, prepared: PreparedModel) -> torch.export.ExportedProgram:
+    """torch.export with symbolic height and width; Core ML then pins them to the enumerated sizes."""
+    height = torch.export.Dim("height", min=8, max=8192)
+    width = torch.export.Dim("width", min=8, max=8192)
+    shapes = {"image": {2: height, 3: width}, "modulation": None}
+    return torch.export.export(module, prepared.example_inputs(), dynamic_shapes=shapes)
+
+
+def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options) -> ct.models.MLModel:
+    sizes = [(1, 3, h, w) for h, w in prepared.recipe.input_sizes]
+    shape = ct.EnumeratedShapes(shapes=sizes, default=sizes[0]) if len(sizes) > 1 else sizes[0]
+    modulation = prepared.model.neutral_modulation()
+    return ct.convert(
+        _export(module, prepared).run_decompositions({}),
+        inputs=[
+            ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=ct.colorlayout.RGB),
+            ct.TensorType(name="modulation", shape=modulation.shape, dtype=_numpy_dtype(options)),
+        ],
+        outputs=[ct.ImageType(name="output", color_layout=ct.colorlayout.RGB)],
+        convert_to="mlprogram",
+        minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+        compute_units=getattr(ct.ComputeUnit, options.compute_units),
+        compute_precision=ct.precision.FLOAT16 if options.precision == "fp16" else ct.precision.FLOAT32,
+    )
+
+
+def _numpy_dtype(options: Options) -> type:
+    return np.float16 if options.precision == "fp16" else np.float32
+
+
+@contextlib.contextmanager
+def _converting(what: str) -> Iterator[None]:
+    """Silence converter progress bars and warnings; turn their failures into one-line errors."""
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    except MetaSRError:
+        raise
+    except Exception as exc:  # torch.export and coremltools raise many types; report the first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetaSRError(f"{what} failed ({first}); use only convs, ReLU, FiLM mul/add and pixel shuffle") from exc
+
+
+def _save(mlmodel: ct.models.MLModel, path: Path) -> None:
+    """Save without the run-dependent bits: conversion date, protobuf map order, item UUIDs, ExecuTorch debug map."""
+    mlmodel.user_defined_metadata.pop("com.github.apple.coremltools.conversion_date", None)
+    mlmodel.save(str(path))
+    (path / "executorch_debug_handle_mapping.json").unlink(missing_ok=True)
+    spec = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    spec.write_bytes(mlmodel.get_spec().SerializeToString(deterministic=True))
+    _stable_item_ids(path / "Manifest.json")
+
+
+def _stable_item_ids(manifest_path: Path) -> None:
+    """Replace the package manifest's random item UUIDs with UUID v5s of the item paths."""
+    manifest = json.loads(manifest_path.read_text())
+    entries = manifest["itemInfoEntries"]
+    ids = {old: str(uuid.uuid5(uuid.NAMESPACE_URL, f"metasr:{entry['path']}")) for old, entry in entries.items()}
+    manifest["itemInfoEntries"] = {ids[old]: entry for old, entry in entries.items()}
+    manifest["rootModelIdentifier"] = ids[manifest["rootModelIdentifier"]]
+    manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
+
+
+def _coverage(function: Function, options: Options) -> Coverage:
+    """Every compute op must be on the Neural Engine list; casts only at the graph's inputs and output."""
+    ops = [op for op in function.operations if not _is_constant(op)]
+    fallback = [op.op_type for op in ops if op.op_type not in ANE_OPS]
+    fallback += [f"cast inside the graph ({op.name})" for op in ops if op.op_type == "cast" and _inner_cast(op)]
+    on_ne = options.precision == "fp16" and options.compute_units in ("CPU_AND_NE", "ALL")
+    where = NEURAL_ENGINE if on_ne else f"Core ML {options.compute_units}, {options.precision} (static op list)"
+    return Coverage(accelerated=len(ops) - len(fallback), total=len(ops), fallback=fallback, where=where)
+
+
+def _is_constant(op: Operation) -> bool:
+    return op.op_type == "const" or op.op_type.startswith("constexpr_")
+
+
+def _inner_cast(op: Operation) -> bool:
+    """A cast that is not fp32 I/O conversion: not of an input (or its image scaling), not of the output."""
+    source = op.inputs["x"].op
+    from_input = source is None or all(v.op is None or v.val is not None for v in source.inputs.values())
+    return not from_input and not any(v in op.enclosing_block.outputs for v in op.outputs)
+
+
+def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
+    """Core ML I/O: images in and out (8-bit RGB pixel buffers), modulation as an MLMultiArray."""
+    model, s = prepared.model, prepared.scale
+    shapes = [[1, 3, h, w] for h, w in prepared.recipe.input_sizes]
+    image = {
+        "layout": "image",
+        "pixel_buffer": "CVPixelBuffer, 8 bits per channel",
+        "color": "RGB",
+        "dtype": "uint8",
+        "value_range": [0, 255],
+    }
+    return {
+        "runtime": "coreml",
+        "format": "mlpackage (ML program)",
+        "minimum_deployment_target": DEPLOYMENT_TARGET,
+        "compute_units": options.compute_units,
+        "precision": options.precision,
+        "weights": options.weights,
+        "activations": options.activations,
+        "enumerated_shapes": shapes,
+        "inputs": [
+            {"name": "image", "shapes": shapes, **image, "scale": "1/255, baked into the model"},
+            {
+                "name": "modulation",
+                "shapes": [[1, model.modulation_channels, 1, 1]],
+                "layout": "NC11 MLMultiArray",
+                "dtype": np.dtype(_numpy_dtype(options)).name,
+                "default": "neutral",
+                "stages": model.num_stages,
+                "channels_per_stage": model.config.channels,
+                "description": f"per stage ({model.num_stages}): {model.config.channels} gains then "
+                f"{model.config.channels} biases; neutral = gains 1, biases 0",
+            },
+        ],
+        "outputs": [{"name": "output", "shapes": [[n, c, h * s, w * s] for n, c, h, w in shapes], **image}],
+    }
+
+
+# --- Simulation of the saved ML program ------------------------------------------------------------------
+
+_DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "int8": torch.int8, "uint8": torch.uint8}
+
+
+def _conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    strides: torch.Tensor,
+    pad_type: str,
+    pad: torch.Tensor,
+    dilations: torch.Tensor,
+    groups: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    if pad_type not in ("custom", "valid"):
+        raise MetaSRError(f"no simulation for conv pad_type '{pad_type}'; use explicit padding in the model")
+    top, bottom, left, right = pad.tolist()
+    x = F.pad(x, (left, right, top, bottom))
+    return F.conv2d(x, weight, bias, strides.tolist(), 0, dilations.tolist(), int(groups))
+
+
+def _per_axis(param: torch.Tensor, x: torch.Tensor, axis: torch.Tensor | None) -> torch.Tensor:
+    if axis is None or param.ndim == 0:
+        return param
+    shape = [1] * x.ndim
+    shape[int(axis)] = -1
+    return param.reshape(shape)
+
+
+def _quantize(
+    input: torch.Tensor,
+    scale: torch.Tensor,
+    output_dtype: str,
+    zero_point: torch.Tensor | None = None,
+    axis: torch.Tensor | None = None,
+) -> torch.Tensor:
+    zero = 0.0 if zero_point is None else _per_axis(zero_point.float(), input, axis)
+    info = torch.iinfo(_DTYPES[output_dtype])
+    return (torch.round(input / _per_axis(scale, input, axis)) + zero).clamp(info.min, info.max)
+
+
+def _dequantize(
+    input: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None = None, axis: torch.Tensor | None = None
+) -> torch.Tensor:
+    zero = 0.0 if zero_point is None else _per_axis(zero_point.float(), input, axis)
+    return (input.float() - zero) * _per_axis(scale, input, axis)
+
+
+# The static allow-list: MIL ops the Neural Engine runs that this toolkit's models use, each with its PyTorch
+# semantics for the simulation. Any other op is reported as a fallback rather than assumed to run or simulated.
+ANE_OPS: dict[str, Callable[..., Any]] = {
+    "conv": _conv,
+    "relu": lambda x: F.relu(x),
+    "add": lambda x, y: x + y,
+    "mul": lambda x, y: x * y,
+    "clip": lambda x, alpha, beta: x.clamp(float(alpha), float(beta)),
+    "pixel_shuffle": lambda x, upscale_factor: F.pixel_shuffle(x, int(upscale_factor)),
+    "split": lambda x, axis, split_sizes: torch.split(x, split_sizes.tolist(), int(axis)),
+    "quantize": _quantize,
+    "dequantize": _dequantize,
+    "cast": lambda x, dtype: x,  # the result is rounded to the declared output dtype like every op's
+}
+
+
+def _simulator(function: Function) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """predict(image, modulation) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
+    constants = {v.name: _constant(op) for op in function.operations if _is_constant(op) for v in op.outputs}
+    ops = [op for op in function.operations if not _is_constant(op)]
+    output = function.outputs[0]
+
+    def predict(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        pixels = torch.round(image.clamp(0.0, 1.0) * 255.0)
+        feeds = {"image": pixels, "modulation": modulation}
+        values = {**constants, **{k: v.to(_dtype(function.inputs[k])) for k, v in feeds.items()}}
+        for op in ops:
+            _run(op, values)
+        return torch.round(values[output.name].float().clamp(0.0, 255.0)) / 255.0
+
+    return predict
+
+
+def _run(op: Operation, values: dict[str, Any]) -> None:
+    if op.op_type not in ANE_OPS:
+        raise MetaSRError(f"no simulation for MIL op '{op.op_type}'")
+    args = {name: _compute_value(values[var.name]) for name, var in op.inputs.items()}
+    results = ANE_OPS[op.op_type](**args)
+    for var, result in zip(op.outputs, results if isinstance(results, tuple) else (results,), strict=True):
+        values[var.name] = result.to(_dtype(var))
+
+
+def _compute_value(value: Any) -> Any:
+    """Float tensors are computed in fp32 (exact for fp16 operands) and rounded to the op's dtype afterwards."""
+    return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+
+def _constant(op: Operation) -> Any:
+    """A const's value, or a compressed weight decompressed by coremltools exactly as Core ML does."""
+    value = op.materialized_val_inference() if op.op_type.startswith("constexpr_") else op.outputs[0].val
+    return value if isinstance(value, str) else torch.from_numpy(np.array(value))
+
+
+def _dtype(var: Var) -> torch.dtype:
+    return _DTYPES[types.builtin_to_string(var.dtype)]
