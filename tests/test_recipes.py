@@ -10,7 +10,6 @@ from metasr.errors import MetaSRError
 from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
 from metasr.recipes import RECIPES_DIR, load_recipe, with_overrides
 
-
 EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.name != "devices.yaml")
 
 
