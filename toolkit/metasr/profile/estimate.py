@@ -82,8 +82,9 @@ def _layer_work(
     config = StudentConfig(
         scale=manifest["scale"], channels=modulation["channels_per_stage"], num_blocks=modulation["stages"]
     )
-    model = MetaSRStudent(config).eval().reparameterize()
-    layers = layer_work(model, (torch.zeros(1, 3, *input_size), model.neutral_modulation()))
+    model = MetaSRStudent(config).eval().reparameterize().to("meta")  # shapes only, no arithmetic
+    inputs = (torch.zeros(1, 3, *input_size, device="meta"), model.neutral_modulation().to("meta"))
+    layers = layer_work(model, inputs)
     return [
         (
             layer.name,
