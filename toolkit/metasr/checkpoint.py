@@ -38,6 +38,7 @@ def save_student(model: MetaSRStudent, path: str | Path) -> None:
     os.close(fd)
     try:
         save_file(state, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
