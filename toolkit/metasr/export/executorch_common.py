@@ -1,0 +1,118 @@
+"""ExecuTorch plumbing shared by the XNNPACK and Vulkan targets: methods, lowering, coverage, runtime."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import operator
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from executorch.exir import EdgeCompileConfig, EdgeProgramManager, to_edge_transform_and_lower
+from executorch.exir.backend.partitioner import Partitioner
+from executorch.exir.lowered_backend_module import LoweredBackendModule
+from executorch.runtime import Runtime
+
+from metasr.errors import MetaSRError
+from metasr.export.stages import Coverage, PreparedModel
+
+_DELEGATE_CALL = torch.ops.higher_order.executorch_call_delegate
+
+
+def method_sizes(prepared: PreparedModel) -> dict[str, tuple[int, int]]:
+    """One program method per recipe input size: ``forward`` for the first, ``forward_HxW`` for the rest."""
+    sizes = prepared.recipe.input_sizes
+    return {"forward" if i == 0 else f"forward_{h}x{w}": (h, w) for i, (h, w) in enumerate(sizes)}
+
+
+def export_methods(module: torch.nn.Module, prepared: PreparedModel) -> dict[str, torch.export.ExportedProgram]:
+    """``torch.export`` of ``module(image, modulation)`` at each method's static input size."""
+    with quiet():
+        return {
+            name: torch.export.export(module, prepared.example_inputs(size))
+            for name, size in method_sizes(prepared).items()
+        }
+
+
+def lower(
+    programs: dict[str, torch.export.ExportedProgram], partitioner: Callable[[], Partitioner]
+) -> EdgeProgramManager:
+    """Edge dialect with everything the backend accepts delegated (a fresh partitioner per method).
+
+    The edge IR verifier is skipped: it re-validates every node after each pass, which doubles the
+    export time, and the serialized program is byte-identical with or without it.
+    """
+    partitioners = {name: [partitioner()] for name in programs}
+    config = EdgeCompileConfig(_check_ir_validity=False)
+    with quiet():
+        return to_edge_transform_and_lower(programs, partitioner=partitioners, compile_config=config)
+
+
+def coverage(edge: EdgeProgramManager, where: str) -> Coverage:
+    """Compute nodes inside the delegates vs outside them (plain ExecuTorch CPU kernels), over all methods.
+
+    Every ``call_function`` counts except tuple indexing (``getitem``) and the delegate call itself.
+    """
+    inside, outside = 0, []
+    for name in edge.methods:
+        graph_module = edge.exported_program(name).graph_module
+        for node in graph_module.graph.nodes:
+            if node.op == "get_attr" and isinstance(getattr(graph_module, node.target), LoweredBackendModule):
+                inside += len(_compute_ops(getattr(graph_module, node.target).original_module.graph_module))
+        outside += _compute_ops(graph_module)
+    return Coverage(accelerated=inside, total=inside + len(outside), fallback=outside, where=where)
+
+
+def write_program(edge: EdgeProgramManager, path: Path) -> None:
+    """Serialize to a ``.pte`` file."""
+    with quiet():
+        path.write_bytes(edge.to_executorch().buffer)
+
+
+def runtime_predict(
+    path: Path, sizes: dict[str, tuple[int, int]]
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Load the ``.pte`` in ExecuTorch's Python runtime; run the method exported for the image's size."""
+    program = Runtime.get().load_program(path.read_bytes())  # caches each method it loads
+    by_size = {size: name for name, size in sizes.items()}
+
+    def predict(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        name = by_size.get(tuple(image.shape[-2:]))
+        if name is None:
+            raise MetaSRError(f"the .pte has no method for input {tuple(image.shape[-2:])}; add it to input_sizes")
+        return program.load_method(name).execute([image.contiguous(), modulation.contiguous()])[0]
+
+    return predict
+
+
+def manifest_methods(prepared: PreparedModel) -> dict[str, Any]:
+    """Method name -> input and output shapes, for the app."""
+    s, channels = prepared.scale, prepared.model.modulation_channels
+    return {
+        name: {"image": [1, 3, h, w], "modulation": [1, channels, 1, 1], "output": [1, 3, h * s, w * s]}
+        for name, (h, w) in method_sizes(prepared).items()
+    }
+
+
+def not_lowered(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    """Stand-in ``predict`` for a program that was not serialized because ops fell outside the delegate."""
+    raise MetaSRError("the program was not lowered: some ops fall outside the delegate; see the coverage")
+
+
+def _compute_ops(graph_module: torch.fx.GraphModule) -> list[str]:
+    return [
+        getattr(node.target, "__name__", str(node.target))
+        for node in graph_module.graph.nodes
+        if node.op == "call_function" and node.target not in (operator.getitem, _DELEGATE_CALL)
+    ]
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporters' warnings and prints (they are not actionable for users)."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield

@@ -1,0 +1,188 @@
+"""Static int8 PT2E quantization for XNNPACK: torchao's prepare/convert or NNCF's ``quantize_pt2e``.
+
+Both paths annotate with ExecuTorch's ``XNNPACKQuantizer`` (int8 activations per tensor, int8 weights
+per output channel, symmetric) and return a folded Q/DQ ``GraphModule`` ready for ``torch.export``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import operator
+from collections.abc import Iterator
+from typing import Literal
+
+import nncf
+import nncf.quantization.algorithms.min_max.algorithm as nncf_min_max
+import torch
+from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+    XNNPACKQuantizer,
+    get_symmetric_quantization_config,
+)
+from nncf.common.graph.graph import NNCFGraph
+from nncf.common.quantization.quantizer_setup import SingleConfigQuantizerSetup
+from nncf.experimental.torch.fx import quantize_pt2e as nncf_quantize_pt2e
+from nncf.experimental.torch.fx.constant_folding import constant_fold
+from nncf.experimental.torch.fx.quantization.quantizer.torch_ao_adapter import TorchAOQuantizerAdapter
+from nncf.experimental.torch.fx.transformations import QUANTIZE_NODE_TARGETS
+from nncf.quantization.advanced_parameters import OverflowFix
+from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+BiasCorrection = Literal["full", "fast", "none"]
+
+_SPLITS = (torch.ops.aten.split.Tensor, torch.ops.aten.split_with_sizes.default)
+
+
+def xnnpack_quantizer() -> XNNPACKQuantizer:
+    """Static int8: per-tensor activations (histogram ranges), per-channel symmetric weights."""
+    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+
+
+def capture(model: torch.nn.Module, example: Batch) -> torch.fx.GraphModule:
+    """Pre-autograd graph of ``model`` with dynamic image height/width, splits rewritten as slices.
+
+    XNNPACK has no split kernel, so a split would stay outside the delegate; slices are delegated.
+    The dynamic size lets one calibrated graph be exported once per recipe input size.
+    """
+    height = torch.export.Dim("height", min=8, max=8192)
+    width = torch.export.Dim("width", min=8, max=8192)
+    shapes = {"image": {2: height, 3: width}, "modulation": None}
+    graph_module = torch.export.export(model, example, dynamic_shapes=shapes).module()
+    return split_to_slices(graph_module)
+
+
+def split_to_slices(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Replace every ``split`` whose outputs are only indexed with one ``slice`` per output, in place."""
+    graph = graph_module.graph
+    for node in [n for n in graph.nodes if n.op == "call_function" and n.target in _SPLITS]:
+        if any(user.target is not operator.getitem for user in node.users):
+            continue
+        source, sizes, dim = node.args[0], node.args[1], node.args[2] if len(node.args) > 2 else 0
+        length = source.meta["val"].shape[dim]
+        if isinstance(sizes, int):
+            chunk = sizes
+            sizes = [min(chunk, length - start) for start in range(0, length, chunk)]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        for user in list(node.users):
+            index = user.args[1]
+            with graph.inserting_before(user):
+                piece = graph.call_function(
+                    torch.ops.aten.slice.Tensor, (source, dim, starts[index], starts[index] + sizes[index])
+                )
+            piece.meta = dict(user.meta)
+            user.replace_all_uses_with(piece)
+            graph.erase_node(user)
+        graph.erase_node(node)
+    graph.lint()
+    graph_module.recompile()
+    return graph_module
+
+
+def calibration_batches(
+    images: list[torch.Tensor], neutral: torch.Tensor, spread: float, variants: int = 2, seed: int = 0
+) -> list[Batch]:
+    """Each image with the neutral modulation, plus ``variants`` modulations jittered by up to ``spread``.
+
+    Calibrating only at neutral (gains exactly 1, biases exactly 0) would give the FiLM inputs
+    degenerate int8 ranges, silently clipping any gain above 1 and any bias beyond about +-0.03.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batches: list[Batch] = []
+    for image in images:
+        batches.append((image, neutral))
+        for _ in range(variants if spread > 0 else 0):
+            noise = (torch.rand(neutral.shape, generator=generator) * 2 - 1) * spread
+            batches.append((image, neutral + noise))
+    return batches
+
+
+def quantize_pt2e(graph_module: torch.fx.GraphModule, batches: list[Batch]) -> torch.fx.GraphModule:
+    """torchao PT2E: insert observers, run the calibration batches, fold to Q/DQ."""
+    prepared = prepare_pt2e(graph_module, xnnpack_quantizer())
+    with torch.no_grad():
+        for image, modulation in batches:
+            prepared(image, modulation)
+    return convert_pt2e(prepared)
+
+
+def quantize_nncf(
+    graph_module: torch.fx.GraphModule, batches: list[Batch], bias_correction: BiasCorrection
+) -> torch.fx.GraphModule:
+    """NNCF PT2E with the same quantizer and histogram ranges as torchao, then (fast or full) bias correction.
+
+    With ``none`` the result matches :func:`quantize_pt2e` (within 0.01 dB), so the difference is NNCF's
+    bias correction. Weight Q/DQ is folded here rather than by NNCF: given a quantizer with
+    ``get_nncf_quantization_setup``, NNCF folds it the OpenVINO way (mul/sub), which XNNPACK cannot match.
+    """
+    fast = {"full": False, "fast": True, "none": None}[bias_correction]
+    with _nncf_full_int8_weights(), _quiet_nncf():
+        quantized = nncf_quantize_pt2e(
+            graph_module,
+            _SignedWeightsQuantizer(xnnpack_quantizer()),
+            nncf.Dataset(batches),
+            subset_size=len(batches),
+            fast_bias_correction=fast,
+            activations_range_estimator_params=RangeEstimatorParametersSet.HISTOGRAM,
+            fold_quantize=False,
+        )
+    constant_fold(quantized, lambda n: n.op == "call_function" and n.target in QUANTIZE_NODE_TARGETS)
+    return quantized
+
+
+class _SignedWeightsQuantizer:
+    """``XNNPACKQuantizer`` as NNCF sees it, with every per-channel (weight) quantizer forced signed.
+
+    NNCF 3.4.0 makes an all-non-negative weight tensor (the anchor conv) "unsigned symmetric", i.e.
+    int8 with zero point -127: XNNPACK requires zero point 0, and ``dequantize_per_channel`` overflows
+    int8 on it. Providing ``get_nncf_quantization_setup`` is NNCF's hook for supplying that setup.
+    """
+
+    def __init__(self, quantizer: XNNPACKQuantizer) -> None:
+        self._quantizer = quantizer
+
+    def transform_for_annotation(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        return self._quantizer.transform_for_annotation(model)
+
+    def get_nncf_quantization_setup(
+        self, model: torch.fx.GraphModule, nncf_graph: NNCFGraph
+    ) -> SingleConfigQuantizerSetup:
+        setup = TorchAOQuantizerAdapter(self._quantizer).get_quantization_setup(model, nncf_graph)
+        for point in setup.quantization_points.values():
+            if point.qconfig.per_channel:
+                point.qconfig.signedness_to_force = True
+        return setup
+
+
+@contextlib.contextmanager
+def _nncf_full_int8_weights() -> Iterator[None]:
+    """Switch off NNCF's x86 "overflow fix" for the duration of one quantization.
+
+    By default NNCF halves the weight range (7-bit weights) of the first convolutions after every model
+    input, a workaround for x86 CPUs without VNNI. ``modulation`` is an input that reaches every FiLM
+    stage, so that hits 7 of the 8 convs; XNNPACK on ARM needs no such fix, and ``quantize_pt2e``
+    exposes no parameter for it.
+    """
+    defaults = nncf_min_max.MODE_BASED_DEFAULTS
+    saved = defaults[None]
+    defaults[None] = dataclasses.replace(saved, overflow_fix=OverflowFix.DISABLE)
+    try:
+        yield
+    finally:
+        defaults[None] = saved
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """Hide NNCF's progress bars and its 'experimental feature' warning."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
