@@ -69,6 +69,7 @@ def export_command(
                 failures.append(str(exc))
     if results:
         console.print(summary_table(results))
+        console.print(f"artifacts, reports and manifests under {out}/<target>/")
     if profile_device:
         budgets = {r.target: r.latency_budget_ms for r in recipes}
         for result in results:
@@ -83,16 +84,15 @@ def export_command(
 def summary_table(results: list[ExportResult]) -> Table:
     """The final table: target, file, size, parity, coverage, time."""
     table = Table(title="metasr-export")
-    for column in ("target", "file", "size", "parity (min Y-PSNR)", "coverage", "time"):
+    for column in ("target", "file", "size", "parity (min Y-PSNR)", "on accelerator", "time"):
         table.add_column(column)
     for r in results:
-        cov = r.coverage
         table.add_row(
             r.target,
-            str(r.artifact),
+            r.artifact.name,
             f"{r.size_bytes / 1024:.0f} KiB",
             f"{r.parity.min_psnr_db:.1f} dB (floor {r.parity.floor_db:.0f})",
-            f"{cov.accelerated}/{cov.total} on {cov.where}",
+            f"{r.coverage.accelerated}/{r.coverage.total} ops",
             f"{r.seconds:.1f} s",
         )
     return table

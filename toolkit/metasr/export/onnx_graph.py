@@ -39,7 +39,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
         width = torch.export.Dim("width", min=8, max=8192)
         shapes = {"image": {2: height, 3: width}, "modulation": None}
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,
@@ -62,15 +62,17 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
 
 
 @contextlib.contextmanager
-def _quiet(logger_name: str):
-    """Silence a chatty library logger (torch.onnx warns about optional torchvision ops) for a block."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def _quiet(names: tuple[str, ...] = ("torch.onnx", "onnxscript", "onnx_ir")):
+    """Silence the exporter's chatty loggers (optional torchvision ops, rewrite passes) for a block."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def onnx_ops(model: onnx.ModelProto) -> list[str]:
