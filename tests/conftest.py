@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,13 @@ def small_student() -> MetaSRStudent:
 def leftovers(out_dir: Path) -> list[str]:
     """Everything in an output folder: artifacts, staging folders, temp files."""
     return sorted(p.name for p in out_dir.iterdir()) if out_dir.exists() else []
+
+
+class PicklePayload:
+    """Unpickling this creates ``marker``: a safe loader must refuse it without ever running it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import torch
 from metasr.checkpoint import bundled_weights, load_student, save_student
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent
+from tests.conftest import PicklePayload
 
 
 def test_safetensors_round_trip(tmp_path: Path, small_student: MetaSRStudent) -> None:
@@ -51,20 +51,10 @@ def test_truncated_torch_file_is_refused(tmp_path: Path, small_student: MetaSRSt
         load_student(path)
 
 
-class _Payload:
-    """Unpickling this would create a marker file: the loader must never do it."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.marker),))
-
-
 def test_pickle_checkpoint_is_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"model": _Payload(marker)}, path)
+    torch.save({"model": PicklePayload(marker)}, path)
     with pytest.raises(MetaSRError, match="refused \\(never executed\\)"):
         load_student(path)
     assert not marker.exists()

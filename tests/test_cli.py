@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ from click.testing import CliRunner
 from metasr.checkpoint import save_student
 from metasr.cli import export_command
 from metasr.models import MetaSRStudent
-from tests.conftest import leftovers
+from tests.conftest import PicklePayload, leftovers
 
 
 def _run(*args: str):
@@ -49,18 +48,10 @@ def test_truncated_checkpoint(tmp_path: Path, small_student: MetaSRStudent) -> N
     assert leftovers(tmp_path / "o") == []
 
 
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.marker),))
-
-
 def test_pickle_checkpoint_refused_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     ckpt = tmp_path / "evil.pt"
-    torch.save(_Payload(marker), ckpt)
+    torch.save(PicklePayload(marker), ckpt)
     result = _run("--target", "onnx", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"))
     assert result.exit_code != 0
     (line,) = _error_lines(result)
