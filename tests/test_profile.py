@@ -167,3 +167,13 @@ def test_runner_output_parsers() -> None:
     assert (stats.median_ms, stats.p10_ms, stats.p90_ms) == pytest.approx((3.1, 2.9, 4.2))
     with pytest.raises(MetaSRError, match="no latency lines"):
         parse_perf_test("nothing here", 10)
+
+
+def test_qnn_artifact_on_host_reports_placement_not_time(tmp_path: Path) -> None:
+    recipe = with_overrides(resolve_recipe("onnx-qnn"), input_sizes=((96, 128),))
+    artifact = export(recipe, tmp_path).artifact
+    report, paths = profile_and_write(artifact, DeviceSpec.parse("host"), None, 3, budget_ms=1e-6)
+    assert report.kind == "placement only" and report.rows[0].median_ms is None
+    assert set(report.placement) == {"Qualcomm HTP (emulated)"} and report.placement["Qualcomm HTP (emulated)"] > 20
+    assert any("no timing" in n for n in report.notes)
+    assert "no timing to compare" in paths["md"].read_text()  # a budget cannot fail on an untimed report

@@ -117,7 +117,7 @@ def open_session(
     return ort.InferenceSession(path.read_bytes(), sess_options=options)
 
 
-def _cpu_assigned_ops(session: ort.InferenceSession) -> list[str]:
+def cpu_assigned_ops(session: ort.InferenceSession) -> list[str]:
     """Op types ORT placed on the CPU EP (Q/DQ left out when compute ops are there too)."""
     subgraphs = session.get_provider_graph_assignment_info()
     ops = [node.op_type for g in subgraphs if g.ep_name != qnn_ep_name() for node in g.get_nodes()]
@@ -132,7 +132,7 @@ def qnn_ep_name() -> str:
 def _placement_probe(path: Path, soc_model: str | None, error: Exception) -> tuple[ort.InferenceSession, list[str]]:
     """Reopen with CPU fallback allowed to learn which ops the HTP refused; re-raise if none did."""
     session = open_session(path, soc_model, allow_fallback=True)
-    fallback = _cpu_assigned_ops(session)
+    fallback = cpu_assigned_ops(session)
     if not fallback:
         first = str(error).strip().splitlines()[0]
         raise MetaSRError(f"the QNN HTP backend rejected the model ({first}); export with --target onnx") from error
