@@ -74,8 +74,7 @@ def target_source(target: str) -> str | None:
 def exporter_file_patterns(target: str) -> set[str]:
     """Artifact names the target module builds, e.g. f"metasr_x{prepared.scale}.pte" -> "metasr_x%d.pte"."""
     source = target_source(target)
-    if source is None:
-        pytest.skip(f"toolkit module for target '{target}' is not written yet")
+    assert source is not None, f"no toolkit module for target '{target}'"
     names = re.findall(r"""["'](metasr_x\{[^{}]+\}[^"'{}]*\.(?:pte|onnx|mlpackage))["']""", source)
     assert names, f"no artifact file name found in {TARGETS[target]}; update this test's pattern"
     return {re.sub(r"\{[^{}]+\}", "%d", name) for name in names}
@@ -144,12 +143,8 @@ def manifest(exported: ExportResult) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def coreml_manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The manifest the coreml target writes, built without converting (coreml's own manifest extras)."""
-    if target_source("coreml") is None:
-        pytest.skip("toolkit module for target 'coreml' is not written yet")
     module = importlib.import_module(TARGETS["coreml"])
-    extra = getattr(module, "_manifest_extra", None)
-    if extra is None:
-        pytest.skip("metasr.export.coreml has no _manifest_extra(prepared, options) to build its manifest from")
+    extra = module._manifest_extra
     recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((32, 32), (64, 64)))
     prepared = prepare(load(None, recipe.scale), recipe)
     path = tmp_path_factory.mktemp("coreml") / "metasr_x2.mlpackage"
@@ -192,8 +187,6 @@ def test_swift_fixture_is_what_the_coreml_target_writes(coreml_manifest: dict[st
 
 
 def test_swift_maps_every_coreml_compute_units_option() -> None:
-    if target_source("coreml") is None:
-        pytest.skip("toolkit module for target 'coreml' is not written yet")
     options = typing.get_type_hints(importlib.import_module(TARGETS["coreml"]).Options)["compute_units"]
     switch = re.search(r"var mlComputeUnits: MLComputeUnits \{(.*?)\n    \}", read(SWIFT / "CoreMLEngine.swift"), re.S)
     mapped = set(re.findall(r'"(\w+)"', switch.group(1)))
@@ -488,8 +481,6 @@ def test_ios_launch_arguments_match_the_ios_readme() -> None:
 
 
 def test_metasr_profile_adb_drives_the_benchmark_contract() -> None:
-    if importlib.util.find_spec("metasr.profile.adb") is None:
-        pytest.skip("metasr.profile.adb is not written yet")
     adb = importlib.import_module("metasr.profile.adb")
     contract = read(KOTLIN / "BenchmarkContract.kt")
     for name in ("COMPONENT", "DEVICE_FILES_DIR", "RESULTS_FILE", "ERROR_FILE"):
