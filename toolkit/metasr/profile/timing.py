@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+from metasr.profile.results import summarize
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,6 @@ class LatencyStats:
 
     @classmethod
     def of(cls, latencies_ms: list[float]) -> LatencyStats:
-        values = np.asarray(latencies_ms, dtype=np.float64)
-        p10, median, p90 = np.percentile(values, [10, 50, 90])
-        return cls(float(median), float(p10), float(p90), len(values))
+        """Statistics computed exactly as the demo apps compute theirs (one percentile definition)."""
+        median, p10, p90 = summarize(latencies_ms)
+        return cls(median, p10, p90, len(latencies_ms))
