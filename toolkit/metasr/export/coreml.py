@@ -216,7 +216,6 @@ def _inner_cast(op: Operation) -> bool:
 
 def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
     """Core ML I/O: images in and out (8-bit RGB pixel buffers), modulation as an MLMultiArray."""
-    model, s = prepared.model, prepared.scale
     shapes = [[1, 3, h, w] for h, w in prepared.recipe.input_sizes]
     image = {
         "layout": "image",
@@ -235,20 +234,10 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
         "activations": options.activations,
         "enumerated_shapes": shapes,
         "inputs": [
-            {"name": "image", "shapes": shapes, **image, "scale": "1/255, baked into the model"},
-            {
-                "name": "modulation",
-                "shapes": [[1, model.modulation_channels, 1, 1]],
-                "layout": "NC11 MLMultiArray",
-                "dtype": np.dtype(_numpy_dtype(options)).name,
-                "default": "neutral",
-                "stages": model.num_stages,
-                "channels_per_stage": model.config.channels,
-                "description": f"per stage ({model.num_stages}): {model.config.channels} gains then "
-                f"{model.config.channels} biases; neutral = gains 1, biases 0",
-            },
+            {"name": "image", **image, "scale": "1/255, baked into the model"},
+            {"name": "modulation", "layout": "NC11 MLMultiArray", "dtype": np.dtype(_numpy_dtype(options)).name},
         ],
-        "outputs": [{"name": "output", "shapes": [[n, c, h * s, w * s] for n, c, h, w in shapes], **image}],
+        "outputs": [{"name": "output", **image}],
     }
 
 

@@ -68,7 +68,11 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
         ],
         "tile": {"size": recipe.tile.size, "overlap": recipe.tile.overlap},
     }
-    manifest.update(lowered.manifest_extra)
+    extra = dict(lowered.manifest_extra)
+    for key in ("inputs", "outputs"):  # a target overrides fields of an entry, matched by name
+        overrides = {entry["name"]: entry for entry in extra.pop(key, [])}
+        manifest[key] = [{**entry, **overrides.get(entry["name"], {})} for entry in manifest[key]]
+    manifest.update(extra)
     return manifest
 
 
