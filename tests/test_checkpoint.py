@@ -69,6 +69,10 @@ def test_not_a_student_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scale", [2, 4])
 def test_bundled_weights_load_and_are_small(scale: int) -> None:
+    from metasr.assembly import load_metasr
+    from metasr.checkpoint import bundled_student
+
     path = bundled_weights(scale)
     assert path.stat().st_size < 2 * 1024 * 1024
-    assert load_student(path, scale).config.scale == scale
+    assert load_metasr(path, scale).scale == scale
+    assert load_student(bundled_student(scale), scale).config.scale == scale

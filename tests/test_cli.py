@@ -70,7 +70,7 @@ def test_bad_input_size_and_recipe_with_all(tmp_path: Path) -> None:
 def test_successful_export_prints_table(tmp_path: Path, small_student: MetaSRStudent) -> None:
     ckpt = tmp_path / "s.safetensors"
     save_student(small_student, ckpt)
-    result = _run("--target", "onnx", "--checkpoint", str(ckpt), "--input-size", "32x48", "--out", str(tmp_path / "o"))
+    result = _run("--target", "onnx", "--checkpoint", str(ckpt), "--input-size", "64x64", "--out", str(tmp_path / "o"))
     assert result.exit_code == 0, result.output
     assert "metasr-export" in result.output and "onnx" in result.output
     assert (tmp_path / "o" / "onnx" / "metasr_x2.onnx").is_file()

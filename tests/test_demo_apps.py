@@ -29,7 +29,7 @@ from metasr.export.pipeline import TARGETS, export, load, prepare, resolve_recip
 from metasr.export.stages import Coverage, ExportResult, LoweredArtifact
 from metasr.profile.results import RUNTIME_TARGETS, load_results, percentile, summarize, write_results
 from metasr.recipes import with_overrides
-from metasr.schemas import check, load_schema
+from metasr.schemas import MANIFEST_VERSION, check, load_schema
 from metasr.validate.report import build_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def swift_string(text: str, name: str) -> str:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     """A real ONNX export at a tiny size (the cheapest target): its manifest is what every target writes."""
-    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((32, 32),))
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((64, 64),))
     return export(recipe, tmp_path_factory.mktemp("export"))
 
 
@@ -145,7 +145,7 @@ def coreml_manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The manifest the coreml target writes, built without converting (coreml's own manifest extras)."""
     module = importlib.import_module(TARGETS["coreml"])
     extra = module._manifest_extra
-    recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((32, 32), (64, 64)))
+    recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((64, 64), (96, 96)))
     prepared = prepare(load(None, recipe.scale), recipe)
     path = tmp_path_factory.mktemp("coreml") / "metasr_x2.mlpackage"
     path.mkdir()
@@ -197,7 +197,7 @@ def test_tensor_and_method_names_match_the_export(exported: ExportResult, manife
     graph = onnx.load(exported.artifact).graph
     names = {
         "image": ([i["name"] for i in manifest["inputs"]][0], graph.input[0].name),
-        "modulation": ([i["name"] for i in manifest["inputs"]][1], graph.input[1].name),
+        "strength": ([i["name"] for i in manifest["inputs"]][1], graph.input[1].name),
         "output": (manifest["outputs"][0]["name"], graph.output[0].name),
     }
     assert all(a == b == name for name, (a, b) in names.items()), names
@@ -205,7 +205,7 @@ def test_tensor_and_method_names_match_the_export(exported: ExportResult, manife
     swift = read(SWIFT / "Manifest.swift")
     for kt, sw, name in (
         ("IMAGE_INPUT", "imageInput", "image"),
-        ("MODULATION_INPUT", "modulationInput", "modulation"),
+        ("STRENGTH_INPUT", "strengthInput", "strength"),
         ("OUTPUT", "outputName", "output"),
     ):
         assert re.search(rf'const val {kt} = "{name}"', kotlin)
@@ -215,22 +215,34 @@ def test_tensor_and_method_names_match_the_export(exported: ExportResult, manife
     assert re.search(r'const val METHOD = "forward"', read(KOTLIN / "ExecuTorchEngine.kt"))
 
 
-def test_apps_build_the_models_neutral_modulation(manifest: dict[str, Any]) -> None:
-    modulation = manifest["inputs"][1]
-    width = modulation["shapes"][0][1]
-    neutral = load(None, manifest["scale"]).model.neutral_modulation().flatten().tolist()
-    patterns = {
-        "Kotlin": kotlin_regex_literal(read(KOTLIN / "Manifest.kt"), "MODULATION_LAYOUT"),
-        "Swift": swift_string(read(SWIFT / "Manifest.swift"), "modulationLayoutPattern"),
-    }
-    for app, pattern in patterns.items():
-        stages, gains, biases = map(int, re.search(pattern, modulation["description"]).groups())
-        assert gains == biases and stages * (gains + biases) == width, app
-        # The apps prefer the structured keys; they must agree with the description the fallback parses.
-        assert (modulation.get("stages", stages), modulation.get("channels_per_stage", gains)) == (stages, gains)
-        # ModelManifest.neutralModulation / Manifest.neutralModulation: per stage C ones, then C zeros.
-        assert [1.0 if i % (2 * gains) < gains else 0.0 for i in range(width)] == neutral, app
-    assert modulation["default"] == "neutral"
+def test_apps_accept_exactly_the_manifest_version_the_exporter_writes(manifest: dict[str, Any]) -> None:
+    assert (
+        manifest["schema_version"]
+        == MANIFEST_VERSION
+        == load_schema("manifest")["properties"]["schema_version"]["const"]
+    )
+    assert re.search(rf"const val SCHEMA_VERSION = {MANIFEST_VERSION}\b", read(KOTLIN / "Manifest.kt"))
+    assert re.search(rf"static let supportedSchemaVersion = {MANIFEST_VERSION}\b", read(SWIFT / "Manifest.swift"))
+
+
+def test_apps_feed_the_default_strength_the_export_documents(manifest: dict[str, Any]) -> None:
+    strength = manifest["inputs"][1]
+    model = load(None, manifest["scale"]).model
+    assert strength["shapes"] == [list(model.default_strength().shape)] == [[1, 1, 1, 1]]
+    assert strength["default"] == float(model.default_strength()) == -1.0 and strength["value_range"] == [0.0, 1.0]
+    # Android: ModelManifest reads the default and the shape; both engines feed the strength with every tile.
+    kotlin = read(KOTLIN / "Manifest.kt")
+    assert 'defaultStrength = strength.getDouble("default")' in kotlin and "shapes(strength)" in kotlin
+    assert "override var strength: Float = manifest.defaultStrength" in read(KOTLIN / "ExecuTorchEngine.kt")
+    assert "module.forward(EValue.from(image), EValue.from(strength))" in read(KOTLIN / "ExecuTorchEngine.kt")
+    onnx_engine = read(KOTLIN / "OnnxQnnEngine.kt")
+    assert "override var strength: Float = manifest.defaultStrength" in onnx_engine
+    assert "ModelManifest.STRENGTH_INPUT to strength" in onnx_engine
+    # iOS: TensorSpec decodes "default" as a number; CoreMLEngine starts from it and feeds it by name.
+    assert re.search(r"public let defaultValue: Double\?", read(SWIFT / "Manifest.swift"))
+    engine = read(SWIFT / "CoreMLEngine.swift")
+    assert "try manifest.defaultStrength" in engine
+    assert "Manifest.strengthInput: MLFeatureValue(multiArray: strengthArray)" in engine
 
 
 def test_manifest_hash_is_what_the_android_app_checks(exported: ExportResult, manifest: dict[str, Any]) -> None:
@@ -282,10 +294,8 @@ def test_manifest_keys_decoded_by_swift_exist(manifest: dict[str, Any]) -> None:
 
 def test_swift_decodes_the_coreml_manifest(coreml_manifest: dict[str, Any]) -> None:
     check_swift_keys(coreml_manifest)
-    modulation = next(t for t in coreml_manifest["inputs"] if t["name"] == "modulation")
-    pattern = swift_string(read(SWIFT / "Manifest.swift"), "modulationLayoutPattern")
-    stages, gains, _ = map(int, re.search(pattern, modulation["description"]).groups())
-    assert stages * 2 * gains == modulation["shapes"][0][1]
+    strength = next(t for t in coreml_manifest["inputs"] if t["name"] == "strength")
+    assert strength["default"] == -1.0 and strength["optional"] is True  # stored in the model too
     assert coreml_manifest["file"] == swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern") % 2
 
 

@@ -19,10 +19,11 @@ from metasr.export import coreml
 from metasr.export.pipeline import export, load, prepare, resolve_recipe, validate
 from metasr.export.stages import ExportResult, LoadedModel
 from metasr.images import to_numpy
-from metasr.models import MetaSRStudent
+from metasr.models.metasr import MetaSR
+from metasr.quant.coreml_quant import MIN_COMPRESSED_WEIGHTS
 from metasr.recipes import RECIPES_DIR, Recipe, with_overrides
 from metasr.validate.metrics import y_psnr
-from tests.conftest import leftovers
+from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
 
 SIZES = ((64, 64), (96, 128))
 
@@ -53,40 +54,51 @@ def fp16(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     return export(small(), tmp_path_factory.mktemp("fp16"))
 
 
+def _export_responsive(out: Path) -> ExportResult:
+    """``responsive_metasr`` (strength changes its output), floor lifted: its weights are random, not trained."""
+    return export(dataclasses.replace(small(), parity_floor_db=0.0), out, loaded=LoadedModel(responsive_metasr(), "t"))
+
+
+@pytest.fixture(scope="module")
+def responsive(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    return _export_responsive(tmp_path_factory.mktemp("responsive"))
+
+
 def test_default_export_is_an_fp16_image_model_for_the_neural_engine(fp16: ExportResult) -> None:
     assert fp16.parity.min_psnr_db >= 60.0
     assert fp16.coverage.fallback == [] and fp16.coverage.fraction == 1.0
     assert fp16.coverage.where == coreml.NEURAL_ENGINE
     spec = ct.utils.load_spec(str(fp16.artifact))
     assert spec.WhichOneof("Type") == "mlProgram" and spec.specificationVersion == 8  # iOS 17
-    image, modulation = spec.description.input
+    image, strength = spec.description.input
     assert image.name == "image" and image.type.imageType.colorSpace == ImageFeatureType.RGB
     assert [(s.height, s.width) for s in image.type.imageType.enumeratedSizes.sizes] == list(SIZES)
-    assert modulation.name == "modulation" and list(modulation.type.multiArrayType.shape) == [1, 320, 1, 1]
+    assert strength.name == "strength" and list(strength.type.multiArrayType.shape) == [1, 1, 1, 1]
+    assert strength.type.isOptional and strength.type.multiArrayType.floatDefaultValue == -1.0
     (output,) = spec.description.output
     assert output.name == "output" and output.type.imageType.colorSpace == ImageFeatureType.RGB
     ops = list(coreml.main_function(fp16.artifact).operations)
     scaling = next(op for op in ops if op.op_type == "mul" and op.x.name == "image")
     assert scaling.y.val == pytest.approx(1 / 255)
-    assert {"conv", "pixel_shuffle"} <= {op.op_type for op in ops}
+    assert {"conv", "pixel_shuffle", "avg_pool", "upsample_bilinear"} <= {op.op_type for op in ops}
     assert all(op.outputs[0].dtype == ct.converters.mil.mil.types.fp16 for op in ops if op.op_type == "conv")
     manifest = json.loads(fp16.manifest.read_text())
     assert manifest["compute_units"] == "CPU_AND_NE" and manifest["precision"] == "fp16"
     assert manifest["enumerated_shapes"] == [[1, 3, 64, 64], [1, 3, 96, 128]]
     assert manifest["inputs"][0]["layout"] == manifest["outputs"][0]["layout"] == "image"
     assert manifest["outputs"][0]["shapes"] == [[1, 3, 128, 128], [1, 3, 192, 256]]
-    assert manifest["inputs"][1]["dtype"] == "float16"
+    assert manifest["inputs"][1]["dtype"] == "float16" and manifest["inputs"][1]["optional"] is True
     report = json.loads(fp16.report.read_text())
     assert "simulation" in report["parity"]["runtime"]
 
 
-def test_export_twice_is_byte_identical(fp16: ExportResult, tmp_path: Path) -> None:
-    again = export(small(), tmp_path)
-    assert package_files(again.artifact) == package_files(fp16.artifact)
-    assert again.manifest.read_bytes() == fp16.manifest.read_bytes()
+def test_export_twice_is_byte_identical(responsive: ExportResult, tmp_path: Path) -> None:
+    again = _export_responsive(tmp_path)
+    assert package_files(again.artifact) == package_files(responsive.artifact)
+    assert again.manifest.read_bytes() == responsive.manifest.read_bytes()
     # Maps serialize in a per-process order unless asked not to: the stored spec must be the canonical form.
-    stored = fp16.artifact / "Data/com.apple.CoreML/model.mlmodel"
-    assert stored.read_bytes() == ct.utils.load_spec(str(fp16.artifact)).SerializeToString(deterministic=True)
+    stored = responsive.artifact / "Data/com.apple.CoreML/model.mlmodel"
+    assert stored.read_bytes() == ct.utils.load_spec(str(responsive.artifact)).SerializeToString(deterministic=True)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +110,11 @@ def test_compressed_weights_are_stored_compressed_and_pass_their_floor(
 ) -> None:
     result = export(small(name), tmp_path)
     assert result.parity.passed and result.coverage.fallback == []
-    compressed = [op for op in coreml.main_function(result.artifact).operations if op.op_type.startswith("constexpr")]
-    assert len(compressed) == 7  # head, five blocks, tail; biases and the 1x1 anchor stay fp16
+    ops = list(coreml.main_function(result.artifact).operations)
+    compressed = [op for op in ops if op.op_type.startswith("constexpr")]
+    # every conv weight with enough values is stored compressed; biases, fixed filters and small 1x1s stay fp16
+    large = [op.weight.op for op in ops if op.op_type == "conv" and np.prod(op.weight.shape) >= MIN_COMPRESSED_WEIGHTS]
+    assert len(large) > 7 and all(weight in compressed for weight in large)  # more than the student's 7
     for op in compressed:
         if palette is None:
             assert op.op_type == "constexpr_affine_dequantize" and op.quantized_data.val.dtype == np.int8
@@ -117,26 +132,40 @@ def test_w8a8_simulation_matches_the_calibrated_pt2e_model(tmp_path: Path) -> No
     ops = {op.op_type for op in coreml.main_function(lowered.path).operations}
     assert {"quantize", "dequantize", "constexpr_affine_dequantize"} <= ops
     assert validate(lowered, prepared).passed
-    modulation = prepared.model.neutral_modulation()
+    strength = prepared.model.default_strength()
     image = validation_images(*recipe.input_size)[0]
     with torch.no_grad():
-        fake_quant = quantized.program(image, modulation) / 255.0
-    assert y_psnr(to_numpy(lowered.predict(image, modulation)), to_numpy(fake_quant)) > 50.0
+        fake_quant = quantized.program(image, strength) / 255.0
+    assert y_psnr(to_numpy(lowered.predict(image, strength)), to_numpy(fake_quant)) > 50.0
 
 
-class _ErfStudent(MetaSRStudent):
-    """A student ending in erf, which the Neural Engine does not run."""
+def test_fp16_artifact_follows_strength(responsive: ExportResult) -> None:
+    model = prepare(LoadedModel(responsive_metasr(), "test"), small()).model
+    predict = coreml._simulator(coreml.main_function(responsive.artifact))
+    assert_follows_strength(predict, model, SIZES[0])
 
-    def forward(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.erf(super().forward(image, modulation))
+
+def test_w8a8_artifact_follows_strength(tmp_path: Path) -> None:
+    """Activation ranges calibrated at strengths -1, 0, 0.5 and 1 keep both ends of the strength path."""
+    recipe = small("coreml-w8a8")
+    prepared = prepare(LoadedModel(responsive_metasr(), "test"), recipe)
+    lowered = coreml.lower(coreml.quantize(prepared, calibration_images(*recipe.input_size)[:2]), tmp_path)
+    assert lowered.coverage.fallback == []
+    assert_follows_strength(lowered.predict, prepared.model, recipe.input_size)
+
+
+class _WithErf(MetaSR):
+    """A MetaSR ending in erf, which the Neural Engine does not run."""
+
+    def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.erf(super().forward(image, strength))
 
 
 def test_op_off_the_neural_engine_fails_and_leaves_nothing(tmp_path: Path) -> None:
-    base = load(None, 2).model
-    model = _ErfStudent(base.config)
-    model.load_state_dict(base.state_dict())
+    base = responsive_metasr()
+    model = _WithErf(base.student, dict(base.extractors), base.orchestrator).eval()
     with pytest.raises(MetaSRError, match=r"cannot run erf on Apple Neural Engine"):
-        export(small(), tmp_path, loaded=LoadedModel(model.eval(), "test"))
+        export(small(), tmp_path, loaded=LoadedModel(model, "test"))
     assert leftovers(tmp_path) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,29 +11,48 @@ import torch
 from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import export, resolve_recipe
-from metasr.export.stages import ExportResult, LoadedModel
-from metasr.models import MetaSRStudent, StudentConfig
+from metasr.export.executorch_common import runtime_predict
+from metasr.export.executorch_vulkan import _simulate
+from metasr.export.pipeline import export, lower, prepare, resolve_recipe, target_module
+from metasr.export.stages import ExportResult, LoadedModel, QuantizedModel
+from metasr.models.metasr import MetaSR
+from metasr.quant.pt2e_xnnpack import capture
 from metasr.recipes import Recipe, with_overrides
+from metasr.runtime import open_engine
 from metasr.schemas import check
-from tests.conftest import leftovers
+from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
 
-SIZES = ((48, 48), (32, 40))
-METHODS = {"forward": (48, 48), "forward_32x40": (32, 40)}
+SIZE = ((64, 64),)
+SIZES = ((64, 64), (64, 96))
+METHODS = {"forward": (64, 64), "forward_64x96": (64, 96)}
 
 
-def _recipe(target: str, path: str | None = None, sizes: tuple[tuple[int, int], ...] = SIZES) -> Recipe:
+Sizes = tuple[tuple[int, int], ...]
+
+
+def _recipe(target: str, path: str | None = None, sizes: Sizes = SIZE) -> Recipe:
     return with_overrides(resolve_recipe(target, Path(path) if path else None), input_sizes=sizes)
 
 
-@pytest.fixture(scope="module")
-def vulkan(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export(_recipe("executorch-vulkan", sizes=SIZES[:1]), tmp_path_factory.mktemp("vulkan"))
+def _responsive(target: str, out: Path, path: str | None = None, sizes: Sizes = SIZES) -> ExportResult:
+    """``responsive_metasr`` (strength changes its output), floor lifted: its weights are random, not trained."""
+    recipe = dataclasses.replace(_recipe(target, path, sizes=sizes), parity_floor_db=0.0)
+    return export(recipe, out, loaded=LoadedModel(responsive_metasr(), "test"))
 
 
 @pytest.fixture(scope="module")
 def xnnpack(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export(_recipe("executorch-xnnpack"), tmp_path_factory.mktemp("xnnpack"))
+    return export(_recipe("executorch-xnnpack", sizes=SIZES), tmp_path_factory.mktemp("xnnpack"))
+
+
+@pytest.fixture(scope="module")
+def xnnpack_responsive(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    return _responsive("executorch-xnnpack", tmp_path_factory.mktemp("xnnpack-responsive"), sizes=SIZE)
+
+
+@pytest.fixture(scope="module")
+def vulkan_responsive(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    return _responsive("executorch-vulkan", tmp_path_factory.mktemp("vulkan-responsive"))
 
 
 def test_xnnpack_int8_passes_floor_fully_delegated(xnnpack: ExportResult) -> None:
@@ -43,6 +63,7 @@ def test_xnnpack_int8_passes_floor_fully_delegated(xnnpack: ExportResult) -> Non
     assert report["parity"]["runtime"].startswith("ExecuTorch")
     assert "per-channel symmetric int8 weights" in report["quantization"]["scheme"]
     assert report["quantization"]["calibration_images"] == 8
+    assert report["quantization"]["calibration_strengths"] == [-1.0, 0.0, 0.5, 1.0]
     assert sorted(p.name for p in xnnpack.artifact.parent.iterdir()) == [
         "manifest.json",
         "metasr_x2.pte",
@@ -56,45 +77,60 @@ def test_xnnpack_pte_runs_every_method_in_executorch_runtime(xnnpack: ExportResu
     assert program.method_names == set(METHODS)
     manifest = json.loads(xnnpack.manifest.read_text())
     check(manifest, "manifest")
-    assert manifest["input_order"] == ["image", "modulation"]
+    assert manifest["input_order"] == ["image", "strength"]
+    assert manifest["calibration_strengths"] == [-1.0, 0.0, 0.5, 1.0]
     assert set(manifest["methods"]) == set(METHODS)
-    modulation = MetaSRStudent().neutral_modulation()
+    engine = open_engine(xnnpack.artifact)
     for name, (h, w) in METHODS.items():
+        assert manifest["methods"][name]["strength"] == [1, 1, 1, 1]
         assert manifest["methods"][name]["output"] == [1, 3, 2 * h, 2 * w]
-        output = program.load_method(name).execute([torch.rand(1, 3, h, w), modulation])[0]
+        output = engine.run(torch.rand(1, 3, h, w), torch.full((1, 1, 1, 1), 0.5))
         assert output.shape == (1, 3, 2 * h, 2 * w)
         assert float(output.min()) >= 0.0 and float(output.max()) <= 1.0
 
 
-def test_xnnpack_export_twice_is_byte_identical(xnnpack: ExportResult, tmp_path: Path) -> None:
-    again = export(_recipe("executorch-xnnpack"), tmp_path)
-    assert again.artifact.read_bytes() == xnnpack.artifact.read_bytes()
-    assert again.manifest.read_bytes() == xnnpack.manifest.read_bytes()
+def test_xnnpack_int8_follows_strength(xnnpack_responsive: ExportResult) -> None:
+    """Calibrated at strengths -1, 0, 0.5 and 1, so int8 keeps both ends of the strength path."""
+    model = prepare(LoadedModel(responsive_metasr(), "test"), _recipe("executorch-xnnpack")).model
+    predict = runtime_predict(xnnpack_responsive.artifact, {"forward": SIZE[0]})
+    assert_follows_strength(predict, model, SIZE[0])
 
 
-def test_nncf_variant_passes_floor_fully_delegated(tmp_path: Path) -> None:
-    result = export(_recipe("executorch-xnnpack", "recipes/executorch-xnnpack-nncf.yaml", SIZES[:1]), tmp_path)
-    assert result.parity.min_psnr_db >= 40.0
+def test_xnnpack_export_twice_is_byte_identical(xnnpack_responsive: ExportResult, tmp_path: Path) -> None:
+    again = _responsive("executorch-xnnpack", tmp_path, sizes=SIZE)
+    assert again.artifact.read_bytes() == xnnpack_responsive.artifact.read_bytes()
+    assert again.manifest.read_bytes() == xnnpack_responsive.manifest.read_bytes()
+
+
+def test_nncf_variant_is_fully_delegated_and_follows_strength(tmp_path: Path) -> None:
+    """The NNCF path on the small responsive model; `metasr-export --target all` checks floors on trained weights."""
+    result = _responsive("executorch-xnnpack", tmp_path, "recipes/executorch-xnnpack-nncf.yaml", SIZE)
     assert result.coverage.fallback == [] and result.coverage.fraction == 1.0
     assert "NNCF" in json.loads(result.report.read_text())["quantization"]["scheme"]
+    model = prepare(LoadedModel(responsive_metasr(), "test"), _recipe("executorch-xnnpack")).model
+    assert_follows_strength(runtime_predict(result.artifact, {"forward": SIZE[0]}), model, SIZE[0])
 
 
-class _WithErf(MetaSRStudent):
-    """A student with an op XNNPACK has no kernel for."""
+class _WithErf(MetaSR):
+    """A MetaSR with an op XNNPACK has no kernel for."""
 
-    def forward(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.erf(super().forward(image, modulation))
+    def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.erf(super().forward(image, strength))
 
 
-def test_op_outside_the_delegate_fails_naming_it_and_leaves_nothing(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = _WithErf(StudentConfig(scale=2, channels=8, num_blocks=2)).eval()
+def test_op_outside_the_delegate_fails_naming_it_and_writes_nothing(tmp_path: Path) -> None:
+    """Placement checked on the float graph (XNNPACK runs erf neither in fp32 nor in int8): no calibration needed."""
+    base = responsive_metasr()
+    model = _WithErf(base.student, dict(base.extractors), base.orchestrator).eval()
+    prepared = prepare(LoadedModel(model, "test"), _recipe("executorch-xnnpack"))
+    graph = capture(prepared.model, prepared.example_inputs(), prepared.dynamic_shapes())
     with pytest.raises(MetaSRError, match=r"cannot run aten\.erf\.default on XNNPACK delegate"):
-        export(_recipe("executorch-xnnpack", sizes=((32, 32),)), tmp_path, loaded=LoadedModel(model, "test"))
+        lower(QuantizedModel(prepared, graph, "float"), target_module("executorch-xnnpack"), tmp_path)
     assert leftovers(tmp_path) == []
 
 
-def test_vulkan_fp16_all_in_partition_with_simulated_parity(vulkan: ExportResult) -> None:
+def test_vulkan_fp16_all_in_partition_with_simulated_parity(tmp_path: Path) -> None:
+    vulkan = export(_recipe("executorch-vulkan"), tmp_path)
     assert vulkan.coverage.fallback == [] and vulkan.coverage.fraction == 1.0
     assert vulkan.coverage.where == "Vulkan delegate"
     assert 60.0 <= vulkan.parity.min_psnr_db < 120.0  # fp16, not an fp32 stand-in
@@ -106,7 +142,18 @@ def test_vulkan_fp16_all_in_partition_with_simulated_parity(vulkan: ExportResult
     assert not Runtime.get().backend_registry.is_available("VulkanBackend")
 
 
-def test_vulkan_export_twice_is_byte_identical(vulkan: ExportResult, tmp_path: Path) -> None:
-    again = export(_recipe("executorch-vulkan", sizes=SIZES[:1]), tmp_path)
-    assert again.artifact.read_bytes() == vulkan.artifact.read_bytes()
-    assert again.manifest.read_bytes() == vulkan.manifest.read_bytes()
+def test_vulkan_pte_takes_strength_and_its_simulation_follows_it(vulkan_responsive: ExportResult) -> None:
+    """Only the fp16 simulation can run here (no VulkanBackend); the .pte itself must take (image, strength)."""
+    program = Runtime.get().load_program(vulkan_responsive.artifact.read_bytes())
+    for name, (h, w) in METHODS.items():
+        meta = program.metadata(name)
+        assert meta.num_inputs() == 2
+        assert [meta.input_tensor_meta(i).sizes() for i in range(2)] == [(1, 3, h, w), (1, 1, 1, 1)]
+    model = prepare(LoadedModel(responsive_metasr(), "test"), _recipe("executorch-vulkan", sizes=SIZES)).model
+    assert_follows_strength(_simulate(model, torch.float16), model, SIZES[0])
+
+
+def test_vulkan_export_twice_is_byte_identical(vulkan_responsive: ExportResult, tmp_path: Path) -> None:
+    again = _responsive("executorch-vulkan", tmp_path)
+    assert again.artifact.read_bytes() == vulkan_responsive.artifact.read_bytes()
+    assert again.manifest.read_bytes() == vulkan_responsive.manifest.read_bytes()

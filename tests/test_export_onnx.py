@@ -1,97 +1,137 @@
-"""ONNX target end to end: parity in ONNX Runtime, manifest, atomic write, reproducibility."""
+"""ONNX target end to end: parity in ONNX Runtime, manifest, strength, atomic write, reproducibility."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 from metasr.errors import MetaSRError
 from metasr.export.pipeline import export, load, prepare, resolve_recipe
-from metasr.export.stages import LoadedModel
-from metasr.models import MetaSRStudent
-from metasr.recipes import with_overrides
-from tests.conftest import leftovers
+from metasr.export.stages import ExportResult, LoadedModel
+from metasr.models.metasr import MetaSR
+from metasr.recipes import Recipe, with_overrides
+from metasr.runtime import open_engine
+from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
 
-SIZE = ((48, 64),)
+SIZE = ((64, 96),)
 
 
-def test_fp32_export_passes_floor_and_writes_manifest(tmp_path: Path) -> None:
-    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=SIZE)
-    result = export(recipe, tmp_path)
-    assert result.parity.min_psnr_db >= 80.0
-    assert result.coverage.fraction == 1.0
-    assert leftovers(tmp_path) == ["onnx"]
-    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
+def _recipe(path: str | None = None, **options: object) -> Recipe:
+    recipe = with_overrides(resolve_recipe("onnx", Path(path) if path else None), input_sizes=SIZE)
+    return dataclasses.replace(recipe, options=dataclasses.replace(recipe.options, **options))
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    return export(_recipe(), tmp_path_factory.mktemp("fp32"))
+
+
+def test_fp32_export_passes_floor_and_writes_manifest(fp32: ExportResult) -> None:
+    assert fp32.parity.min_psnr_db >= 80.0
+    assert fp32.coverage.fraction == 1.0
+    assert leftovers(fp32.artifact.parent.parent) == ["onnx"]
+    assert sorted(p.name for p in fp32.artifact.parent.iterdir()) == [
         "manifest.json",
         "metasr_x2.onnx",
         "report.json",
         "report.md",
     ]
-    manifest = json.loads(result.manifest.read_text())
-    assert manifest["scale"] == 2 and [i["name"] for i in manifest["inputs"]] == ["image", "modulation"]
-    assert manifest["tile"] == {"size": recipe.tile.size, "overlap": recipe.tile.overlap}
-    model = onnx.load(result.artifact)
+    manifest = json.loads(fp32.manifest.read_text())
+    assert manifest["scale"] == 2 and [i["name"] for i in manifest["inputs"]] == ["image", "strength"]
+    strength = manifest["inputs"][1]
+    assert (strength["shapes"], strength["value_range"], strength["default"]) == ([[1, 1, 1, 1]], [0.0, 1.0], -1.0)
+    assert manifest["tile"] == {"size": 256, "overlap": 16}
+    assert manifest["dynamic_size"] == {"multiple_of": 32, "min": 64, "max": 8192}
+    assert manifest["model"]["sources"] == ["edges", "degradation", "luminance"]
+    model = onnx.load(fp32.artifact)
+    assert [i.name for i in model.graph.input] == ["image", "strength"]
     dims = model.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims][2:] == ["height", "width"]
-    report = json.loads(result.report.read_text())
+    assert all(d.dim_param for d in dims[2:])  # free height and width
+    report = json.loads(fp32.report.read_text())
     assert report["parity"]["images"] == ["astronaut", "coffee", "camera", "text"]
-    assert report["macs_per_output_pixel"] > 1000
+    macs = report["macs_per_output_pixel"]
+    assert macs == manifest["macs_per_output_pixel"]
+    assert macs["total"] == pytest.approx(macs["student"] + macs["metadata_and_orchestrator"], abs=0.2)
+    assert 0 < macs["metadata_and_orchestrator"] < 0.2 * macs["student"]
+
+
+def test_dynamic_graph_runs_other_whole_cell_sizes(fp32: ExportResult) -> None:
+    engine = open_engine(fp32.artifact)
+    assert engine.static_sizes is None
+    base = load(None, 2).model
+    image = torch.rand(1, 3, 128, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = base(image)
+    torch.testing.assert_close(engine.run(image), expected, atol=1e-4, rtol=0)
 
 
 def test_fp16_variant_is_smaller_and_still_close(tmp_path: Path) -> None:
-    recipe = with_overrides(resolve_recipe("onnx", Path("recipes/onnx-fp16.yaml")), input_sizes=SIZE)
-    result = export(recipe, tmp_path)
+    result = export(_recipe("recipes/onnx-fp16.yaml", dynamic_size=False), tmp_path)
     assert 55.0 <= result.parity.min_psnr_db < 140.0
     initializers = onnx.load(result.artifact).graph.initializer
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in initializers)
 
 
-def test_export_twice_is_byte_identical(tmp_path: Path) -> None:
-    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=SIZE)
-    first = export(recipe, tmp_path / "a")
-    second = export(recipe, tmp_path / "b")
-    assert first.artifact.read_bytes() == second.artifact.read_bytes()
-    assert first.manifest.read_bytes() == second.manifest.read_bytes()
+def test_export_twice_is_byte_identical(fp32: ExportResult, tmp_path: Path) -> None:
+    again = export(_recipe(), tmp_path)
+    assert again.artifact.read_bytes() == fp32.artifact.read_bytes()
+    assert again.manifest.read_bytes() == fp32.manifest.read_bytes()
 
 
-class _FailingParity(MetaSRStudent):
-    """A student whose float reference differs from what gets exported: parity must fail."""
+def test_artifact_follows_strength(tmp_path: Path) -> None:
+    """A MetaSR with random FiLM heads (the bundled wrapped student ignores strength): 0 and 1 differ, default too."""
+    model = responsive_metasr()
+    recipe = _recipe(dynamic_size=False)
+    result = export(recipe, tmp_path, loaded=LoadedModel(model, "test"))
+    session = ort.InferenceSession(str(result.artifact), providers=["CPUExecutionProvider"])
 
-    def forward(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
-        out = super().forward(image, modulation)
+    def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(["output"], {"image": image.numpy(), "strength": strength.numpy()})[0])
+
+    psnr = assert_follows_strength(predict, prepare(LoadedModel(model, "test"), recipe).model, SIZE[0])
+    assert min(psnr.values()) > 80.0
+
+
+class _FailingParity(MetaSR):
+    """A MetaSR whose float reference differs from what gets exported: parity must fail."""
+
+    def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        out = super().forward(image, strength)
         return out if torch.compiler.is_exporting() else 1.0 - out
 
 
-def test_parity_below_floor_fails_and_leaves_nothing(tmp_path: Path) -> None:
-    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=SIZE)
+def test_parity_below_floor_fails_leaves_nothing_and_keeps_previous_artifact(
+    fp32: ExportResult, tmp_path: Path
+) -> None:
+    shutil.copytree(fp32.artifact.parent, tmp_path / "onnx")
+    before = (tmp_path / "onnx" / fp32.artifact.name).read_bytes()
     base = load(None, 2).model
-    model = _FailingParity(base.config)
-    model.load_state_dict(base.state_dict())
+    model = _FailingParity(base.student, dict(base.extractors), base.orchestrator).eval()
     with pytest.raises(MetaSRError, match="below the recipe floor 80.00 dB"):
-        export(recipe, tmp_path, loaded=LoadedModel(model.eval(), "test"))
-    assert leftovers(tmp_path) == []
-
-
-def test_failed_export_keeps_previous_artifact(tmp_path: Path) -> None:
-    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=SIZE)
-    good = export(recipe, tmp_path)
-    before = good.artifact.read_bytes()
-    base = load(None, 2).model
-    model = _FailingParity(base.config)
-    model.load_state_dict(base.state_dict())
-    with pytest.raises(MetaSRError):
-        export(recipe, tmp_path, loaded=LoadedModel(model.eval(), "test"))
-    assert good.artifact.read_bytes() == before
+        export(_recipe(dynamic_size=False), tmp_path, loaded=LoadedModel(model, "test"))
+    assert (tmp_path / "onnx" / fp32.artifact.name).read_bytes() == before
     assert leftovers(tmp_path) == ["onnx"]
 
 
-def test_prepare_reports_parameters_and_macs() -> None:
-    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=SIZE)
-    prepared = prepare(load(None, 2), recipe)
+def test_input_sizes_must_be_whole_metadata_cells(tmp_path: Path) -> None:
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((48, 64),))
+    with pytest.raises(MetaSRError, match=r"input size 48x64 does not fit .* 32x32-pixel metadata cells.*64x64"):
+        export(recipe, tmp_path)
+    assert leftovers(tmp_path) == []
+
+
+def test_prepare_counts_macs_of_the_whole_graph_and_the_student() -> None:
+    prepared = prepare(load(None, 2), _recipe())
     assert 30_000 <= prepared.parameters <= 150_000
-    per_pixel = prepared.macs_per_output_pixel
-    assert per_pixel == pytest.approx(prepared.parameters / 4, rel=0.02)
+    macs = prepared.macs_per_output_pixel
+    student_params = sum(p.numel() for p in prepared.model.student.parameters())
+    student_params -= prepared.model.student.anchor.weight.numel()
+    assert macs.student == pytest.approx(student_params / 4, rel=0.02)  # every student conv runs at input resolution
+    assert macs.total > macs.student and macs.overhead == pytest.approx(macs.total - macs.student)

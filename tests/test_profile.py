@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -16,22 +17,25 @@ from metasr.cli import profile_command
 from metasr.errors import MetaSRError
 from metasr.export.pipeline import export, resolve_recipe
 from metasr.profile.adb import ERROR_FILE, RESULTS_FILE, parse_executor_runner, parse_perf_test
+from metasr.profile.estimate import estimate_latency
 from metasr.profile.run import DeviceSpec, profile_and_write
 from metasr.recipes import with_overrides
+from metasr.runtime import open_engine
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("artifacts")
-    return export(with_overrides(resolve_recipe("onnx"), input_sizes=((32, 48),)), out).artifact
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((64, 96),))
+    recipe = dataclasses.replace(recipe, options=dataclasses.replace(recipe.options, dynamic_size=False))
+    return export(recipe, tmp_path_factory.mktemp("artifacts")).artifact
 
 
 def test_host_profile_writes_json_markdown_and_chart(onnx_artifact: Path) -> None:
     report, paths = profile_and_write(onnx_artifact, DeviceSpec.parse("host"), None, runs=5, budget_ms=None)
     (row,) = report.rows
-    assert report.kind == "measured" and report.input_size == (32, 48)
+    assert report.kind == "measured" and report.input_size == (64, 96)
     assert 0 < row.p10_ms <= row.median_ms <= row.p90_ms and row.peak_memory_mb > 10
     data = json.loads(paths["json"].read_text())
     assert math.isclose(data["headline_ms"], row.median_ms)
@@ -59,6 +63,21 @@ def test_estimate_is_labelled_everywhere(onnx_artifact: Path) -> None:
     assert any("source:" in n for n in report.notes)
     bigger, _ = profile_and_write(onnx_artifact, DeviceSpec.parse("estimate:galaxy-s24"), (1080, 1920), 1, None)
     assert bigger.rows[0].median_ms > 3 * report.rows[0].median_ms
+
+
+def test_estimate_covers_the_whole_graph(onnx_artifact: Path) -> None:
+    manifest = json.loads((onnx_artifact.parent / "manifest.json").read_text())
+    layers = {layer.name.split(".")[0] for layer in estimate_latency(manifest, (64, 96), "galaxy-s24").layers}
+    assert layers == {"student", "extractors", "orchestrator"}
+
+
+def test_manifest_before_metasr_is_refused(onnx_artifact: Path, tmp_path: Path) -> None:
+    artifact = tmp_path / onnx_artifact.name
+    artifact.write_bytes(onnx_artifact.read_bytes())
+    manifest = json.loads((onnx_artifact.parent / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 1}))
+    with pytest.raises(MetaSRError, match="manifest version 1, not 2 .* re-export it"):
+        open_engine(artifact)
 
 
 def test_unknown_device_names_the_choices() -> None:
@@ -117,7 +136,7 @@ def test_adb_app_mode_with_fake_adb_runs_exact_command_sequence(
 ) -> None:
     log = _fake_adb(tmp_path, onnx_artifact, listing=f"other.txt\n{RESULTS_FILE}")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-    report, _ = profile_and_write(onnx_artifact, DeviceSpec.parse("adb:SERIAL1"), (32, 48), 50, None)
+    report, _ = profile_and_write(onnx_artifact, DeviceSpec.parse("adb:SERIAL1"), (64, 96), 50, None)
     files = "/sdcard/Android/data/dev.metasr.demo/files"
     pushed = f"{files}/onnx/{onnx_artifact.name}"
     calls = [json.loads(line) for line in log.read_text().splitlines()]
@@ -145,7 +164,7 @@ def test_adb_app_mode_with_fake_adb_runs_exact_command_sequence(
             "5",
             "--es",
             "input_size",
-            "32x48",
+            "64x96",
         ],
         ["shell", "ls", files],
     ]

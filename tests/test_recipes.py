@@ -10,7 +10,8 @@ from metasr.errors import MetaSRError
 from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
 from metasr.recipes import RECIPES_DIR, load_recipe, with_overrides
 
-EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.name != "devices.yaml")
+# Export recipes are named after their target; devices.yaml and the training recipes are not export recipes.
+EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.stem.startswith(tuple(TARGETS)))
 
 
 @pytest.mark.parametrize("path", EXPORT_RECIPES, ids=lambda p: p.name)
@@ -70,3 +71,18 @@ def test_overrides_replace_only_given_fields() -> None:
     recipe = resolve_recipe("onnx")
     changed = with_overrides(recipe, scale=4, input_sizes=None)
     assert changed.scale == 4 and changed.input_sizes == recipe.input_sizes
+
+
+@pytest.mark.parametrize(
+    ("strengths", "message"),
+    [("[-1, 0, 1.5]", "1.5 is not a strength"), ("[0, 0.5, 1]", "include -1"), ("[]", "include -1")],
+)
+def test_calibration_strengths_are_checked(tmp_path: Path, strengths: str, message: str) -> None:
+    path = _write(tmp_path, f"target: executorch-xnnpack\noptions:\n  calibration_strengths: {strengths}\n")
+    with pytest.raises(MetaSRError, match=rf"options: calibration_strengths: .*{message}"):
+        resolve_recipe("executorch-xnnpack", path)
+
+
+@pytest.mark.parametrize("target", ["executorch-xnnpack", "onnx-qnn", "coreml"])
+def test_quantizing_targets_calibrate_the_default_and_overrides(target: str) -> None:
+    assert resolve_recipe(target).options.calibration_strengths == (-1.0, 0.0, 0.5, 1.0)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps
 from skimage import data
 
+from metasr.assembly import load_metasr, save_metasr
 from metasr.checkpoint import bundled_weights, load_student, save_student
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, to_numpy, to_tensor
@@ -26,7 +27,7 @@ from metasr.upscale.png_stream import PngStreamWriter
 from metasr.upscale.tiling import axis_spans, axis_weights, upscale_strips
 from metasr.upscale.video import RouteStabilizer
 from metasr.validate.metrics import y_psnr
-from tests.conftest import leftovers
+from tests.conftest import leftovers, responsive_metasr
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,8 @@ def test_tiled_equals_untiled_on_a_photo() -> None:
     upscaler = load_upscaler(tile=96, overlap=16)
     assert upscaler.plan(256, 256).count == 9
     tiled = _upscale(lr, upscaler)
-    with torch.inference_mode():
-        untiled = to_numpy(load_student(bundled_weights(2))(to_tensor(lr.astype(np.float32) / 255.0)))
+    with torch.inference_mode():  # the bundled student's identity orchestrator: tiles see the same model
+        untiled = to_numpy(load_metasr(bundled_weights(2))(to_tensor(lr.astype(np.float32) / 255.0)))
     assert y_psnr(tiled, untiled) >= 60.0
     assert abs(y_psnr(tiled, hr) - y_psnr(untiled, hr)) <= 0.01
 
@@ -68,11 +69,15 @@ def test_static_model_gets_exact_tile_sizes(checkpoint: Path) -> None:
 
     static = Upscaler("static", 2, run, (32, 48), 8, static=True)
     big, small = _photo(100)[:70], _photo(20)
-    assert _upscale(big, static).shape == (140, 200, 3)
+    tiled = _upscale(big, static)
+    assert tiled.shape == (140, 200, 3)
     assert _upscale(small, static).shape == (40, 40, 3)  # reflect-padded to 32x48, then cropped
     assert seen == {(1, 3, 32, 48)}
-    dynamic = Upscaler("dynamic", 2, model, (70, 200), 0, static=False)
-    assert y_psnr(_upscale(big, static), _upscale(big, dynamic)) >= 60.0
+    seen.clear()
+    dynamic = Upscaler("dynamic", 2, run, (70, 200), 0, static=False)
+    assert y_psnr(tiled, _upscale(big, dynamic)) >= 40.0
+    assert _upscale(small, dynamic).shape == (40, 40, 3)
+    assert seen == {(1, 3, 96, 128), (1, 3, 64, 64)}  # padded to whole 32-pixel metadata cells, at least two
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (33, 32, 8), (32, 32, 8), (257, 64, 16), (10, 64, 16)])
@@ -203,6 +208,23 @@ def test_compare_writes_side_by_side(tmp_path: Path, checkpoint: Path) -> None:
     assert result.exit_code == 0, result.output
     picture = Image.open(tmp_path / "o" / "a_compare.png")
     assert picture.size[0] > 2 * 80 and picture.size[1] > 80
+
+
+def test_strength_is_passed_to_the_model(tmp_path: Path) -> None:
+    """A MetaSR with random FiLM heads (the bundled wrapped student ignores strength): 0 and 1 differ."""
+    checkpoint = tmp_path / "metasr.safetensors"
+    save_metasr(responsive_metasr(), checkpoint)
+    Image.fromarray(_photo(64)).save(tmp_path / "a.png")
+    outputs = {}
+    for strength in ("0", "1"):
+        out = tmp_path / f"s{strength}"
+        args = [str(tmp_path / "a.png"), "--checkpoint", str(checkpoint), "-o", str(out), "--strength", strength]
+        result = CliRunner().invoke(upscale_command, args)
+        assert result.exit_code == 0, result.output
+        outputs[strength] = np.asarray(Image.open(out / "a.png")).astype(np.float32) / 255.0
+    assert y_psnr(outputs["0"], outputs["1"]) < 35.0
+    result = CliRunner().invoke(upscale_command, [*args[:-1], "1.5"])
+    assert result.exit_code == 2 and "--strength" in result.output
 
 
 def test_same_output_name_and_bad_options(tmp_path: Path, checkpoint: Path) -> None:

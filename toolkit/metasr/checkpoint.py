@@ -21,28 +21,63 @@ CONFIG_KEY = "metasr.student_config"
 
 
 def bundled_weights(scale: int) -> Path:
-    """Path of the default student weights shipped inside the package for ``scale``."""
+    """The default model shipped for ``scale``: the distilled MetaSR graph if one ships, else the plain student."""
+    weights = Path(str(resources.files("metasr") / "weights"))
+    for name in (f"metasr_x{scale}.safetensors", f"student_x{scale}.safetensors"):
+        if (weights / name).is_file():
+            return weights / name
+    raise MetaSRError(f"no bundled model for scale {scale}; use --scale 2 or 4, or pass --checkpoint")
+
+
+def bundled_student(scale: int) -> Path:
+    """The plain student shipped for ``scale`` (the starting point of distillation)."""
     path = Path(str(resources.files("metasr") / "weights" / f"student_x{scale}.safetensors"))
     if not path.is_file():
-        raise MetaSRError(f"no bundled student for scale {scale}; use --scale 2 or 4, or pass --checkpoint")
+        raise MetaSRError(f"no bundled student for scale {scale}; use --scale 2 or 4")
     return path
 
 
 def save_student(model: MetaSRStudent, path: str | Path) -> None:
     """Write the model's weights and config as safetensors, atomically (temp file, then rename)."""
+    save_state(model.state_dict(), path, {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)})
+
+
+def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write tensors (and string metadata) as safetensors, atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    metadata = {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)}
+    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata=metadata)
+        save_file(tensors, tmp, metadata=metadata)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_weights(module: torch.nn.Module, path: str | Path) -> dict[str, str]:
+    """Load safetensors/torch weights into ``module``, refusing missing or mis-shaped tensors; returns metadata."""
+    state, metadata = read_state(path)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        problem = (
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {unexpected[:3]}"
+            if unexpected
+            else f"shape of {wrong[:3]}"
+        )
+        raise MetaSRError(
+            f"checkpoint {path} does not fit {type(module).__name__} ({problem}); pass weights trained for this model"
+        )
+    module.load_state_dict(state)
+    return metadata
 
 
 def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

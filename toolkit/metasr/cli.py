@@ -29,7 +29,9 @@ def parse_size(text: str) -> tuple[int, int]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--target", "-t", required=True, help=f"One of: {', '.join(TARGET_CHOICES)}.")
 @click.option("--recipe", type=click.Path(path_type=Path), help="Recipe YAML (default: recipes/<target>.yaml).")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Student weights (.safetensors or .pt).")
+@click.option(
+    "--checkpoint", type=click.Path(path_type=Path), help="MetaSR or plain student weights (.safetensors or .pt)."
+)
 @click.option("--scale", type=click.IntRange(2, 4), help="Upscaling factor (2 or 4); overrides the recipe.")
 @click.option("--input-size", "input_sizes", multiple=True, help="HxW model input size; repeat for several.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
@@ -43,7 +45,7 @@ def export_command(
     out: Path,
     profile_device: str | None,
 ) -> None:
-    """Export the MetaSR student to TARGET, validate it, and write artifact + report + manifest."""
+    """Export the MetaSR graph to TARGET, validate it, and write artifact + report + manifest."""
     targets = list(TARGETS) if target == "all" else [target]
     if recipe is not None and len(targets) > 1:
         raise click.UsageError("--recipe names one target's recipe; use it with a single --target")

@@ -53,17 +53,7 @@ def default_recipe_path(target: str) -> Path:
 
 def load_recipe(path: str | Path, options_type: type | None = None) -> Recipe:
     """Parse a recipe file; ``options_type`` is the target's Options dataclass."""
-    path = Path(path)
-    if not path.is_file():
-        raise MetaSRError(f"recipe {path} does not exist; pass a file from recipes/ or omit --recipe")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise MetaSRError(f"recipe {path} is not valid YAML ({first}); fix the syntax") from exc
-    if not isinstance(raw, dict):
-        raise MetaSRError(f"recipe {path} must be a mapping of keys to values")
-    return parse_recipe(raw, options_type, source=str(path))
+    return parse_recipe(load_mapping(path, "export", "or omit --recipe"), options_type, source=str(path))
 
 
 def parse_recipe(raw: dict[str, Any], options_type: type | None, source: str = "recipe") -> Recipe:
@@ -77,6 +67,8 @@ def parse_recipe(raw: dict[str, Any], options_type: type | None, source: str = "
     for h, w in recipe.input_sizes:
         if h < 8 or w < 8:
             raise MetaSRError(f"{source}: input size {h}x{w} is too small; use at least 8x8")
+    if hasattr(options, "calibration_strengths"):
+        _check_strengths(options.calibration_strengths, f"{source}: options: calibration_strengths")
     return Recipe(**{**{f.name: getattr(recipe, f.name) for f in fields(Recipe)}, "options": options})
 
 
@@ -85,6 +77,35 @@ def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
     values = {f.name: getattr(recipe, f.name) for f in fields(Recipe)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Recipe(**values)
+
+
+def load_mapping(path: str | Path, kind: str, alternative: str = "") -> dict[str, Any]:
+    """Read a YAML recipe file as a mapping, with one-line errors for a missing file or bad YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetaSRError(f"{kind} recipe {path} does not exist; pass a file from recipes/ {alternative}".rstrip())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise MetaSRError(f"{kind} recipe {path} is not valid YAML ({first}); fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise MetaSRError(f"{kind} recipe {path} must be a mapping of keys to values")
+    return raw
+
+
+def build_dataclass(cls: type, raw: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, naming unknown keys (with the nearest valid one) and bad values."""
+    return _build(cls, raw, where)
+
+
+def _check_strengths(strengths: tuple[float, ...], where: str) -> None:
+    """Calibration strengths: -1 (the estimated degree, what apps run by default) plus overrides in [0, 1]."""
+    for s in strengths:
+        if s != -1.0 and not 0.0 <= s <= 1.0:
+            raise MetaSRError(f"{where}: {s:g} is not a strength; use -1 (the estimate) or values in [0, 1]")
+    if -1.0 not in strengths:
+        raise MetaSRError(f"{where}: include -1, the default strength apps run with, e.g. [-1, 0, 0.5, 1]")
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:

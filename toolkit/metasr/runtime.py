@@ -12,13 +12,14 @@ import numpy as np
 import torch
 
 from metasr.errors import MetaSRError
+from metasr.schemas import MANIFEST_VERSION
 
 HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
 
 
 @dataclass
 class Engine:
-    """A loaded artifact: ``run(image, modulation)`` maps (1,3,H,W) in [0,1] to (1,3,sH,sW)."""
+    """A loaded artifact: ``run(image, strength)`` maps (1,3,H,W) in [0,1] to (1,3,sH,sW)."""
 
     path: Path
     runtime: str
@@ -31,23 +32,23 @@ class Engine:
 
     @property
     def static_sizes(self) -> list[tuple[int, int]] | None:
-        """The input sizes the artifact accepts, or None when height and width are free."""
-        if self.runtime == "onnxruntime" and self.manifest["target"] == "onnx":
+        """The input sizes the artifact accepts, or None when height and width are free (whole metadata cells)."""
+        if "dynamic_size" in self.manifest:
             return None
         return [(s[2], s[3]) for s in self.manifest["inputs"][0]["shapes"]]
 
-    def neutral_modulation(self) -> torch.Tensor:
-        return neutral_modulation(self.manifest)
+    def default_strength(self) -> torch.Tensor:
+        return default_strength(self.manifest)
 
-    def run(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
-        return self.run_fn(image, self.neutral_modulation() if modulation is None else modulation)
+    def run(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        """Upscale ``image``; ``strength`` (1,1,1,1) in [0, 1] overrides the estimated degree (default: keep it)."""
+        return self.run_fn(image, self.default_strength() if strength is None else strength)
 
 
-def neutral_modulation(manifest: dict[str, Any]) -> torch.Tensor:
-    """Gains 1 and biases 0 for every stage, built from the manifest's modulation input."""
-    spec = manifest["inputs"][1]
-    stage = torch.cat([torch.ones(spec["channels_per_stage"]), torch.zeros(spec["channels_per_stage"])])
-    return stage.repeat(spec["stages"]).reshape(1, -1, 1, 1)
+def default_strength(manifest: dict[str, Any]) -> torch.Tensor:
+    """The manifest's default ``strength`` input (-1: use the estimated degradation degree), shape (1, 1, 1, 1)."""
+    spec = next(entry for entry in manifest["inputs"] if entry["name"] == "strength")
+    return torch.full(spec["shapes"][0], float(spec["default"]))
 
 
 def read_manifest(artifact: Path) -> dict[str, Any]:
@@ -55,7 +56,13 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     path = artifact.parent / "manifest.json"
     if not path.is_file():
         raise MetaSRError(f"no manifest.json beside {artifact}; export the artifact with metasr-export")
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    if manifest.get("schema_version") != MANIFEST_VERSION:
+        raise MetaSRError(
+            f"{path} is manifest version {manifest.get('schema_version')}, not {MANIFEST_VERSION} "
+            "(an artifact of the plain student, before MetaSR); re-export it with metasr-export"
+        )
+    return manifest
 
 
 def open_engine(artifact: str | Path) -> Engine:
@@ -81,8 +88,8 @@ def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[[torch.Tensor
     else:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def run(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-        feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}
+    def run(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        feeds = {"image": image.numpy().astype(np.float32), "strength": strength.numpy().astype(np.float32)}
         return torch.from_numpy(session.run(["output"], feeds)[0])
 
     return run
@@ -94,12 +101,12 @@ def _executorch_runner(path: Path) -> Callable[[torch.Tensor, torch.Tensor], tor
     program = Runtime.get().load_program(path)
     methods: dict[tuple[int, int], Any] = {}
 
-    def run(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    def run(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         size = (image.shape[2], image.shape[3])
         if size not in methods:
             names = program.method_names
             name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
             methods[size] = program.load_method(name)
-        return methods[size].execute([image.contiguous(), modulation.contiguous()])[0]
+        return methods[size].execute([image.contiguous(), strength.contiguous()])[0]
 
     return run

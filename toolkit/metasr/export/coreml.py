@@ -1,8 +1,9 @@
 """Core ML target: an fp16 ML program (.mlpackage) for the Apple Neural Engine, with image input and output.
 
 The app hands over a pixel buffer ("image", RGB, 0-255; the 1/255 scale is baked in) and gets one back
-("output"); ``modulation`` stays a tensor. Input sizes are the recipe's ``input_sizes`` as enumerated shapes:
-flexible ranges would push the model off the Neural Engine.
+("output"); ``strength`` is an optional (1, 1, 1, 1) tensor whose stored default, -1, keeps the estimated
+degradation degree. Input sizes are the recipe's ``input_sizes`` as enumerated shapes: flexible ranges would
+push the model off the Neural Engine.
 
 There is no Core ML runtime on Linux, so parity runs a PyTorch simulation of the saved artifact: its MIL
 program is read back from the .mlpackage and executed op by op, every op rounded to its declared dtype
@@ -24,13 +25,16 @@ from typing import Any, Literal
 
 import coremltools as ct
 import numpy as np
+import sympy
 import torch
 import torch.nn.functional as F
 from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 from coremltools.converters.mil.mil import Function, Operation, Var, types
 
 from metasr.errors import MetaSRError
+from metasr.export.graph_passes import drop_aliases
 from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches
 from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
 
 NAME = "coreml"
@@ -52,17 +56,18 @@ class Options:
     precision: Literal["fp16", "fp32"] = "fp16"  # compute precision of float ops
     weights: WeightCompression = "none"  # int8 linear per channel, or a 6/4-bit k-means palette
     activations: Literal["fp16", "int8"] = "fp16"  # fp16: float (at ``precision``); int8: W8A8, needs int8 weights
+    calibration_strengths: tuple[float, ...] = CALIBRATION_STRENGTHS  # W8A8: every photo at each strength
 
 
 class PixelOutput(torch.nn.Module):
-    """The student with its [0, 1] output scaled to 0-255, so Core ML can return it as an image."""
+    """The model with its [0, 1] output scaled to 0-255, so Core ML can return it as an image."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-        return self.model(image, modulation) * 255.0
+    def forward(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        return self.model(image, strength) * 255.0
 
 
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
@@ -72,10 +77,16 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     module = PixelOutput(prepared.model).eval()
     if options.activations == "fp16":
         return QuantizedModel(prepared, module, scheme=_scheme(options))
+    batches = calibration_batches(calibration, options.calibration_strengths)
     with _converting("W8A8 calibration"):
-        graph = quantize_w8a8(_export(module, prepared).module(), calibration, prepared.model.neutral_modulation())
-    note = "W8A8 activation ranges are calibrated at neutral modulation; FiLM mul/add and modulation stay fp16"
-    return QuantizedModel(prepared, graph, _scheme(options), calibration_images=len(calibration), notes=[note])
+        graph = quantize_w8a8(_export(module, prepared).module(), batches)
+    return QuantizedModel(
+        prepared,
+        graph,
+        _scheme(options),
+        calibration_images=len(calibration),
+        calibration_strengths=options.calibration_strengths,
+    )
 
 
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
@@ -131,21 +142,43 @@ def _scheme(options: Options) -> str:
 
 def _export(module: torch.nn.Module, prepared: PreparedModel) -> torch.export.ExportedProgram:
     """torch.export with symbolic height and width; Core ML then pins them to the enumerated sizes."""
-    height = torch.export.Dim("height", min=8, max=8192)
-    width = torch.export.Dim("width", min=8, max=8192)
-    shapes = {"image": {2: height, 3: width}, "modulation": None}
-    return torch.export.export(module, prepared.example_inputs(), dynamic_shapes=shapes)
+    program = torch.export.export(module, prepared.example_inputs(), dynamic_shapes=prepared.dynamic_shapes())
+    drop_aliases(program.graph_module)
+    return _fixed_scale_upsampling(program)
+
+
+def _fixed_scale_upsampling(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """Give each bilinear upsampling whose output size is a fixed integer multiple of its input that scale, in place.
+
+    Core ML maps only scale factors to its ``upsample_bilinear`` op, not sizes read from the input's shape. The
+    exported sides are whole metadata cells, so the per-cell modulation grows by exactly ``CELL``: with
+    ``align_corners=False`` both forms sample the same points, the op is unchanged.
+    """
+    graph = program.graph_module.graph
+    for node in graph.find_nodes(op="call_function", target=torch.ops.aten.upsample_bilinear2d.vec):
+        source, _, align_corners, scales = node.args
+        sides = zip(node.meta["val"].shape[2:], source.meta["val"].shape[2:], strict=True)
+        ratios = [_expr(out) / _expr(inp) for out, inp in sides]
+        if scales is None and all(r.is_Integer for r in ratios):
+            node.args = (source, None, align_corners, [float(r) for r in ratios])
+    graph.eliminate_dead_code()
+    program.graph_module.recompile()
+    return program
+
+
+def _expr(side: int | torch.SymInt) -> sympy.Expr:
+    return side.node.expr if isinstance(side, torch.SymInt) else sympy.Integer(side)
 
 
 def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options) -> ct.models.MLModel:
     sizes = [(1, 3, h, w) for h, w in prepared.recipe.input_sizes]
     shape = ct.EnumeratedShapes(shapes=sizes, default=sizes[0]) if len(sizes) > 1 else sizes[0]
-    modulation = prepared.model.neutral_modulation()
+    strength = prepared.model.default_strength().numpy().astype(_numpy_dtype(options))
     return ct.convert(
         _export(module, prepared).run_decompositions({}),
         inputs=[
             ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=ct.colorlayout.RGB),
-            ct.TensorType(name="modulation", shape=modulation.shape, dtype=_numpy_dtype(options)),
+            ct.TensorType(name="strength", shape=strength.shape, dtype=strength.dtype, default_value=strength),
         ],
         outputs=[ct.ImageType(name="output", color_layout=ct.colorlayout.RGB)],
         convert_to="mlprogram",
@@ -170,7 +203,7 @@ def _converting(what: str) -> Iterator[None]:
         raise
     except Exception as exc:  # torch.export and coremltools raise many types; report the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetaSRError(f"{what} failed ({first}); use only convs, ReLU, FiLM mul/add and pixel shuffle") from exc
+        raise MetaSRError(f"{what} failed ({first}); use only ops listed in metasr.export.coreml.ANE_OPS") from exc
 
 
 def _save(mlmodel: ct.models.MLModel, path: Path) -> None:
@@ -215,7 +248,7 @@ def _inner_cast(op: Operation) -> bool:
 
 
 def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
-    """Core ML I/O: images in and out (8-bit RGB pixel buffers), modulation as an MLMultiArray."""
+    """Core ML I/O: images in and out (8-bit RGB pixel buffers), strength as an optional MLMultiArray."""
     shapes = [[1, 3, h, w] for h, w in prepared.recipe.input_sizes]
     image = {
         "layout": "image",
@@ -235,7 +268,12 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
         "enumerated_shapes": shapes,
         "inputs": [
             {"name": "image", **image, "scale": "1/255, baked into the model"},
-            {"name": "modulation", "layout": "NC11 MLMultiArray", "dtype": np.dtype(_numpy_dtype(options)).name},
+            {
+                "name": "strength",
+                "layout": "NC11 MLMultiArray",
+                "dtype": np.dtype(_numpy_dtype(options)).name,
+                "optional": True,  # the model stores the default; an app may leave the input out
+            },
         ],
         "outputs": [{"name": "output", **image}],
     }
@@ -290,16 +328,78 @@ def _dequantize(
     return (input.float() - zero) * _per_axis(scale, input, axis)
 
 
+def _avg_pool(
+    x: torch.Tensor,
+    kernel_sizes: torch.Tensor,
+    strides: torch.Tensor,
+    pad_type: str,
+    pad: torch.Tensor,
+    exclude_padding_from_average: torch.Tensor,
+    ceil_mode: torch.Tensor,
+) -> torch.Tensor:
+    if pad_type not in ("custom", "valid") or pad.any() or bool(ceil_mode):
+        raise MetaSRError("no simulation for a padded or ceil-mode avg_pool; pool whole windows in the model")
+    return F.avg_pool2d(x, kernel_sizes.tolist(), strides.tolist())
+
+
+def _slice_by_index(
+    x: torch.Tensor,
+    begin: torch.Tensor,
+    end: torch.Tensor,
+    stride: torch.Tensor | None = None,
+    begin_mask: torch.Tensor | None = None,
+    end_mask: torch.Tensor | None = None,
+    squeeze_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    index = tuple(
+        slice(
+            None if begin_mask is not None and begin_mask[axis] else int(begin[axis]),
+            None if end_mask is not None and end_mask[axis] else int(end[axis]),
+            1 if stride is None else int(stride[axis]),
+        )
+        for axis in range(x.ndim)
+    )
+    out = x[index]
+    if squeeze_mask is not None and squeeze_mask.any():
+        out = out.squeeze(tuple(int(axis) for axis in torch.nonzero(squeeze_mask)))
+    return out
+
+
+def _upsample_bilinear(
+    x: torch.Tensor, scale_factor_height: torch.Tensor, scale_factor_width: torch.Tensor, align_corners: torch.Tensor
+) -> torch.Tensor:
+    """MIL samples at ``(i + 0.5) * in / out - 0.5`` with align_corners False, as PyTorch does for a given size."""
+    size = (int(x.shape[-2] * float(scale_factor_height)), int(x.shape[-1] * float(scale_factor_width)))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=bool(align_corners))
+
+
+def _concat(values: list[torch.Tensor], axis: torch.Tensor, interleave: torch.Tensor | None = None) -> torch.Tensor:
+    if interleave is not None and bool(interleave):
+        raise MetaSRError("no simulation for an interleaved concat")
+    return torch.cat(values, int(axis))
+
+
 # The static allow-list: MIL ops the Neural Engine runs that this toolkit's models use, each with its PyTorch
 # semantics for the simulation. Any other op is reported as a fallback rather than assumed to run or simulated.
+# Beyond the student's convs, MetaSR's metadata extractors and orchestrator add the pooling, the activations
+# (sigmoid, tanh, abs), elementwise sub/div, channel slicing and concatenation, and the bilinear upsampling.
 ANE_OPS: dict[str, Callable[..., Any]] = {
     "conv": _conv,
     "relu": lambda x: F.relu(x),
+    "sigmoid": lambda x: torch.sigmoid(x),
+    "tanh": lambda x: torch.tanh(x),
+    "abs": lambda x: torch.abs(x),
     "add": lambda x, y: x + y,
+    "sub": lambda x, y: x - y,
     "mul": lambda x, y: x * y,
+    "real_div": lambda x, y: x / y,
     "clip": lambda x, alpha, beta: x.clamp(float(alpha), float(beta)),
+    "avg_pool": _avg_pool,
+    "upsample_bilinear": _upsample_bilinear,
     "pixel_shuffle": lambda x, upscale_factor: F.pixel_shuffle(x, int(upscale_factor)),
     "split": lambda x, axis, split_sizes: torch.split(x, split_sizes.tolist(), int(axis)),
+    "slice_by_index": _slice_by_index,
+    "concat": _concat,
     "quantize": _quantize,
     "dequantize": _dequantize,
     "cast": lambda x, dtype: x,  # the result is rounded to the declared output dtype like every op's
@@ -307,14 +407,14 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
 
 
 def _simulator(function: Function) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """predict(image, modulation) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
+    """predict(image, strength) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
     constants = {v.name: _constant(op) for op in function.operations if _is_constant(op) for v in op.outputs}
     ops = [op for op in function.operations if not _is_constant(op)]
     output = function.outputs[0]
 
-    def predict(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         pixels = torch.round(image.clamp(0.0, 1.0) * 255.0)
-        feeds = {"image": pixels, "modulation": modulation}
+        feeds = {"image": pixels, "strength": strength}
         values = {**constants, **{k: v.to(_dtype(function.inputs[k])) for k, v in feeds.items()}}
         for op in ops:
             _run(op, values)
@@ -326,10 +426,17 @@ def _simulator(function: Function) -> Callable[[torch.Tensor, torch.Tensor], tor
 def _run(op: Operation, values: dict[str, Any]) -> None:
     if op.op_type not in ANE_OPS:
         raise MetaSRError(f"no simulation for MIL op '{op.op_type}'")
-    args = {name: _compute_value(values[var.name]) for name, var in op.inputs.items()}
+    args = {name: _input_value(var, values) for name, var in op.inputs.items()}
     results = ANE_OPS[op.op_type](**args)
     for var, result in zip(op.outputs, results if isinstance(results, tuple) else (results,), strict=True):
         values[var.name] = result.to(_dtype(var))
+
+
+def _input_value(var: Var | tuple[Var, ...], values: dict[str, Any]) -> Any:
+    """An op input's value; a variadic input (concat's ``values``) becomes a list."""
+    if isinstance(var, list | tuple):
+        return [_compute_value(values[v.name]) for v in var]
+    return _compute_value(values[var.name])
 
 
 def _compute_value(value: Any) -> Any:

@@ -29,7 +29,7 @@ def method_sizes(prepared: PreparedModel) -> dict[str, tuple[int, int]]:
 
 
 def export_methods(module: torch.nn.Module, prepared: PreparedModel) -> dict[str, torch.export.ExportedProgram]:
-    """``torch.export`` of ``module(image, modulation)`` at each method's static input size."""
+    """``torch.export`` of ``module(image, strength)`` at each method's static input size."""
     with quiet():
         return {
             name: torch.export.export(module, prepared.example_inputs(size))
@@ -79,25 +79,25 @@ def runtime_predict(
     program = Runtime.get().load_program(path.read_bytes())  # caches each method it loads
     by_size = {size: name for name, size in sizes.items()}
 
-    def predict(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         name = by_size.get(tuple(image.shape[-2:]))
         if name is None:
             raise MetaSRError(f"the .pte has no method for input {tuple(image.shape[-2:])}; add it to input_sizes")
-        return program.load_method(name).execute([image.contiguous(), modulation.contiguous()])[0]
+        return program.load_method(name).execute([image.contiguous(), strength.contiguous()])[0]
 
     return predict
 
 
 def manifest_methods(prepared: PreparedModel) -> dict[str, Any]:
     """Method name -> input and output shapes, for the app."""
-    s, channels = prepared.scale, prepared.model.modulation_channels
+    s = prepared.scale
     return {
-        name: {"image": [1, 3, h, w], "modulation": [1, channels, 1, 1], "output": [1, 3, h * s, w * s]}
+        name: {"image": [1, 3, h, w], "strength": [1, 1, 1, 1], "output": [1, 3, h * s, w * s]}
         for name, (h, w) in method_sizes(prepared).items()
     }
 
 
-def not_lowered(image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+def not_lowered(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     """Stand-in ``predict`` for a program that was not serialized because ops fell outside the delegate."""
     raise MetaSRError("the program was not lowered: some ops fall outside the delegate; see the coverage")
 

@@ -10,10 +10,10 @@ import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.version import __version__ as executorch_version
 
-from metasr.errors import MetaSRError
 from metasr.export import executorch_common as et
 from metasr.export.stages import LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.quant.pt2e_xnnpack import calibration_batches, capture, quantize_nncf, quantize_pt2e
+from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches
+from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
 
 NAME = "executorch-xnnpack"
 
@@ -24,41 +24,39 @@ class Options:
 
     ``method``: torchao PT2E calibration, or NNCF's PT2E path (the same ranges plus bias correction).
     ``bias_correction``: NNCF only; ``full`` is the more accurate (and slower) algorithm.
-    ``modulation_range``: calibration also covers FiLM gains in 1 +- r and biases in +-r (0: neutral only).
+    ``calibration_strengths``: every photo is calibrated at each strength (-1: the estimate; [0, 1]: overrides).
     """
 
     method: Literal["pt2e", "nncf"] = "pt2e"
     bias_correction: Literal["full", "fast", "none"] = "full"
-    modulation_range: float = 0.25
+    calibration_strengths: tuple[float, ...] = CALIBRATION_STRENGTHS
 
 
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
     """Static int8 (per-tensor activations, per-channel symmetric weights), calibrated on real photos."""
     options: Options = prepared.recipe.options
-    if options.modulation_range < 0:
-        raise MetaSRError(f"options.modulation_range is {options.modulation_range}; use 0 or a positive spread")
-    batches = calibration_batches(calibration, prepared.model.neutral_modulation(), options.modulation_range)
+    batches = calibration_batches(calibration, options.calibration_strengths)
     with et.quiet():
-        graph = capture(prepared.model, prepared.example_inputs())
+        graph = capture(prepared.model, prepared.example_inputs(), prepared.dynamic_shapes())
         if options.method == "nncf":
             program = quantize_nncf(graph, batches, options.bias_correction)
             scheme = f"int8 static PT2E via NNCF (histogram ranges, {options.bias_correction} bias correction)"
         else:
             program = quantize_pt2e(graph, batches)
             scheme = "int8 static PT2E (histogram ranges)"
-    r = options.modulation_range
-    note = (
-        f"calibrated on {len(calibration)} photos x {len(batches) // len(calibration)} modulations "
-        f"(neutral, and gains 1+-{r:g} / biases +-{r:g}); modulation outside that range is clipped by int8"
-    )
     scheme += ", per-channel symmetric int8 weights, XNNPACKQuantizer"
-    return QuantizedModel(prepared, program, scheme, calibration_images=len(calibration), notes=[note])
+    return QuantizedModel(
+        prepared,
+        program,
+        scheme,
+        calibration_images=len(calibration),
+        calibration_strengths=options.calibration_strengths,
+    )
 
 
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     """Export each input size, delegate to XNNPACK, write one multi-method ``.pte`` and load it."""
     prepared = quantized.prepared
-    r = prepared.recipe.options.modulation_range
     edge = et.lower(et.export_methods(quantized.program, prepared), XnnpackPartitioner)
     coverage = et.coverage(edge, "XNNPACK delegate")
     path = staging / f"metasr_x{prepared.scale}.pte"
@@ -75,8 +73,8 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         manifest_extra={
             "runtime": "executorch",
             "backend": "XnnpackBackend",
-            "input_order": ["image", "modulation"],
+            "input_order": ["image", "strength"],
             "methods": et.manifest_methods(prepared),
-            "modulation_calibrated_range": {"gain": [1 - r, 1 + r], "bias": [-r, r]},
+            "calibration_strengths": list(quantized.calibration_strengths),
         },
     )

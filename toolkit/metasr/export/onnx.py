@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -12,7 +12,8 @@ import onnxruntime as ort
 import torch
 
 from metasr.export.onnx_graph import export_onnx, onnx_ops
-from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.export.stages import MAX_SIDE, MIN_CELLS, Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.metadata import CELL
 
 NAME = "onnx"
 
@@ -45,11 +46,19 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         path=path,
         coverage=Coverage(accelerated=len(ops), total=len(ops), where="ONNX Runtime CPU"),
         runtime=f"ONNX Runtime {ort.__version__} CPUExecutionProvider",
-        predict=lambda image, modulation: _run(session, image, modulation),
-        manifest_extra={"runtime": "onnxruntime", "execution_provider": "CPUExecutionProvider"},
+        predict=lambda image, strength: _run(session, image, strength),
+        manifest_extra=_manifest_extra(options),
     )
 
 
-def _run(session: ort.InferenceSession, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-    feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}
+def _manifest_extra(options: Options) -> dict[str, Any]:
+    """ORT CPU; with a dynamic size, height and width are free multiples of the metadata cell."""
+    extra: dict[str, Any] = {"runtime": "onnxruntime", "execution_provider": "CPUExecutionProvider"}
+    if options.dynamic_size:
+        extra["dynamic_size"] = {"multiple_of": CELL, "min": MIN_CELLS * CELL, "max": MAX_SIDE}
+    return extra
+
+
+def _run(session: ort.InferenceSession, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    feeds = {"image": image.numpy().astype(np.float32), "strength": strength.numpy().astype(np.float32)}
     return torch.from_numpy(session.run(["output"], feeds)[0])

@@ -22,31 +22,27 @@ class _Float16Compute(torch.nn.Module):
         super().__init__()
         self.model = copy.deepcopy(model).half()
 
-    def forward(self, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-        return self.model(image.half(), modulation.half()).float()
+    def forward(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        return self.model(image.half(), strength.half()).float()
 
 
 def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool = False) -> onnx.ModelProto:
-    """Export (image, modulation) -> output with torch's dynamo exporter; H and W dynamic if asked.
+    """Export (image, strength) -> output with torch's dynamo exporter; H and W dynamic if asked.
 
     With ``fp16`` the graph computes in float16 while its inputs and outputs stay float32.
     """
-    image, modulation = prepared.example_inputs()
+    image, strength = prepared.example_inputs()
     module = _Float16Compute(prepared.model) if fp16 else prepared.model
-    shapes = None
-    if dynamic:
-        height = torch.export.Dim("height", min=8, max=8192)
-        width = torch.export.Dim("width", min=8, max=8192)
-        shapes = {"image": {2: height, 3: width}, "modulation": None}
+    shapes = prepared.dynamic_shapes() if dynamic else None
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,
-                (image, modulation),
+                (image, strength),
                 None,
                 dynamo=True,
-                input_names=["image", "modulation"],
+                input_names=["image", "strength"],
                 output_names=["output"],
                 dynamic_shapes=shapes,
                 opset_version=opset,
@@ -55,7 +51,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
             )
     except Exception as exc:  # the exporter raises many types; report the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetaSRError(f"ONNX export failed ({first}); use only convs, ReLU and depth-to-space") from exc
+        raise MetaSRError(f"ONNX export failed ({first}); use only ops ONNX Runtime and QNN run") from exc
     model = program.model_proto
     model.producer_name, model.producer_version = "metasr-edge", ""
     return model

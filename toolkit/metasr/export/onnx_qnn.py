@@ -21,6 +21,7 @@ import torch
 from metasr.errors import MetaSRError
 from metasr.export.onnx_graph import export_onnx
 from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches
 from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
 
 NAME = "onnx-qnn"
@@ -31,13 +32,14 @@ ACTIVATIONS = {"a16w8": "uint16", "a8w8": "uint8"}
 
 @dataclass(frozen=True)
 class Options:
-    """ONNX QNN target settings."""
+    """ONNX QNN target settings; ``calibration_strengths``: every photo is calibrated at each strength."""
 
     scheme: Literal["a16w8", "a8w8"] = "a16w8"
     method: Literal["ort", "nncf"] = "ort"
     split_identity: bool = True
     opset: int = 21
     context_soc_model: str | None = None
+    calibration_strengths: tuple[float, ...] = CALIBRATION_STRENGTHS
 
 
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
@@ -49,7 +51,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     if options.split_identity:
         model, count = split_identity(model)
         notes.append(f"{count} convs rewritten as residual conv + identity Add so 8-bit weights keep their small taps")
-    feeds = calibration_feeds(calibration, prepared.model.neutral_modulation())
+    feeds = calibration_feeds(calibration_batches(calibration, options.calibration_strengths))
     if options.method == "nncf":
         from metasr.quant.nncf_onnx import quantize_nncf
 
@@ -60,7 +62,14 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
         ops = ", ".join(sorted(set(unquantized)))
         notes.append(f"{len(unquantized)} ops keep a float input or output and run unquantized on the HTP ({ops})")
     scheme = f"QDQ {options.scheme.upper()} ({_describe(options)}, {options.method})"
-    return QuantizedModel(prepared, qdq, scheme=scheme, calibration_images=len(calibration), notes=notes)
+    return QuantizedModel(
+        prepared,
+        qdq,
+        scheme=scheme,
+        calibration_images=len(calibration),
+        calibration_strengths=options.calibration_strengths,
+        notes=notes,
+    )
 
 
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
@@ -87,7 +96,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         path=path,
         coverage=Coverage(len(compute) - len(refused), len(compute), fallback, WHERE),
         runtime=f"ONNX Runtime {ort.__version__} QNNExecutionProvider {_qnn().__version__} (HTP x86-64 emulator)",
-        predict=lambda image, modulation: _run(session, image, modulation),
+        predict=lambda image, strength: _run(session, image, strength),
         manifest_extra=extra,
         notes=notes,
     )
@@ -153,9 +162,9 @@ def _context_model(path: Path, soc_model: str, session: ort.InferenceSession, pr
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise MetaSRError(f"QNN could not compile an EPContext model for {soc_model} ({last}); check context_soc_model")
-    image, modulation = prepared.example_inputs()
-    compiled = _run(open_session(context, soc_model), image, modulation)
-    if not torch.equal(compiled, _run(session, image, modulation)):
+    image, strength = prepared.example_inputs()
+    compiled = _run(open_session(context, soc_model), image, strength)
+    if not torch.equal(compiled, _run(session, image, strength)):
         raise MetaSRError(f"EPContext model for {soc_model} disagrees with the QDQ model; drop context_soc_model")
     return {"file": context.name, "soc_model": soc_model, "embed_mode": 1}
 
@@ -183,7 +192,7 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
         "backend": "htp",
         "opset": options.opset,
         "static_input_shape": [1, 3, h, w],
-        "input_names": ["image", "modulation"],
+        "input_names": ["image", "strength"],
         "quantization": {
             "format": "QDQ",
             "scheme": options.scheme,
@@ -191,12 +200,13 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
             "weights": "int8 symmetric per-channel",
             "method": options.method,
             "identity_split": options.split_identity,
+            "calibration_strengths": list(options.calibration_strengths),
         },
     }
 
 
-def _run(session: ort.InferenceSession, image: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-    feeds = {"image": image.numpy().astype(np.float32), "modulation": modulation.numpy().astype(np.float32)}
+def _run(session: ort.InferenceSession, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    feeds = {"image": image.numpy().astype(np.float32), "strength": strength.numpy().astype(np.float32)}
     return torch.from_numpy(session.run(["output"], feeds)[0])
 
 

@@ -13,19 +13,23 @@ from pathlib import Path
 
 import torch
 
-from metasr.checkpoint import bundled_weights, load_student
+from metasr.assembly import load_metasr
+from metasr.checkpoint import bundled_weights
 from metasr.data.sample_images import VALIDATION_NAMES, calibration_images, validation_images
 from metasr.errors import MetaSRError
 from metasr.export.stages import (
+    MIN_CELLS,
     ExportResult,
     LoadedModel,
     LoweredArtifact,
+    Macs,
     ParityResult,
     PreparedModel,
     QuantizedModel,
     TargetModule,
 )
 from metasr.images import to_numpy
+from metasr.metadata import CELL
 from metasr.recipes import Recipe, default_recipe_path, load_recipe
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import max_abs_error, y_psnr
@@ -61,21 +65,27 @@ def resolve_recipe(target: str, recipe_path: str | Path | None = None) -> Recipe
 
 
 def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
-    """Stage 1: read float weights (the bundled student unless a checkpoint is given)."""
+    """Stage 1: read the float MetaSR graph (the bundled student, wrapped, unless a checkpoint is given)."""
     path = Path(checkpoint) if checkpoint else bundled_weights(scale)
-    return LoadedModel(model=load_student(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # a plain student's identity orchestrator is initialised afresh: the same every export
+        model = load_metasr(path, scale)
+    return LoadedModel(model=model, source=str(path) if checkpoint else f"bundled:{path.name}")
 
 
 def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:
-    """Stage 2: fold training-time branches into plain convs and measure the deployable model."""
+    """Stage 2: fold training-time branches into plain convs, switch to sparse gates, measure the graph."""
+    _check_sizes(recipe)
     model = copy.deepcopy(loaded.model).eval().reparameterize()
+    model.orchestrator.hard = True  # deployed gates are sparse (see Orchestrator)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not the fixed anchor and filters
     for p in model.parameters():
         p.requires_grad_(False)
     image = torch.zeros(1, 3, *recipe.input_size)
-    macs = count_macs(model, (image, model.neutral_modulation()))
-    out_pixels = recipe.input_size[0] * recipe.input_size[1] * model.config.scale**2
-    params = sum(p.numel() for p in model.parameters()) - model.anchor.weight.numel()
-    return PreparedModel(model, loaded.source, recipe, params, macs / out_pixels)
+    out_pixels = recipe.input_size[0] * recipe.input_size[1] * model.scale**2
+    total = count_macs(model, (image, model.default_strength()))
+    student = count_macs(model.student, (image,))
+    return PreparedModel(model, loaded.source, recipe, params, Macs(total / out_pixels, student / out_pixels))
 
 
 def quantize(prepared: PreparedModel, target: TargetModule) -> QuantizedModel:
@@ -98,12 +108,12 @@ def lower(quantized: QuantizedModel, target: TargetModule, staging: Path) -> Low
 def validate(lowered: LoweredArtifact, prepared: PreparedModel) -> ParityResult:
     """Stage 5: Y-PSNR and max abs error of the artifact vs the float model on real photos."""
     model = prepared.model
-    modulation = model.neutral_modulation()
+    strength = model.default_strength()
     psnrs, max_err = [], 0.0
     for image in validation_images(*prepared.recipe.input_size):
         with torch.no_grad():
-            reference = to_numpy(model(image, modulation))
-        output = to_numpy(lowered.predict(image, modulation))
+            reference = to_numpy(model(image, strength))
+        output = to_numpy(lowered.predict(image, strength))
         psnrs.append(y_psnr(output, reference))
         max_err = max(max_err, max_abs_error(output, reference))
     return ParityResult(psnrs, max_err, list(VALIDATION_NAMES), prepared.recipe.parity_floor_db)
@@ -173,6 +183,20 @@ def export(
         return write(lowered, prepared, quantized, parity, staging, out_dir, seconds)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_sizes(recipe: Recipe) -> None:
+    """MetaSR describes the frame on metadata cells: every input side must be a whole number of them, at least two."""
+    for h, w in recipe.input_sizes:
+        if h % CELL or w % CELL or min(h, w) < MIN_CELLS * CELL:
+            raise MetaSRError(
+                f"input size {h}x{w} does not fit MetaSR's {CELL}x{CELL}-pixel metadata cells; "
+                f"use multiples of {CELL}, at least {MIN_CELLS * CELL}x{MIN_CELLS * CELL} (e.g. {_fit(h)}x{_fit(w)})"
+            )
+
+
+def _fit(side: int) -> int:
+    return max(MIN_CELLS, round(side / CELL)) * CELL
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

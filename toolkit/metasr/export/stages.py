@@ -9,36 +9,60 @@ from typing import Any, Protocol
 
 import torch
 
-from metasr.models import MetaSRStudent
+from metasr.metadata import CELL
+from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe
+
+MIN_CELLS = 2  # the smallest input the exported graphs take, in metadata cells per side
+MAX_SIDE = 8192
 
 
 @dataclass
 class LoadedModel:
     """Output of *load*: float weights and where they came from."""
 
-    model: MetaSRStudent
+    model: MetaSR
     source: str
+
+
+@dataclass(frozen=True)
+class Macs:
+    """Multiply-accumulates per output pixel: the whole graph, and the student alone."""
+
+    total: float
+    student: float
+
+    @property
+    def overhead(self) -> float:
+        """What the metadata extractors and the orchestrator add on top of the student."""
+        return self.total - self.student
 
 
 @dataclass
 class PreparedModel:
     """Output of *prepare*: the reparameterized float reference and its static facts."""
 
-    model: MetaSRStudent
+    model: MetaSR
     source: str
     recipe: Recipe
     parameters: int
-    macs_per_output_pixel: float
+    macs_per_output_pixel: Macs
 
     @property
     def scale(self) -> int:
-        return self.model.config.scale
+        return self.model.scale
 
     def example_inputs(self, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, modulation) at ``size`` (default: the recipe's first input size)."""
+        """(image, strength) at ``size`` (default: the recipe's first input size), strength at its default."""
         h, w = size or self.recipe.input_size
-        return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)), self.model.neutral_modulation()
+        return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)), self.model.default_strength()
+
+    def dynamic_shapes(self) -> dict[str, dict[int, Any] | None]:
+        """torch.export shapes for ``(image, strength)`` with free height and width: multiples of the metadata
+        cell, at least two cells (the orchestrator's content grid must line up with the metadata grid)."""
+        height = CELL * torch.export.Dim("cells_high", min=MIN_CELLS, max=MAX_SIDE // CELL)
+        width = CELL * torch.export.Dim("cells_wide", min=MIN_CELLS, max=MAX_SIDE // CELL)
+        return {"image": {2: height, 3: width}, "strength": None}
 
 
 @dataclass
@@ -49,6 +73,7 @@ class QuantizedModel:
     program: Any
     scheme: str
     calibration_images: int = 0
+    calibration_strengths: tuple[float, ...] = ()  # each calibration photo ran at every one of these
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,7 +98,7 @@ class LoweredArtifact:
     path: Path
     coverage: Coverage
     runtime: str
-    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (image, strength) -> output
     manifest_extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 

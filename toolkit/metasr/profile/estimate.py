@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import torch
 import yaml
 
+from metasr.assembly import build_metasr
 from metasr.errors import MetaSRError
+from metasr.metadata import CELL
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.recipes import RECIPES_DIR
 from metasr.validate.macs import layer_work
@@ -77,13 +80,13 @@ def estimate_latency(manifest: dict[str, Any], input_size: tuple[int, int], devi
 def _layer_work(
     manifest: dict[str, Any], input_size: tuple[int, int], act_bytes: int, weight_bytes: int
 ) -> list[tuple[str, int, int]]:
-    """(layer, MACs, bytes read + written) for each conv of the student described by ``manifest``."""
-    modulation = manifest["inputs"][1]
-    config = StudentConfig(
-        scale=manifest["scale"], channels=modulation["channels_per_stage"], num_blocks=modulation["stages"]
-    )
-    model = MetaSRStudent(config).eval().reparameterize().to("meta")  # shapes only, no arithmetic
-    inputs = (torch.zeros(1, 3, *input_size, device="meta"), model.neutral_modulation().to("meta"))
+    """(layer, MACs, bytes read + written) for each conv of the MetaSR graph described by ``manifest``."""
+    spec = manifest["model"]
+    student = MetaSRStudent(StudentConfig(**spec["student"]))
+    model = build_metasr(student, tuple(spec["sources"]), spec["orchestrator"]).eval().reparameterize()
+    model = model.to("meta")  # shapes only, no arithmetic
+    padded = [math.ceil(side / CELL) * CELL for side in input_size]  # apps pad frames to whole metadata cells
+    inputs = (torch.zeros(1, 3, *padded, device="meta"), model.default_strength().to("meta"))
     layers = layer_work(model, inputs)
     return [
         (

@@ -12,7 +12,7 @@ import numpy as np
 
 from metasr.errors import MetaSRError
 from metasr.profile.timing import LatencyStats
-from metasr.runtime import neutral_modulation
+from metasr.runtime import default_strength
 
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY")
 
@@ -46,7 +46,7 @@ def profile_coreml(
     latency = {}
     for units in COMPUTE_UNITS:
         model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, units))
-        feeds = {"image": image, "modulation": neutral_modulation(manifest).numpy()}
+        feeds = {"image": image, "strength": default_strength(manifest).numpy()}
         for _ in range(warmup):
             model.predict(feeds)
         times = []

@@ -1,8 +1,8 @@
 """Core ML quantization: W8A8 calibrated in PyTorch (PT2E) and data-free weight compression of ML programs.
 
 W8A8 quantizes what the Neural Engine runs in int8: every conv's input (per tensor, asymmetric) and weight
-(per output channel, symmetric). FiLM mul/add and the modulation input stay fp16, so modulation values the
-app picks at run time are never clipped to a calibrated range.
+(per output channel, symmetric); everything else (gates, FiLM mul/add, the strength override) stays fp16.
+The orchestrator's convs read the strength-overridden degree, so calibration covers several strengths.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from threadpoolctl import threadpool_limits
 from torchao.quantization.pt2e import MinMaxObserver, PerChannelMinMaxObserver
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, Quantizer
+
+from metasr.quant.calibration import Batch
 
 WeightCompression = Literal["none", "int8", "palettize6", "palettize4"]
 
@@ -56,14 +58,12 @@ class ConvW8A8Quantizer(Quantizer):
         """Every annotation is built above; nothing to check."""
 
 
-def quantize_w8a8(
-    graph: torch.fx.GraphModule, calibration: list[torch.Tensor], modulation: torch.Tensor
-) -> torch.fx.GraphModule:
-    """Calibrate activation ranges on ``calibration`` photos and return the quantize/dequantize graph."""
+def quantize_w8a8(graph: torch.fx.GraphModule, batches: list[Batch]) -> torch.fx.GraphModule:
+    """Calibrate activation ranges on ``batches`` (photo, strength) and return the quantize/dequantize graph."""
     prepared = prepare_pt2e(graph, ConvW8A8Quantizer())
     with torch.no_grad():
-        for image in calibration:
-            prepared(image, modulation)
+        for image, strength in batches:
+            prepared(image, strength)
     return convert_pt2e(prepared)
 
 

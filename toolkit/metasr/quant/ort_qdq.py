@@ -15,10 +15,11 @@ from typing import Literal
 
 import numpy as np
 import onnx
-import torch
 from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
 from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
+from metasr.quant.calibration import Batch
 
 Feed = dict[str, np.ndarray]
 
@@ -35,10 +36,11 @@ class FeedReader(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def calibration_feeds(images: list[torch.Tensor], modulation: torch.Tensor) -> list[Feed]:
-    """One {image, modulation} feed per (1, 3, H, W) calibration image."""
-    mod = modulation.numpy().astype(np.float32)
-    return [{"image": image.numpy().astype(np.float32), "modulation": mod} for image in images]
+def calibration_feeds(batches: list[Batch]) -> list[Feed]:
+    """One {image, strength} feed per calibration batch."""
+    return [
+        {"image": image.numpy().astype(np.float32), "strength": s.numpy().astype(np.float32)} for image, s in batches
+    ]
 
 
 def split_identity(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:

@@ -12,7 +12,7 @@ import io
 import logging
 import operator
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import nncf
 import nncf.quantization.algorithms.min_max.algorithm as nncf_min_max
@@ -31,10 +31,13 @@ from nncf.quantization.advanced_parameters import OverflowFix
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+from metasr.export.graph_passes import drop_aliases
+from metasr.quant.calibration import Batch
+
 BiasCorrection = Literal["full", "fast", "none"]
 
-_SPLITS = (torch.ops.aten.split.Tensor, torch.ops.aten.split_with_sizes.default)
+_SPLITS = (torch.ops.aten.split.Tensor, torch.ops.aten.split_with_sizes.default, torch.ops.aten.chunk.default)
+_BINARY = (torch.ops.aten.add.Tensor, torch.ops.aten.sub.Tensor, torch.ops.aten.mul.Tensor, torch.ops.aten.div.Tensor)
 
 
 def xnnpack_quantizer() -> XNNPACKQuantizer:
@@ -42,27 +45,57 @@ def xnnpack_quantizer() -> XNNPACKQuantizer:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
 
 
-def capture(model: torch.nn.Module, example: Batch) -> torch.fx.GraphModule:
+def capture(model: torch.nn.Module, example: Batch, dynamic_shapes: dict[str, Any]) -> torch.fx.GraphModule:
     """Pre-autograd graph of ``model`` with dynamic image height/width, splits rewritten as slices.
 
     XNNPACK has no split kernel, so a split would stay outside the delegate; slices are delegated.
     The dynamic size lets one calibrated graph be exported once per recipe input size.
     """
-    height = torch.export.Dim("height", min=8, max=8192)
-    width = torch.export.Dim("width", min=8, max=8192)
-    shapes = {"image": {2: height, 3: width}, "modulation": None}
-    graph_module = torch.export.export(model, example, dynamic_shapes=shapes).module()
-    return split_to_slices(graph_module)
+    graph_module = torch.export.export(model, example, dynamic_shapes=dynamic_shapes).module()
+    return scalars_to_tensors(drop_aliases(split_to_slices(graph_module)))
+
+
+def scalars_to_tensors(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Give every add/sub/mul/div of a 4-D tensor and a Python number a (1, 1, 1, 1) constant instead, in place.
+
+    Exact (the constant broadcasts like the number). ExecuTorch 1.5.1's XNNPACK layout pass turns a number into
+    a 0-d tensor, which it cannot lay out channels-last, so it converts the op's activation to NCHW with
+    ``replace_all_uses_with``: every other consumer of that activation then reads the NCHW copy, and a
+    channels-last consumer (a conv, an average pool) fails to lower ("non-NHWC compatible node").
+    """
+    graph = graph_module.graph
+    count = 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in (*_BINARY, torch.ops.aten.rsub.Scalar) or node.kwargs:
+            continue
+        tensor, number = node.args[:2]
+        if not isinstance(number, int | float) or len(tensor.meta["val"].shape) != 4:
+            continue
+        name = f"_scalar_constant_{count}"
+        count += 1
+        graph_module.register_buffer(name, torch.full((1, 1, 1, 1), float(number)))
+        with graph.inserting_before(node):
+            constant = graph.get_attr(name)
+        constant.meta["val"] = torch.full((1, 1, 1, 1), float(number))
+        if node.target is torch.ops.aten.rsub.Scalar:  # rsub(x, c) = c - x
+            node.target, node.args = torch.ops.aten.sub.Tensor, (constant, tensor)
+        else:
+            node.args = (tensor, constant)
+    graph.lint()
+    graph_module.recompile()
+    return graph_module
 
 
 def split_to_slices(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """Replace every ``split`` whose outputs are only indexed with one ``slice`` per output, in place."""
+    """Replace every ``split``/``chunk`` whose outputs are only indexed with one ``slice`` per output, in place."""
     graph = graph_module.graph
     for node in [n for n in graph.nodes if n.op == "call_function" and n.target in _SPLITS]:
         if any(user.target is not operator.getitem for user in node.users):
             continue
         source, sizes, dim = node.args[0], node.args[1], node.args[2] if len(node.args) > 2 else 0
         length = source.meta["val"].shape[dim]
+        if node.target is torch.ops.aten.chunk.default:
+            sizes = -(-length // sizes)  # chunk(n) is split(ceil(length / n))
         if isinstance(sizes, int):
             chunk = sizes
             sizes = [min(chunk, length - start) for start in range(0, length, chunk)]
@@ -82,30 +115,12 @@ def split_to_slices(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return graph_module
 
 
-def calibration_batches(
-    images: list[torch.Tensor], neutral: torch.Tensor, spread: float, variants: int = 2, seed: int = 0
-) -> list[Batch]:
-    """Each image with the neutral modulation, plus ``variants`` modulations jittered by up to ``spread``.
-
-    Calibrating only at neutral (gains exactly 1, biases exactly 0) would give the FiLM inputs
-    degenerate int8 ranges, silently clipping any gain above 1 and any bias beyond about +-0.03.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    batches: list[Batch] = []
-    for image in images:
-        batches.append((image, neutral))
-        for _ in range(variants if spread > 0 else 0):
-            noise = (torch.rand(neutral.shape, generator=generator) * 2 - 1) * spread
-            batches.append((image, neutral + noise))
-    return batches
-
-
 def quantize_pt2e(graph_module: torch.fx.GraphModule, batches: list[Batch]) -> torch.fx.GraphModule:
     """torchao PT2E: insert observers, run the calibration batches, fold to Q/DQ."""
     prepared = prepare_pt2e(graph_module, xnnpack_quantizer())
     with torch.no_grad():
-        for image, modulation in batches:
-            prepared(image, modulation)
+        for image, strength in batches:
+            prepared(image, strength)
     return convert_pt2e(prepared)
 
 
@@ -162,9 +177,9 @@ def _nncf_full_int8_weights() -> Iterator[None]:
     """Switch off NNCF's x86 "overflow fix" for the duration of one quantization.
 
     By default NNCF halves the weight range (7-bit weights) of the first convolutions after every model
-    input, a workaround for x86 CPUs without VNNI. ``modulation`` is an input that reaches every FiLM
-    stage, so that hits 7 of the 8 convs; XNNPACK on ARM needs no such fix, and ``quantize_pt2e``
-    exposes no parameter for it.
+    input, a workaround for x86 CPUs without VNNI. The image feeds the student's head and anchor, every
+    metadata extractor and the orchestrator's stem directly; XNNPACK on ARM needs no such fix, and
+    ``quantize_pt2e`` exposes no parameter for it.
     """
     defaults = nncf_min_max.MODE_BASED_DEFAULTS
     saved = defaults[None]

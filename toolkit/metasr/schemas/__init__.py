@@ -11,6 +11,8 @@ import jsonschema
 
 from metasr.errors import MetaSRError
 
+MANIFEST_VERSION = 2  # 2: the MetaSR graph, inputs (image, strength); 1 was the plain student with modulation
+
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:

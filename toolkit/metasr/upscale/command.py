@@ -19,11 +19,18 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--artifact", type=click.Path(path_type=Path), help="Exported .onnx or .pte artifact to run.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Student weights (.safetensors or .pt).")
+@click.option(
+    "--checkpoint", type=click.Path(path_type=Path), help="MetaSR or plain student weights (.safetensors or .pt)."
+)
 @click.option("--scale", type=click.Choice(["2", "4"]), help="Upscaling factor (default: the model's, or 2).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
 @click.option("--tile", type=click.IntRange(min=16), help="Tile size, input pixels (default: manifest's, or 256).")
 @click.option("--overlap", type=click.IntRange(min=0), help="Tile overlap, input pixels (default: manifest's, or 16).")
+@click.option(
+    "--strength",
+    type=click.FloatRange(0.0, 1.0),
+    help="Restoration strength in [0, 1], overriding the estimated degradation (default: the estimate).",
+)
 @click.option("--compare", is_flag=True, help="Also write NAME_compare.png: bicubic | output, side by side.")
 def upscale_command(
     inputs: tuple[Path, ...],
@@ -33,18 +40,20 @@ def upscale_command(
     out: Path,
     tile: int | None,
     overlap: int | None,
+    strength: float | None,
     compare: bool,
 ) -> None:
     """Upscale images (PNG, JPEG) and videos (MP4, MOV, MKV, WebM), given as files or folders, into OUT.
 
-    With neither --artifact nor --checkpoint the bundled float student runs in PyTorch.
+    With neither --artifact nor --checkpoint the bundled float MetaSR graph runs in PyTorch.
+    --strength 0 treats the input as clean, 1 restores as hard as possible; by default MetaSR estimates it per region.
     Outputs keep the input's name: JPEG in, JPEG out (quality 95); otherwise PNG, 8 or 16 bit as the
     input, greyscale and alpha kept. CMYK JPEGs are converted to RGB (no colour management), with a note.
     Videos are re-encoded as H.264 (MP4/MOV keep their container, MKV/WebM become .mkv), audio copied.
     Files that fail are reported one line each; the others are still written, and the exit code is 1.
     """
     try:
-        upscaler = load_upscaler(artifact, checkpoint, int(scale) if scale else None, tile, overlap)
+        upscaler = load_upscaler(artifact, checkpoint, int(scale) if scale else None, tile, overlap, strength)
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

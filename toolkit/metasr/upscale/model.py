@@ -1,12 +1,17 @@
-"""The model behind metasr-upscale: the bundled float student, a checkpoint, or an exported artifact."""
+"""The model behind metasr-upscale: the MetaSR graph in float (bundled or a checkpoint), or an exported artifact."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from metasr.checkpoint import bundled_weights, load_student
+import torch
+
+from metasr.assembly import load_metasr
+from metasr.checkpoint import bundled_weights
 from metasr.errors import MetaSRError
+from metasr.models.metasr import DEFAULT_STRENGTH
 from metasr.runtime import open_engine
 from metasr.upscale.tiling import ModelFn, TilePlan, plan_tiles
 
@@ -35,15 +40,24 @@ def load_upscaler(
     scale: int | None = None,
     tile: int | None = None,
     overlap: int | None = None,
+    strength: float | None = None,
 ) -> Upscaler:
-    """Open ``artifact`` or ``checkpoint`` (or the bundled student); tile and overlap default to the manifest's."""
+    """Open ``artifact`` or ``checkpoint`` (or the bundled weights); tile and overlap default to the manifest's.
+
+    ``strength`` in [0, 1] overrides the degradation degree the model estimates; None keeps the estimate.
+    """
     if artifact is not None and checkpoint is not None:
         raise MetaSRError("pass --artifact or --checkpoint, not both")
+    if strength is not None and not 0.0 <= strength <= 1.0:
+        raise MetaSRError(f"strength {strength} is outside [0, 1]; omit it to use the estimated degradation degree")
+    value = torch.full((1, 1, 1, 1), DEFAULT_STRENGTH if strength is None else strength)
     if artifact is None:
-        model = load_student(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
-        name = f"{checkpoint.name if checkpoint else f'student x{model.config.scale}'} (float)"
+        model = load_metasr(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
+        model.orchestrator.hard = True  # deployed gates are sparse (see Orchestrator)
+        name = f"{checkpoint.name if checkpoint else f'MetaSR x{model.scale}'} (float)"
         size = tile or DEFAULT_TILE
-        return _checked(name, model.config.scale, model, (size, size), overlap, DEFAULT_OVERLAP, False)
+        run = functools.partial(model, strength=value)
+        return _checked(name, model.scale, run, (size, size), overlap, DEFAULT_OVERLAP, False)
     engine = open_engine(artifact)
     if scale is not None and scale != engine.scale:
         raise MetaSRError(f"{artifact.name} is a x{engine.scale} model but --scale {scale} was asked; fix one")
@@ -60,7 +74,8 @@ def load_upscaler(
         shapes = ", ".join(f"{h}x{w}" for h, w in sizes)
         raise MetaSRError(f"{artifact.name} takes only {shapes} inputs; drop --tile or pass one of those sizes")
     name = f"{artifact.name} ({engine.runtime})"
-    return _checked(name, engine.scale, engine.run, tile_hw, overlap, default_tile["overlap"], sizes is not None)
+    run = functools.partial(engine.run, strength=value)
+    return _checked(name, engine.scale, run, tile_hw, overlap, default_tile["overlap"], sizes is not None)
 
 
 def _checked(

@@ -1,9 +1,11 @@
 """Seamless tiled upscaling in bounded memory: overlapping tiles, feathered blending, row strips.
 
-Tiles along an axis are spread evenly so that each has exactly the tile size (only an image smaller
-than a tile is padded, by reflection, for static-shape models). In each overlap the blend weight
-is 0 for ``margin`` pixels next to the cut (where zero padding at the tile border disturbs the
-model), then ramps linearly to 1; weights are normalised per axis, so they sum to 1 everywhere.
+Tiles along an axis are spread evenly so that each has exactly the tile size. A tile the model cannot
+take as is gets reflection-padded and the output cropped: up to the exact size of a static-shape
+model, otherwise up to whole metadata cells (MetaSR describes the frame on 32x32 cells). In each
+overlap the blend weight is 0 for ``margin`` pixels next to the cut (where zero padding at the tile
+border disturbs the model), then ramps linearly to 1; weights are normalised per axis, so they sum
+to 1 everywhere.
 Rows are processed one tile row (strip) at a time and finished output rows are yielded as soon
 as no later strip can touch them, so memory is bounded by a strip, not by the image.
 """
@@ -16,6 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from metasr.export.stages import MIN_CELLS
+from metasr.metadata import CELL
 
 Span = tuple[int, int]
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
@@ -122,13 +127,19 @@ def upscale_strips(
         carry = acc[done:].copy()
 
 
+def _whole_cells(side: int) -> int:
+    """``side`` rounded up to whole metadata cells, at least the smallest input the exported graphs take."""
+    return max(MIN_CELLS, math.ceil(side / CELL)) * CELL
+
+
 def _run_tile(tile: np.ndarray, model: ModelFn, model_size: tuple[int, int] | None) -> np.ndarray:
-    """Upscale one (h, w, 3) integer tile; reflect-pad to ``model_size`` first and crop after."""
+    """Upscale one (h, w, 3) integer tile; reflect-pad to ``model_size`` (or whole cells) first and crop after."""
     h, w = tile.shape[:2]
     peak = float(np.iinfo(tile.dtype).max)
     x = tile.astype(np.float32) / peak
-    if model_size is not None and (h, w) != model_size:
-        x = np.pad(x, ((0, model_size[0] - h), (0, model_size[1] - w), (0, 0)), mode="reflect")
+    size = model_size or (_whole_cells(h), _whole_cells(w))
+    if (h, w) != size:
+        x = np.pad(x, ((0, size[0] - h), (0, size[1] - w), (0, 0)), mode="reflect")
     with torch.inference_mode():
         y = model(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None])
     s = y.shape[-1] // x.shape[1]

@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from metasr import __version__
-from metasr.export.stages import LoweredArtifact, ParityResult, PreparedModel, QuantizedModel
-from metasr.schemas import check
+from metasr.export.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel
+from metasr.models.metasr import DEFAULT_STRENGTH
+from metasr.schemas import MANIFEST_VERSION, check
+
+STRENGTH_DESCRIPTION = (
+    "restoration strength: a value in [0, 1] replaces the degradation degree the model estimates for every cell "
+    "(0 = treat the frame as clean, 1 = restore as hard as possible); the default -1 uses the estimated degree"
+)
 
 
 def artifact_sha256(path: Path) -> str:
@@ -29,7 +35,7 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
     recipe, model = prepared.recipe, prepared.model
     s = prepared.scale
     manifest: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
         "target": recipe.target,
         "file": lowered.path.name,
@@ -45,15 +51,13 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
                 "value_range": [0.0, 1.0],
             },
             {
-                "name": "modulation",
-                "shapes": [[1, model.modulation_channels, 1, 1]],
+                "name": "strength",
+                "shapes": [[1, 1, 1, 1]],
                 "layout": "NC11",
                 "dtype": "float32",
-                "default": "neutral",
-                "stages": model.num_stages,
-                "channels_per_stage": model.config.channels,
-                "description": f"per stage ({model.num_stages}): {model.config.channels} gains then "
-                f"{model.config.channels} biases; neutral = gains 1, biases 0",
+                "value_range": [0.0, 1.0],
+                "default": DEFAULT_STRENGTH,
+                "description": STRENGTH_DESCRIPTION,
             },
         ],
         "outputs": [
@@ -67,6 +71,12 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
             }
         ],
         "tile": {"size": recipe.tile.size, "overlap": recipe.tile.overlap},
+        "model": {
+            "student": model.config.to_dict(),
+            "sources": list(model.orchestrator.sources),
+            "orchestrator": model.orchestrator.config,
+        },
+        "macs_per_output_pixel": _macs(prepared.macs_per_output_pixel),
     }
     extra = dict(lowered.manifest_extra)
     for key in ("inputs", "outputs"):  # a target overrides fields of an entry, matched by name
@@ -91,7 +101,11 @@ def build_report(
         "artifact": lowered.path.name,
         "source": prepared.source,
         "recipe": _plain(prepared.recipe),
-        "quantization": {"scheme": quantized.scheme, "calibration_images": quantized.calibration_images},
+        "quantization": {
+            "scheme": quantized.scheme,
+            "calibration_images": quantized.calibration_images,
+            "calibration_strengths": list(quantized.calibration_strengths),
+        },
         "parity": {
             "runtime": lowered.runtime,
             "images": parity.images,
@@ -110,7 +124,7 @@ def build_report(
         },
         "size_bytes": artifact_size(lowered.path),
         "parameters": prepared.parameters,
-        "macs_per_output_pixel": prepared.macs_per_output_pixel,
+        "macs_per_output_pixel": _macs(prepared.macs_per_output_pixel),
         "stage_seconds": {k: round(v, 3) for k, v in seconds.items()},
         "reproducibility": "the artifact and manifest.json are byte-identical across runs with the same inputs; "
         "only stage_seconds in this report vary",
@@ -120,7 +134,7 @@ def build_report(
 
 def render_markdown(report: dict[str, Any]) -> str:
     """A readable summary of ``report``."""
-    p, c = report["parity"], report["coverage"]
+    p, c, macs = report["parity"], report["coverage"], report["macs_per_output_pixel"]
     lines = [
         f"# {report['target']}: {report['artifact']}",
         "",
@@ -134,7 +148,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| placement | {c['accelerated_ops']}/{c['total_ops']} ops on {c['where']} |",
         f"| size | {report['size_bytes'] / 1024:.1f} KiB |",
         f"| parameters | {report['parameters']} |",
-        f"| MACs per output pixel | {report['macs_per_output_pixel']:.0f} |",
+        f"| MACs per output pixel | {macs['total']:.0f} (student {macs['student']:.0f}, "
+        f"metadata + orchestrator {macs['metadata_and_orchestrator']:.0f}) |",
         "",
         "Per photo: " + ", ".join(f"{n} {v} dB" for n, v in zip(p["images"], p["y_psnr_db"], strict=True)),
     ]
@@ -162,6 +177,15 @@ def write_reports(
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _macs(macs: Macs) -> dict[str, float]:
+    """MACs per output pixel: the whole graph, the student, and what metadata and orchestrator add."""
+    return {
+        "total": round(macs.total, 1),
+        "student": round(macs.student, 1),
+        "metadata_and_orchestrator": round(macs.overhead, 1),
+    }
 
 
 def _num(value: float) -> float | str:

@@ -5,13 +5,19 @@ import CoreVideo
 import Foundation
 
 /// The Core ML artifact (`metasr-export --target coreml`): image input "image" (RGB, 1/255 scaling inside the
-/// model), tensor input "modulation" (1, M, 1, 1), image output "output".
+/// model), tensor input "strength" (1, 1, 1, 1), image output "output".
 public final class CoreMLEngine {
     public let manifest: Manifest
     public let computeUnits: MLComputeUnits
     public let tiler: Tiler
+    /// Restoration strength fed with every tile: [0, 1] replaces the degradation degree the model estimates
+    /// (0 = treat the frame as clean, 1 = restore as hard as possible); the manifest's default (-1) keeps it.
+    public var strength: Float {
+        get { strengthArray[0].floatValue }
+        set { strengthArray[0] = NSNumber(value: newValue) }
+    }
     private let model: MLModel
-    private let modulation: MLMultiArray
+    private let strengthArray: MLMultiArray
     private let context = CIContext(options: [.cacheIntermediates: false])
     private var tileBuffer: CVPixelBuffer?
 
@@ -28,25 +34,25 @@ public final class CoreMLEngine {
         guard inputs[Manifest.imageInput]?.type == .image else {
             throw MetaSRError("\(manifest.file) has no image input '\(Manifest.imageInput)'; re-export it")
         }
-        guard let constraint = inputs[Manifest.modulationInput]?.multiArrayConstraint else {
-            throw MetaSRError("\(manifest.file) has no tensor input '\(Manifest.modulationInput)'; re-export it")
+        guard let constraint = inputs[Manifest.strengthInput]?.multiArrayConstraint else {
+            throw MetaSRError("\(manifest.file) has no tensor input '\(Manifest.strengthInput)'; re-export it")
         }
-        let values = try manifest.neutralModulation()
-        let shape = try manifest.input(named: Manifest.modulationInput).shapes[0].map { NSNumber(value: $0) }
-        let modulation = try MLMultiArray(shape: shape, dataType: constraint.dataType)
-        for (i, value) in values.enumerated() { modulation[i] = NSNumber(value: value) }
+        let shape = try manifest.input(named: Manifest.strengthInput).shapes[0].map { NSNumber(value: $0) }
+        let strength = try MLMultiArray(shape: shape, dataType: constraint.dataType)
+        let value = try manifest.defaultStrength
+        strength[0] = NSNumber(value: value)
         self.manifest = manifest
         self.computeUnits = configuration.computeUnits
         self.tiler = try Tiler(manifest: manifest)
         self.model = model
-        self.modulation = modulation
+        self.strengthArray = strength
     }
 
     /// One model call on a tile-sized pixel buffer (32BGRA); returns the upscaled image buffer.
     public func predict(_ tile: CVPixelBuffer) throws -> CVPixelBuffer {
         let features = try MLDictionaryFeatureProvider(dictionary: [
             Manifest.imageInput: MLFeatureValue(pixelBuffer: tile),
-            Manifest.modulationInput: MLFeatureValue(multiArray: modulation),
+            Manifest.strengthInput: MLFeatureValue(multiArray: strengthArray),
         ])
         let result = try model.prediction(from: features)
         guard let output = result.featureValue(for: Manifest.outputName)?.imageBufferValue else {

@@ -36,15 +36,12 @@ public struct Manifest: Codable, Equatable, Sendable {
     }
 
     public static let fileName = "manifest.json"
-    public static let supportedSchemaVersion = 1
+    public static let supportedSchemaVersion = 2
     public static let imageInput = "image"
-    public static let modulationInput = "modulation"
+    public static let strengthInput = "strength"
     public static let outputName = "output"
     /// The Core ML artifact `metasr-export --target coreml` writes (%d is the scale); Xcode compiles it to .mlmodelc.
     public static let artifactPattern = "metasr_x%d.mlpackage"
-    /// Manifests without `stages` / `channels_per_stage` state the layout only in the modulation input's description:
-    /// "per stage (5): 32 gains then 32 biases; neutral = ...".
-    public static let modulationLayoutPattern = #"per stage \((\d+)\): (\d+) gains then (\d+) biases"#
 
     public static func load(from url: URL) throws -> Manifest {
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: url))
@@ -70,40 +67,16 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
     }
 
-    /// Stages and channels per stage of the modulation vector: the structured keys when present, else the description.
-    public var modulationLayout: (stages: Int, channels: Int) {
+    /// The strength to feed when the user picks none: -1, "use the degradation degree the model estimates".
+    /// A value in [0, 1] replaces the estimate (0 = treat the frame as clean, 1 = restore as hard as possible).
+    public var defaultStrength: Float {
         get throws {
-            let spec = try input(named: Self.modulationInput)
-            let width = spec.shapes[0][1]
-            if let stages = spec.stages, let channels = spec.channelsPerStage {
-                guard stages * 2 * channels == width else {
-                    throw MetaSRError("modulation layout \(stages)x2x\(channels) does not match \(spec.shapes[0])")
-                }
-                return (stages, channels)
+            let spec = try input(named: Self.strengthInput)
+            guard spec.shapes[0].reduce(1, *) == 1, let value = spec.defaultValue else {
+                throw MetaSRError("strength input \(spec.shapes[0]) has no single default value; re-export it")
             }
-            let text = spec.detail ?? ""
-            let regex = try NSRegularExpression(pattern: Self.modulationLayoutPattern)
-            guard let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) else {
-                throw MetaSRError("cannot read the modulation layout from '\(text)'; re-export with metasr-export")
-            }
-            let numbers = (1...3).map { Int((text as NSString).substring(with: match.range(at: $0)))! }
-            let (stages, gains, biases) = (numbers[0], numbers[1], numbers[2])
-            guard gains == biases, stages * (gains + biases) == width else {
-                throw MetaSRError("modulation \(stages)x(\(gains)+\(biases)) does not match \(spec.shapes[0])")
-            }
-            return (stages, gains)
+            return Float(value)
         }
-    }
-
-    /// Per stage: `channels` gains of 1, then `channels` biases of 0 (the manifest's "default": "neutral").
-    public func neutralModulation() throws -> [Float] {
-        let spec = try input(named: Self.modulationInput)
-        guard spec.defaultValue == "neutral" else {
-            throw MetaSRError("modulation input has no neutral default; re-export with metasr-export")
-        }
-        let (stages, channels) = try modulationLayout
-        let stage = [Float](repeating: 1, count: channels) + [Float](repeating: 0, count: channels)
-        return Array([[Float]](repeating: stage, count: stages).joined())
     }
 
     /// The model's resource name once Xcode has compiled it: metasr_x2.mlpackage -> metasr_x2.mlmodelc.
@@ -119,10 +92,8 @@ public struct TensorSpec: Codable, Equatable, Sendable {
     public let dtype: String?
     public let color: String?
     public let valueRange: [Double]?
-    public let defaultValue: String?
-    /// Modulation input only: stages, and channels per stage (each stage has that many gains, then as many biases).
-    public let stages: Int?
-    public let channelsPerStage: Int?
+    /// Strength input: the value apps feed by default (-1: use the estimated degradation degree).
+    public let defaultValue: Double?
     public let detail: String?
 
     enum CodingKeys: String, CodingKey {
@@ -133,8 +104,6 @@ public struct TensorSpec: Codable, Equatable, Sendable {
         case color
         case valueRange = "value_range"
         case defaultValue = "default"
-        case stages
-        case channelsPerStage = "channels_per_stage"
         case detail = "description"
     }
 }

@@ -23,17 +23,30 @@ enum Fixtures {
           "value_range": [0, 255]
         },
         {
-          "channels_per_stage": 32,
-          "default": "neutral",
-          "description": "per stage (5): 32 gains then 32 biases; neutral = gains 1, biases 0",
+          "default": -1.0,
+          "description": "restoration strength: a value in [0, 1] replaces the degradation degree the model estimates for every cell (0 = treat the frame as clean, 1 = restore as hard as possible); the default -1 uses the estimated degree",
           "dtype": "float16",
           "layout": "NC11 MLMultiArray",
-          "name": "modulation",
-          "shapes": [[1, 320, 1, 1]],
-          "stages": 5
+          "name": "strength",
+          "optional": true,
+          "shapes": [[1, 1, 1, 1]],
+          "value_range": [0.0, 1.0]
         }
       ],
+      "macs_per_output_pixel": {"metadata_and_orchestrator": 804.5, "student": 12609.0, "total": 13413.5},
       "minimum_deployment_target": "iOS17",
+      "model": {
+        "orchestrator": {
+          "content_channels": 16,
+          "embed_channels": 32,
+          "hidden_channels": 48,
+          "source_dims": [["edges", 2], ["degradation", 3], ["luminance", 3]],
+          "stage_channels": [32, 32, 32, 32, 32],
+          "threshold": 0.25
+        },
+        "sources": ["edges", "degradation", "luminance"],
+        "student": {"channels": 32, "in_channels": 3, "num_blocks": 5, "scale": 2}
+      },
       "model_sha256": "e8dbcb5bca6dd37c584bcab3e660124acf65ee45994e17ce772a769e0a100515",
       "outputs": [
         {
@@ -49,7 +62,7 @@ enum Fixtures {
       "precision": "fp16",
       "runtime": "coreml",
       "scale": 2,
-      "schema_version": 1,
+      "schema_version": 2,
       "target": "coreml",
       "tile": {
         "overlap": 16,
@@ -64,8 +77,8 @@ enum Fixtures {
         try JSONDecoder().decode(Manifest.self, from: Data(manifestJSON.utf8))
     }
 
-    /// The fixture with its modulation input (inputs[1]) edited.
-    static func manifest(editingModulation edit: (inout [String: Any]) -> Void) throws -> Manifest {
+    /// The fixture with its strength input (inputs[1]) edited.
+    static func manifest(editingStrength edit: (inout [String: Any]) -> Void) throws -> Manifest {
         var object = try JSONSerialization.jsonObject(with: Data(manifestJSON.utf8)) as! [String: Any]
         var inputs = object["inputs"] as! [[String: Any]]
         edit(&inputs[1])

@@ -8,11 +8,9 @@ import java.io.File
 /** A `.pte` (XNNPACK or Vulkan delegate) run through ExecuTorch's Android library. */
 class ExecuTorchEngine(override val manifest: ModelManifest, artifact: File) : SrEngine {
     private val module: Module = Module.load(artifact.absolutePath)
-    private val modulation: Tensor = Tensor.fromBlob(
-        manifest.neutralModulation(),
-        LongArray(manifest.modulationShape.size) { manifest.modulationShape[it].toLong() },
-    )
+    private val strengthShape = LongArray(manifest.strengthShape.size) { manifest.strengthShape[it].toLong() }
     override val backend: String
+    override var strength: Float = manifest.defaultStrength
 
     init {
         val status = module.loadMethod(METHOD)
@@ -25,7 +23,8 @@ class ExecuTorchEngine(override val manifest: ModelManifest, artifact: File) : S
 
     override fun run(input: FloatArray, height: Int, width: Int): FloatArray {
         val image = Tensor.fromBlob(input, longArrayOf(1, 3, height.toLong(), width.toLong()))
-        val outputs = module.forward(EValue.from(image), EValue.from(modulation))
+        val strength = Tensor.fromBlob(floatArrayOf(strength), strengthShape)
+        val outputs = module.forward(EValue.from(image), EValue.from(strength)) // the manifest's input_order
         check(outputs.isNotEmpty()) { "ExecuTorch '$METHOD' returned nothing; see logcat tag ExecuTorch" }
         return outputs[0].toTensor().dataAsFloatArray
     }

@@ -16,10 +16,10 @@ class ModelManifest(
     val scale: Int,
     /** Every exported image input shape, [1, 3, H, W]; static-shape targets run only these. */
     val imageShapes: List<IntArray>,
-    /** [1, M, 1, 1]. */
-    val modulationShape: IntArray,
-    val modulationStages: Int,
-    val modulationChannels: Int,
+    /** [1, 1, 1, 1]: one restoration strength per call. */
+    val strengthShape: IntArray,
+    /** The value to feed when the user picks none: -1, "use the degradation degree the model estimates". */
+    val defaultStrength: Float,
     val tileSize: Int,
     val tileOverlap: Int,
     /** onnx / onnx-qnn only: "CPUExecutionProvider" or "QNNExecutionProvider". */
@@ -33,12 +33,6 @@ class ModelManifest(
 
     /** (height, width) of the first exported input size: the tile the model is fed. */
     val inputSize: Pair<Int, Int> get() = imageShapes[0][2] to imageShapes[0][3]
-
-    /** Per stage: [modulationChannels] gains of 1, then [modulationChannels] biases of 0. */
-    fun neutralModulation(): FloatArray {
-        val c = modulationChannels
-        return FloatArray(modulationShape[1]) { i -> if (i % (2 * c) < c) 1f else 0f }
-    }
 
     /** Whether [artifact] is the file this manifest hashed (SHA-256 over the file name, then its bytes). */
     fun matches(artifact: File): Boolean {
@@ -57,13 +51,10 @@ class ModelManifest(
 
     companion object {
         const val FILE_NAME = "manifest.json"
-        const val SCHEMA_VERSION = 1
+        const val SCHEMA_VERSION = 2
         const val IMAGE_INPUT = "image"
-        const val MODULATION_INPUT = "modulation"
+        const val STRENGTH_INPUT = "strength"
         const val OUTPUT = "output"
-
-        /** Older manifests state the layout only in the description: "per stage (5): 32 gains then 32 biases; ...". */
-        val MODULATION_LAYOUT = Regex("""per stage \((\d+)\): (\d+) gains then (\d+) biases""")
 
         fun load(file: File): ModelManifest = parse(JSONObject(file.readText()))
 
@@ -75,12 +66,10 @@ class ModelManifest(
             val inputs = json.getJSONArray("inputs")
             val image = tensor(inputs, IMAGE_INPUT)
             require(image.getString("layout") == "NCHW") { "image input must be NCHW" }
-            val modulation = tensor(inputs, MODULATION_INPUT)
-            require(modulation.getString("default") == "neutral") { "modulation input has no neutral default" }
-            val modulationShape = shapes(modulation)[0]
-            val (stages, channels) = modulationLayout(modulation)
-            require(stages * 2 * channels == modulationShape[1]) {
-                "modulation layout $stages x (2 x $channels) does not match shape ${modulationShape.toList()}"
+            val strength = tensor(inputs, STRENGTH_INPUT)
+            val strengthShape = shapes(strength)[0]
+            require(strengthShape.fold(1, Int::times) == 1) {
+                "strength input must hold one value, not ${strengthShape.toList()}"
             }
             tensor(json.getJSONArray("outputs"), OUTPUT) // the output must exist under its contracted name
             val tile = json.getJSONObject("tile")
@@ -90,27 +79,14 @@ class ModelManifest(
                 modelSha256 = json.getString("model_sha256"),
                 scale = json.getInt("scale"),
                 imageShapes = shapes(image),
-                modulationShape = modulationShape,
-                modulationStages = stages,
-                modulationChannels = channels,
+                strengthShape = strengthShape,
+                defaultStrength = strength.getDouble("default").toFloat(),
                 tileSize = tile.getInt("size"),
                 tileOverlap = tile.getInt("overlap"),
                 executionProvider = json.optStringOrNull("execution_provider"),
                 qnnBackend = json.optStringOrNull("backend"),
                 contextModelFile = json.optJSONObject("context_model")?.getString("file"),
             )
-        }
-
-        /** (stages, channels per stage): the structured keys when present, else parsed from the description. */
-        private fun modulationLayout(modulation: JSONObject): Pair<Int, Int> {
-            val stages = modulation.optInt("stages")
-            val channels = modulation.optInt("channels_per_stage")
-            if (stages > 0 && channels > 0) return stages to channels
-            val match = MODULATION_LAYOUT.find(modulation.optString("description"))
-                ?: throw IllegalArgumentException("cannot read the modulation layout from the manifest; re-export")
-            val (fromText, gains, biases) = match.destructured.toList().map(String::toInt)
-            require(gains == biases) { "modulation has $gains gains but $biases biases per stage" }
-            return fromText to gains
         }
 
         private fun tensor(list: JSONArray, name: String): JSONObject =

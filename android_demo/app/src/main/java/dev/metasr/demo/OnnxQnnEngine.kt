@@ -16,8 +16,9 @@ import java.nio.FloatBuffer
 class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, artifact: File) : SrEngine {
     private val env: OrtEnvironment = OrtEnvironment.getEnvironment()
     private val session: OrtSession
-    private val modulation: OnnxTensor
+    private val strengthShape = LongArray(manifest.strengthShape.size) { manifest.strengthShape[it].toLong() }
     override val backend: String
+    override var strength: Float = manifest.defaultStrength
 
     init {
         val options = OrtSession.SessionOptions()
@@ -35,26 +36,24 @@ class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, arti
         // A pre-compiled EPContext model (recipe option context_soc_model) skips on-device graph compilation.
         val model = manifest.contextModelFile?.let { File(artifact.parentFile, it) }?.takeIf(File::exists) ?: artifact
         session = env.createSession(model.absolutePath, options)
-        val shape = LongArray(manifest.modulationShape.size) { manifest.modulationShape[it].toLong() }
-        modulation = OnnxTensor.createTensor(env, FloatBuffer.wrap(manifest.neutralModulation()), shape)
     }
 
     override fun run(input: FloatArray, height: Int, width: Int): FloatArray {
         val shape = longArrayOf(1, 3, height.toLong(), width.toLong())
+        val strength = FloatBuffer.wrap(floatArrayOf(strength))
         OnnxTensor.createTensor(env, FloatBuffer.wrap(input), shape).use { image ->
-            val feeds = mapOf(ModelManifest.IMAGE_INPUT to image, ModelManifest.MODULATION_INPUT to modulation)
-            session.run(feeds, setOf(ModelManifest.OUTPUT)).use { result ->
-                val output = result.get(ModelManifest.OUTPUT).get() as OnnxTensor
-                val buffer = output.floatBuffer
-                return FloatArray(buffer.remaining()).also { buffer.get(it) }
+            OnnxTensor.createTensor(env, strength, strengthShape).use { strength ->
+                val feeds = mapOf(ModelManifest.IMAGE_INPUT to image, ModelManifest.STRENGTH_INPUT to strength)
+                session.run(feeds, setOf(ModelManifest.OUTPUT)).use { result ->
+                    val output = result.get(ModelManifest.OUTPUT).get() as OnnxTensor
+                    val buffer = output.floatBuffer
+                    return FloatArray(buffer.remaining()).also { buffer.get(it) }
+                }
             }
         }
     }
 
-    override fun close() {
-        modulation.close()
-        session.close()
-    }
+    override fun close() = session.close()
 
     private fun qnnDevices(context: Context): List<OrtEpDevice> {
         synchronized(OnnxQnnEngine::class.java) {

@@ -11,6 +11,13 @@ interface SrEngine : AutoCloseable {
     val backend: String
 
     /**
+     * Restoration strength fed with every tile: a value in [0, 1] replaces the degradation degree the model
+     * estimates (0 = treat the frame as clean, 1 = restore as hard as possible); the manifest's default (-1)
+     * keeps the estimate.
+     */
+    var strength: Float
+
+    /**
      * Upscale one tile. [input] is planar RGB (CHW) in [0, 1], [height] x [width]; the result is planar RGB
      * of (scale * height) x (scale * width), also in [0, 1].
      */

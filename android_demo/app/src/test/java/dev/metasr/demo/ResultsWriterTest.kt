@@ -3,6 +3,7 @@ package dev.metasr.demo
 import org.json.JSONObject
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertThrows
 import org.junit.Assert.assertTrue
 import org.junit.Test
 
@@ -21,25 +22,18 @@ class ResultsWriterTest {
     }
 
     @Test
-    fun manifestGivesNeutralModulationAndTiles() {
+    fun manifestGivesTheDefaultStrengthAndTiles() {
         assertEquals(EngineKind.EXECUTORCH_XNNPACK, manifest.engineKind)
         assertEquals(256 to 256, manifest.inputSize)
-        val modulation = manifest.neutralModulation()
-        assertEquals(320, modulation.size)
-        assertEquals(5 * 32, modulation.count { it == 1f })
-        assertEquals(1f, modulation[31])
-        assertEquals(0f, modulation[32])
-        assertEquals(1f, modulation[64])
+        assertArrayEquals(intArrayOf(1, 1, 1, 1), manifest.strengthShape)
+        assertEquals(-1f, manifest.defaultStrength, 0f)
         assertEquals(manifest.file, EngineKind.EXECUTORCH_XNNPACK.artifactName(manifest.scale))
     }
 
     @Test
-    fun modulationLayoutFallsBackToTheDescription() {
-        val json = fixture()
-        val modulation = json.getJSONArray("inputs").getJSONObject(1)
-        modulation.remove("stages")
-        modulation.remove("channels_per_stage")
-        assertArrayEquals(manifest.neutralModulation(), ModelManifest.parse(json).neutralModulation(), 0f)
+    fun rejectsAManifestOfThePlainStudent() {
+        val json = fixture().put("schema_version", 1)
+        assertThrows(IllegalArgumentException::class.java) { ModelManifest.parse(json) }
     }
 
     @Test

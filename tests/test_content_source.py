@@ -1,0 +1,130 @@
+"""Content-type metadata: real detectors label real images, and the shipped device classifier agrees with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from metasr.errors import MetaSRError
+from metasr.metadata.base import cell_pool, source_class
+from metasr.metadata.content import ContentSource, load_content_classifier
+from metasr.metadata.content_labels import CARTOON, CLASSES, FACE, LOW_LIGHT, NATURAL, TEXT, label_cells
+from metasr.metadata.content_tiles import FONT_DIR, darken, drawing, face_boxes, face_crop, sample_photo
+from metasr.models.content_classifier import ContentClassifier
+
+
+def _resized(name: str, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(sample_photo(name)).resize((width, height), Image.LANCZOS))
+
+
+def _with_subtitle(frame: np.ndarray, text: str, y: int, size: int = 18) -> np.ndarray:
+    image = Image.fromarray(frame)
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans-Bold.ttf"), size)
+    ImageDraw.Draw(image).text((4, y), text, font=font, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def test_rendered_text_cells_are_text() -> None:
+    frame = _with_subtitle(_resized("coffee", 192, 128), "Where are you going", y=72)
+    labels = label_cells(frame)
+    assert labels.shape == (4, 6)
+    assert (labels[2, :4] == TEXT).all(), labels
+    assert not (labels[0] == TEXT).any(), labels
+
+
+def test_astronaut_face_cell_is_face() -> None:
+    labels = label_cells(_resized("astronaut", 128, 128))  # face centre near LR (56, 29): cell row 0, col 1
+    assert labels[0, 1] == FACE, labels
+    assert (labels[2:, 2:] != FACE).all(), labels
+
+
+def test_darkened_photo_is_low_light_and_the_original_is_not() -> None:
+    frame = _resized("chelsea", 128, 96)
+    assert (label_cells(frame) != LOW_LIGHT).mean() > 0.5
+    assert (label_cells(darken(frame, np.random.default_rng(0))) == LOW_LIGHT).all()
+
+
+def test_flat_drawing_is_cartoon_and_grass_is_natural() -> None:
+    image = Image.new("RGB", (96, 96), (90, 160, 230))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((10, 10, 80, 60), fill=(250, 200, 40), outline=(0, 0, 0), width=2)
+    draw.rectangle((0, 70, 96, 96), fill=(60, 170, 70))
+    assert (label_cells(np.asarray(image)) == CARTOON).all()
+    assert (label_cells(_resized("grass", 96, 96)) == NATURAL).all()
+
+
+def test_label_cells_refuses_bad_frames() -> None:
+    with pytest.raises(MetaSRError, match="uint8"):
+        label_cells(np.zeros((64, 64, 3), dtype=np.float32))
+    with pytest.raises(MetaSRError, match="smaller than one"):
+        label_cells(np.zeros((16, 64, 3), dtype=np.uint8))
+
+
+def test_teacher_is_one_hot_on_the_cell_grid() -> None:
+    assert source_class("content") is ContentSource
+    image = torch.from_numpy(_resized("astronaut", 128, 96)).permute(2, 0, 1)[None].float() / 255.0
+    labels = ContentSource().teacher(image.repeat(2, 1, 1, 1))
+    assert labels.shape == (2, len(CLASSES), 3, 4)
+    assert torch.equal(labels.sum(dim=1), torch.ones(2, 3, 4))
+    assert labels[0, FACE, 0, 1] == 1
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 130), (100, 161)])
+def test_classifier_output_matches_the_cell_grid(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, *size)
+    probabilities = ContentClassifier().eval()(image)
+    assert probabilities.shape == (2, len(CLASSES), *cell_pool(image).shape[2:])
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(1), atol=1e-5)
+    assert (probabilities >= 0).all()
+
+
+def test_classifier_cells_are_centred_on_their_pixels() -> None:
+    """The pixels that reach output cell (2, 3) span a window centred on LR pixels [64, 96) x [96, 128)."""
+    torch.manual_seed(0)
+    model = ContentClassifier().eval()
+    image = torch.rand(1, 3, 192, 256, requires_grad=True)
+    model.logits(image)[0, :, 2, 3].sum().backward()
+    rows = torch.nonzero(image.grad.abs().sum(dim=(0, 1, 3)))[:, 0]
+    cols = torch.nonzero(image.grad.abs().sum(dim=(0, 1, 2)))[:, 0]
+    assert (rows.min() + rows.max()) / 2 == pytest.approx(64 + 15.5)
+    assert (cols.min() + cols.max()) / 2 == pytest.approx(96 + 15.5)
+
+
+def test_classifier_exports_with_portable_ops_only() -> None:
+    model = ContentClassifier().eval()
+    assert sum(p.numel() for p in model.parameters()) <= 25_000
+    exported = torch.export.export(model, (torch.rand(1, 3, 96, 128),))
+    ops = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert ops <= {"aten.conv2d.default", "aten.relu.default", "aten.avg_pool2d.default", "aten.softmax.int"}, ops
+    out = exported.module()(torch.rand(1, 3, 96, 128))
+    assert out.shape == (1, len(CLASSES), 3, 4)
+
+
+def test_shipped_classifier_agrees_with_the_detectors_on_held_out_images() -> None:
+    """Frames from held-out sources (grace_hopper, gravel, drawing 4): dark, text, face and cartoon cells."""
+    rng = np.random.default_rng(1)
+    gravel = _resized("gravel", 96, 96)
+    hopper = sample_photo("grace_hopper")
+    frames = [
+        darken(gravel, rng),
+        _with_subtitle(gravel, "Hello there", y=36, size=16),
+        face_crop(hopper, face_boxes(hopper), rng),
+        drawing(np.random.default_rng([0, 4])),
+    ]
+    labels = np.stack([label_cells(f) for f in frames])
+    assert {LOW_LIGHT, TEXT, FACE, CARTOON} <= set(labels.ravel().tolist()), labels
+    model = load_content_classifier()
+    with torch.no_grad():
+        batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
+        predicted = model(batch).argmax(dim=1).numpy()
+    assert (predicted == labels).mean() >= 0.8, (labels, predicted)
+    for k, cls in enumerate((LOW_LIGHT, TEXT, FACE, CARTOON)):
+        assert (predicted[k][labels[k] == cls] == cls).any(), (CLASSES[cls], labels[k], predicted[k])
+
+
+def test_missing_weights_name_the_training_command(tmp_path) -> None:
+    with pytest.raises(MetaSRError, match="train_content_classifier"):
+        ContentSource(weights=tmp_path / "missing.safetensors").device()

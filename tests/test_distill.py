@@ -1,0 +1,99 @@
+"""Teacher training and distillation mechanics on tiny configs: checkpoints, resume, determinism, CLI errors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import load_file
+
+from metasr.assembly import load_metasr
+from metasr.data.sample_images import fit_crop, photo
+from metasr.distill.recipe import DistillRecipe, TeacherRecipe
+from metasr.distill.teacher_system import load_teacher
+from metasr.distill.teacher_trainer import train_teacher
+from metasr.distill.trainer import distill
+from metasr.train_cli import distill_command
+
+SOURCES = ("edges", "degradation", "luminance")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    for name in ("astronaut", "coffee", "chelsea"):
+        rgb = fit_crop(photo(name), 160, 192)
+        Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher_path(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("teacher")
+    recipe = TeacherRecipe(
+        corpus=str(corpus), out=str(out), sources=SOURCES, base_channels=8, channel_mult=(1, 2),
+        blocks_per_level=1, steps=3, batch=2, checkpoint_every=1,
+    )  # fmt: skip
+    train_teacher(recipe, until=2)
+    result = train_teacher(recipe)  # resumes at step 2
+    assert result.steps == 3 and np.isfinite(result.val_psnr)
+    return result.weights
+
+
+def _recipe(corpus: Path, teacher: Path, out: Path) -> DistillRecipe:
+    return DistillRecipe(
+        corpus=str(corpus), teacher=str(teacher), out=str(out), channels=8, num_blocks=2, cache_size=4,
+        steps=4, batch=2, checkpoint_every=2,
+    )  # fmt: skip
+
+
+def test_teacher_checkpoint_records_its_sources(teacher_path: Path) -> None:
+    teacher, sources = load_teacher(teacher_path)
+    assert sources == SOURCES
+    assert teacher.orchestrator.stage_channels == teacher.net.stage_channels
+
+
+def test_distillation_resumes_and_is_deterministic(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    straight = distill(_recipe(corpus, teacher_path, tmp_path / "a"))
+    split = _recipe(corpus, teacher_path, tmp_path / "b")
+    distill(split, until=2)
+    resumed = distill(split)
+    assert straight.steps == resumed.steps == 4
+    a, b = load_file(straight.weights), load_file(resumed.weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    model = load_metasr(straight.weights)
+    image = torch.rand(1, 3, 64, 64)
+    assert model(image).shape == (1, 3, 128, 128)
+    torch.export.export(model, (image, model.default_strength()))
+
+
+def test_ablation_trains_without_metadata(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    result = distill(replace(_recipe(corpus, teacher_path, tmp_path), use_metadata=False, steps=1))
+    assert np.isfinite(result.val_psnr)
+
+
+def test_recipe_typo_is_a_one_line_error(tmp_path: Path) -> None:
+    recipe = tmp_path / "distill.yaml"
+    recipe.write_text("scale: 2\nstpes: 10\n")
+    result = CliRunner().invoke(distill_command, ["--recipe", str(recipe)])
+    assert result.exit_code != 0
+    assert "unknown key 'stpes'; did you mean 'steps'?" in result.output
+
+
+def test_content_evaluation_set_covers_every_class(corpus: Path) -> None:
+    from metasr.distill.evaluate import CLASSES, SIZE, content_eval_images, score_classes
+    from metasr.images import bicubic_upscale
+
+    natural = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(corpus.iterdir())]
+    images = content_eval_images(natural)
+    assert tuple(images) == CLASSES
+    assert all(img.shape == (SIZE, SIZE, 3) and img.dtype == np.uint8 for group in images.values() for img in group)
+    assert images["low_light"][0].mean() < 0.5 * images["natural"][0].mean()
+    scores = score_classes(lambda lr: bicubic_upscale(lr, 2), images, 2)
+    assert set(scores.per_class) == set(CLASSES) and all(15 < v < 60 for v in scores.per_class.values())

@@ -1,0 +1,63 @@
+"""Assemble the deployed :class:`MetaSR` graph and save/load it as one safetensors checkpoint.
+
+A MetaSR checkpoint holds every weight (student, device extractors, orchestrator) plus, as string
+metadata, the student config, the source names and the orchestrator config, so loading rebuilds the
+exact graph. A plain student checkpoint (the pre-orchestrator format) is wrapped with an identity
+orchestrator: its FiLM heads are zero, so the output equals the plain student's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from metasr.checkpoint import CONFIG_KEY, load_student, read_state, save_state
+from metasr.errors import MetaSRError
+from metasr.metadata import DEVICE_SOURCES, create_source
+from metasr.models import MetaSRStudent, StudentConfig
+from metasr.models.metasr import MetaSR
+from metasr.orchestrator import Orchestrator
+
+SOURCES_KEY = "metasr.sources"
+ORCHESTRATOR_KEY = "metasr.orchestrator"
+
+
+def build_metasr(
+    student: MetaSRStudent, sources: tuple[str, ...] = DEVICE_SOURCES, orchestrator: dict | None = None
+) -> MetaSR:
+    """MetaSR around ``student`` with the device-grade extractors of ``sources`` (shipped weights)."""
+    instances = [create_source(name) for name in sources]
+    settings = dict(orchestrator or {})
+    settings.pop("source_dims", None)
+    settings.pop("stage_channels", None)
+    orch = Orchestrator({s.name: s.dims for s in instances}, [student.config.channels] * student.num_stages, **settings)
+    return MetaSR(student, {s.name: s.device() for s in instances}, orch)
+
+
+def save_metasr(model: MetaSR, path: str | Path) -> None:
+    """Write every weight and the configs needed to rebuild ``model``, atomically."""
+    metadata = {
+        CONFIG_KEY: json.dumps(model.student.config.to_dict(), sort_keys=True),
+        SOURCES_KEY: json.dumps(model.orchestrator.sources),
+        ORCHESTRATOR_KEY: json.dumps(model.orchestrator.config, sort_keys=True),
+    }
+    save_state(model.state_dict(), path, metadata)
+
+
+def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
+    """MetaSR from a MetaSR checkpoint, or a plain student checkpoint wrapped with an identity orchestrator."""
+    state, metadata = read_state(path)
+    if SOURCES_KEY not in metadata:
+        return build_metasr(load_student(path, scale)).eval()
+    config = StudentConfig(**json.loads(metadata[CONFIG_KEY]))
+    if scale is not None and config.scale != scale:
+        raise MetaSRError(f"checkpoint {path} is a x{config.scale} model but --scale {scale} was asked; fix one")
+    model = build_metasr(
+        MetaSRStudent(config), tuple(json.loads(metadata[SOURCES_KEY])), json.loads(metadata[ORCHESTRATOR_KEY])
+    )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        names = ", ".join((missing + unexpected)[:4])
+        raise MetaSRError(f"checkpoint {path} does not match its MetaSR config ({names}); re-save it with save_metasr")
+    model.orchestrator.hard = True  # sparse gates at inference and in every export
+    return model.eval()

@@ -1,0 +1,1 @@
+"""Distillation of the teacher into the student, and the multi-GPU plumbing it runs on."""

@@ -1,0 +1,100 @@
+"""Declarative settings of teacher training and distillation (``recipes/teacher-*.yaml``, ``distill-*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metasr.errors import MetaSRError
+from metasr.metadata import available_sources
+from metasr.recipes import build_dataclass, load_mapping
+
+TEACHER_SOURCES = ("edges", "degradation", "content", "luminance")
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    """Teacher training: data, UNet size, diffusion schedule, metadata robustness, optimisation."""
+
+    scale: int = 2
+    corpus: str = "data/corpus"
+    out: str = "checkpoints/teacher_x2"
+    sources: tuple[str, ...] = TEACHER_SOURCES
+    base_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 4, 4)
+    blocks_per_level: int = 2
+    diffusion_steps: int = 4
+    kappa: float = 0.5
+    steps: int = 2000
+    batch: int = 8
+    patch: int = 32  # LR pixels
+    lr: float = 4e-4
+    metadata_dropout: float = 0.15
+    metadata_corruption: float = 0.1
+    checkpoint_every: int = 100
+    max_side: int = 1024
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Distillation loss terms: ground truth, teacher output, fused-embedding alignment, gate matching."""
+
+    gt: float = 1.0
+    teacher: float = 1.0
+    embed: float = 0.1
+    decisions: float = 0.1
+
+
+@dataclass(frozen=True)
+class DistillRecipe:
+    """Distillation of the teacher (and its orchestrator) into the student with a device orchestrator."""
+
+    scale: int = 2
+    corpus: str = "data/corpus"
+    teacher: str = "checkpoints/teacher_x2/teacher.safetensors"
+    out: str = "checkpoints/distill_x2"
+    init_student: str | None = None  # start from these student weights (e.g. the bundled plain student)
+    use_metadata: bool = True  # False: the ablation, same student and orchestrator with every source absent
+    channels: int = 32
+    num_blocks: int = 5
+    cache_size: int = 1024  # degraded patches the teacher super-resolves once, reused every epoch
+    patch: int = 32  # LR pixels
+    steps: int = 3000
+    batch: int = 16
+    lr: float = 1e-3
+    metadata_dropout: float = 0.15
+    metadata_corruption: float = 0.1
+    strength_override: float = 0.25  # share of samples whose degree is replaced by the true degree
+    hard_gates_from: float = 0.8  # fraction of training after which gates run sparse (straight-through)
+    loss: LossWeights = field(default_factory=LossWeights)
+    checkpoint_every: int = 250
+    max_side: int = 1024
+    seed: int = 0
+
+
+def load_teacher_recipe(path: str | Path) -> TeacherRecipe:
+    """Parse and validate a teacher recipe."""
+    recipe = build_dataclass(TeacherRecipe, load_mapping(path, "teacher"), str(path))
+    _check_common(recipe, str(path))
+    return recipe
+
+
+def load_distill_recipe(path: str | Path) -> DistillRecipe:
+    """Parse and validate a distillation recipe."""
+    recipe = build_dataclass(DistillRecipe, load_mapping(path, "distill"), str(path))
+    _check_common(recipe, str(path))
+    return recipe
+
+
+def _check_common(recipe: TeacherRecipe | DistillRecipe, where: str) -> None:
+    if recipe.scale not in (2, 4):
+        raise MetaSRError(f"{where}: scale {recipe.scale} is not supported; use 2 or 4")
+    if recipe.patch % 32:
+        raise MetaSRError(f"{where}: patch {recipe.patch} must be a multiple of 32 LR pixels (one metadata cell)")
+    for name in getattr(recipe, "sources", ()):
+        if name not in available_sources():
+            raise MetaSRError(f"{where}: unknown source '{name}'; known sources: {', '.join(available_sources())}")
+    for rate in (recipe.metadata_dropout, recipe.metadata_corruption):
+        if not 0.0 <= rate <= 1.0:
+            raise MetaSRError(f"{where}: metadata dropout/corruption rate {rate} must be between 0 and 1")

@@ -1,0 +1,119 @@
+"""Train the orchestrator-conditioned diffusion teacher on degraded corpus crops; one process or torchrun DDP.
+
+Run ``metasr-train teacher --recipe recipes/teacher-x2.yaml`` (single process), or
+``torchrun --nproc_per_node N -m metasr.distill.teacher_trainer recipes/teacher-x2.yaml`` on N GPUs:
+every rank draws its own crops (seed offset per rank), DDP averages the gradients, rank 0 writes the
+resumable state ``out/state.safetensors`` every ``checkpoint_every`` steps and ``out/teacher.safetensors``
+at the end. Re-running the same command resumes from the state file.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metasr.data.folder import list_images, load_for_training, split_images
+from metasr.data.pairs import DegradedPatchSampler, validation_pairs
+from metasr.diffusion.resshift import ResShiftSchedule
+from metasr.distill.checkpointing import load_training_state, save_training_state
+from metasr.distill.ddp import DistributedContext
+from metasr.distill.metadata_noise import perturb_metadata
+from metasr.distill.recipe import TeacherRecipe, load_teacher_recipe
+from metasr.distill.teacher_system import build_teacher, save_teacher, teacher_metadata, teacher_sources
+from metasr.images import bicubic_upscale, to_numpy
+from metasr.models.teacher import TeacherConfig
+from metasr.progress import progress_bar
+from metasr.validate.metrics import y_psnr
+
+VAL_CROP = 256  # HR side of the fixed validation crops
+
+
+@dataclass(frozen=True)
+class TeacherResult:
+    weights: Path
+    steps: int
+    val_psnr: float
+    val_bicubic_psnr: float
+
+
+def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherResult:
+    """Train (or resume) the teacher described by ``recipe``; stop after ``until`` steps if given."""
+    ctx = DistributedContext.from_env().init()
+    torch.manual_seed(ctx.seed_for(recipe.seed))
+    out = Path(recipe.out)
+    train_files, val_files = split_images(list_images(recipe.corpus))
+    images = [load_for_training(p, recipe.max_side) for p in train_files]
+    sampler = DegradedPatchSampler(images, recipe.patch, recipe.scale, seed=ctx.seed_for(recipe.seed))
+    sources = teacher_sources(recipe.sources)
+    config = TeacherConfig(
+        scale=recipe.scale,
+        base_channels=recipe.base_channels,
+        channel_mult=recipe.channel_mult,
+        blocks_per_level=recipe.blocks_per_level,
+    )
+    teacher = build_teacher(config, sources, ResShiftSchedule(steps=recipe.diffusion_steps, kappa=recipe.kappa))
+    teacher = teacher.to(ctx.device)
+    optimizer = torch.optim.AdamW(teacher.parameters(), lr=recipe.lr, weight_decay=0.0)
+    noise = torch.Generator().manual_seed(ctx.seed_for(recipe.seed) + 1)
+    generators = {"noise": noise, "degradations": sampler.generator}
+    state_path = out / "state.safetensors"
+    start = 0
+    if state_path.is_file():
+        start, extra = load_training_state(state_path, {"teacher": teacher}, optimizer, generators)
+        sampler.crops.rng.bit_generator.state = extra["crops"]
+    model = ctx.wrap(teacher)
+    stop = min(until or recipe.steps, recipe.steps)
+    with progress_bar() as bar:
+        task = bar.add_task("teacher", total=recipe.steps, completed=start)
+        for step in range(start, stop):
+            batch = sampler.sample(recipe.batch)
+            metadata = teacher_metadata(sources, batch.lr)
+            metadata, present = perturb_metadata(metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise)
+            loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
+            optimizer.step()
+            bar.update(task, advance=1, description=f"teacher loss {loss.item():.5f}")
+            if ctx.is_main and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == stop):
+                crops = {"crops": sampler.crops.rng.bit_generator.state}
+                save_training_state(state_path, {"teacher": teacher}, optimizer, generators, step + 1, crops)
+    weights = out / "teacher.safetensors"
+    psnr, bicubic = float("nan"), float("nan")
+    if ctx.is_main:
+        save_teacher(teacher, weights)
+        val_images = [load_for_training(p, recipe.max_side) for p in val_files]
+        psnr, bicubic = evaluate_teacher(teacher, sources, val_images, recipe.scale)
+    ctx.barrier()
+    ctx.shutdown()
+    return TeacherResult(weights, stop, psnr, bicubic)
+
+
+@torch.no_grad()
+def evaluate_teacher(teacher, sources, images: list[np.ndarray], scale: int, seed: int = 0) -> tuple[float, float]:
+    """Mean Y-PSNR of the teacher and of bicubic on the fixed degraded validation crops."""
+    teacher.eval()
+    ours, bicubic = [], []
+    for pair in validation_pairs(images, scale, VAL_CROP, seed):
+        sr, _ = teacher.sample(pair.lr, teacher_metadata(sources, pair.lr), torch.Generator().manual_seed(seed))
+        ref = to_numpy(pair.hr)
+        ours.append(y_psnr(to_numpy(sr), ref, border=scale))
+        bicubic.append(y_psnr(to_numpy(bicubic_upscale(pair.lr, scale)), ref, border=scale))
+    teacher.train()
+    return float(np.mean(ours)), float(np.mean(bicubic))
+
+
+def main() -> None:
+    """torchrun entry point: ``python -m metasr.distill.teacher_trainer RECIPE [UNTIL]``."""
+    recipe = load_teacher_recipe(sys.argv[1])
+    result = train_teacher(recipe, int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    if DistributedContext.from_env().is_main:
+        print(f"teacher {result.weights}: {result.val_psnr:.2f} dB vs bicubic {result.val_bicubic_psnr:.2f} dB")
+
+
+if __name__ == "__main__":
+    main()

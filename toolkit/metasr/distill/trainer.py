@@ -1,0 +1,182 @@
+"""Distil the diffusion teacher and its orchestrator into the student with a device-grade orchestrator.
+
+Loss per batch (weights in the recipe's ``loss``):
+
+* output: L1 to the ground truth and L1 to the teacher's output;
+* feature alignment: the device orchestrator's fused metadata embedding against the teacher's;
+* decision distillation: device select/fusion gates against the teacher's for the sources both read,
+  and device injection gates against the teacher's at the same relative depth.
+
+The device metadata is computed online from each LR patch by the frozen device extractors, then
+dropped or corrupted at random (robustness), and for a share of samples the degree is overridden by
+the true degradation degree through the ``strength`` path, so the exported strength input is trained.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metasr.assembly import build_metasr, save_metasr
+from metasr.checkpoint import load_student
+from metasr.data.folder import list_images, load_for_training, split_images
+from metasr.data.pairs import DegradedPatchSampler, validation_pairs
+from metasr.distill.cache import DistillSet, build_distill_set
+from metasr.distill.checkpointing import load_training_state, save_training_state
+from metasr.distill.metadata_noise import perturb_metadata
+from metasr.distill.recipe import DistillRecipe, load_distill_recipe
+from metasr.distill.teacher_system import load_teacher, teacher_sources
+from metasr.images import to_numpy
+from metasr.metadata import DEVICE_SOURCES
+from metasr.models import MetaSRStudent, StudentConfig
+from metasr.models.metasr import MetaSR
+from metasr.orchestrator import Decisions
+from metasr.progress import progress_bar
+from metasr.validate.metrics import y_psnr
+
+VAL_CROP = 256
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    weights: Path
+    steps: int
+    val_psnr: float
+
+
+def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
+    """Run (or resume) the distillation described by ``recipe``; stop after ``until`` steps if given."""
+    torch.manual_seed(recipe.seed)
+    out = Path(recipe.out)
+    teacher, teacher_names = load_teacher(recipe.teacher)
+    train_files, val_files = split_images(list_images(recipe.corpus))
+    sampler = DegradedPatchSampler(
+        [load_for_training(p, recipe.max_side) for p in train_files], recipe.patch, recipe.scale, seed=recipe.seed
+    )
+    identity = {"teacher": str(Path(recipe.teacher).resolve()), "mtime": Path(recipe.teacher).stat().st_mtime_ns}
+    identity.update(seed=recipe.seed, size=recipe.cache_size, patch=recipe.patch, scale=recipe.scale)
+    data = build_distill_set(
+        out / "distill_set.safetensors", teacher, teacher_sources(teacher_names), sampler, recipe.cache_size, identity
+    )
+    student = (
+        load_student(recipe.init_student, recipe.scale).train()
+        if recipe.init_student
+        else MetaSRStudent(StudentConfig(recipe.scale, recipe.channels, recipe.num_blocks))
+    )
+    model = build_metasr(student, DEVICE_SOURCES).train()
+    model.extractors.requires_grad_(False)
+    model.extractors.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=recipe.lr)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    state_path = out / "state.safetensors"
+    start = 0
+    if state_path.is_file():
+        start, _ = load_training_state(state_path, {"model": model}, optimizer, {"batches": generator})
+    stop = min(until or recipe.steps, recipe.steps)
+    shared = [
+        (i, teacher_names.index(name)) for i, name in enumerate(model.orchestrator.sources) if name in teacher_names
+    ]
+    with progress_bar() as bar:
+        task = bar.add_task("distill", total=recipe.steps, completed=start)
+        for step in range(start, stop):
+            for group in optimizer.param_groups:  # cosine decay
+                group["lr"] = recipe.lr * 0.5 * (1 + np.cos(np.pi * step / recipe.steps))
+            model.orchestrator.hard = step >= recipe.hard_gates_from * recipe.steps
+            loss = _step_loss(model, _batch(data, recipe.batch, generator), recipe, shared, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            bar.update(task, advance=1, description=f"distill loss {loss.item():.4f}")
+            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == stop:
+                save_training_state(state_path, {"model": model}, optimizer, {"batches": generator}, step + 1)
+    model.orchestrator.hard = True
+    model.eval()
+    weights = out / f"metasr_x{recipe.scale}.safetensors"
+    save_metasr(model, weights)
+    val = [load_for_training(p, recipe.max_side) for p in val_files]
+    return DistillResult(weights, stop, evaluate_student(model, val, recipe.scale, recipe.use_metadata))
+
+
+def _batch(data: DistillSet, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A random batch with one random flip/rotation applied to images and cell maps alike."""
+    index = torch.randint(0, len(data), (size,), generator=generator)
+    k = int(torch.randint(0, 4, (1,), generator=generator))
+    flip = bool(torch.randint(0, 2, (1,), generator=generator))
+    batch = {}
+    for name, value in vars(data).items():
+        value = value[index]
+        if value.dim() == 4:
+            value = torch.rot90(value, k, dims=(2, 3))
+            value = torch.flip(value, dims=(3,)) if flip else value
+        batch[name] = value
+    return batch
+
+
+def _step_loss(
+    model: MetaSR,
+    batch: dict[str, torch.Tensor],
+    recipe: DistillRecipe,
+    shared: list[tuple[int, int]],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    lr, n = batch["lr"], batch["lr"].shape[0]
+    with torch.no_grad():
+        metadata = model.metadata(lr)
+    if recipe.use_metadata:
+        metadata, present = perturb_metadata(metadata, recipe.metadata_dropout, recipe.metadata_corruption, generator)
+    else:
+        present = torch.zeros(n, len(metadata), 1, 1)
+    override = torch.rand(n, generator=generator) < recipe.strength_override
+    true_degree = batch["degrees"].amax(dim=1)
+    strength = torch.where(override, true_degree, torch.full_like(true_degree, -1.0)).reshape(n, 1, 1, 1)
+    out, decisions = model.run(lr, strength if recipe.use_metadata else None, metadata, present)
+    w = recipe.loss
+    loss = w.gt * F.l1_loss(out, batch["hr"]) + w.teacher * F.l1_loss(out, batch["teacher_sr"])
+    if recipe.use_metadata:
+        loss = loss + w.decisions * _decision_loss(decisions, batch, present, shared)
+        loss = loss + w.embed * F.mse_loss(decisions.embed, batch["embed"])
+    return loss
+
+
+def _decision_loss(
+    decisions: Decisions, batch: dict[str, torch.Tensor], present: torch.Tensor, shared: list[tuple[int, int]]
+) -> torch.Tensor:
+    """Device gates match teacher gates: select/fusion on shared sources (absent ones target 0), inject by depth."""
+    device_idx, teacher_idx = zip(*shared, strict=True)
+    mask = present[:, list(device_idx)]
+    loss = F.mse_loss(decisions.select[:, list(device_idx)], batch["select"][:, list(teacher_idx)] * mask)
+    loss = loss + F.mse_loss(decisions.fusion[:, list(device_idx)] * mask, batch["fusion"][:, list(teacher_idx)] * mask)
+    stages_s, stages_t = decisions.inject.shape[1], batch["inject"].shape[1]
+    depth = [round(j * (stages_t - 1) / max(stages_s - 1, 1)) for j in range(stages_s)]
+    return loss + F.mse_loss(decisions.inject, batch["inject"][:, depth])
+
+
+@torch.no_grad()
+def evaluate_student(model: MetaSR, images: list[np.ndarray], scale: int, use_metadata: bool = True) -> float:
+    """Mean Y-PSNR on the fixed degraded validation crops (metadata absent when ``use_metadata`` is False)."""
+    model.eval()
+    scores = []
+    for pair in validation_pairs(images, scale, VAL_CROP, 0):
+        if use_metadata:
+            sr = model(pair.lr)
+        else:
+            metadata = model.metadata(pair.lr)
+            sr, _ = model.run(pair.lr, None, metadata, torch.zeros(1, len(metadata), 1, 1))
+        scores.append(y_psnr(to_numpy(sr), to_numpy(pair.hr), border=scale))
+    return float(np.mean(scores))
+
+
+def main() -> None:
+    """``python -m metasr.distill.trainer RECIPE [UNTIL]``."""
+    result = distill(load_distill_recipe(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    print(f"student {result.weights}: {result.val_psnr:.2f} dB on the degraded validation crops")
+
+
+if __name__ == "__main__":
+    main()
