@@ -16,7 +16,7 @@ from metasr.models.content_classifier import ContentClassifier
 
 
 def _resized(name: str, width: int, height: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(sample_photo(name)).resize((width, height), Image.LANCZOS))
+    return np.array(Image.fromarray(sample_photo(name)).resize((width, height), Image.LANCZOS))
 
 
 def _with_subtitle(frame: np.ndarray, text: str, y: int, size: int = 18) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_astronaut_face_cell_is_face() -> None:
 def test_darkened_photo_is_low_light_and_the_original_is_not() -> None:
     frame = _resized("chelsea", 128, 96)
     assert (label_cells(frame) != LOW_LIGHT).mean() > 0.5
-    assert (label_cells(darken(frame, np.random.default_rng(0))) == LOW_LIGHT).all()
+    assert (label_cells(darken(frame, np.random.default_rng(0), exposure=0.03)) == LOW_LIGHT).all()
 
 
 def test_flat_drawing_is_cartoon_and_grass_is_natural() -> None:
@@ -98,18 +98,25 @@ def test_classifier_exports_with_portable_ops_only() -> None:
     assert sum(p.numel() for p in model.parameters()) <= 25_000
     exported = torch.export.export(model, (torch.rand(1, 3, 96, 128),))
     ops = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
-    assert ops <= {"aten.conv2d.default", "aten.relu.default", "aten.avg_pool2d.default", "aten.softmax.int"}, ops
+    portable = {
+        "aten.conv2d.default",
+        "aten.relu.default",
+        "aten.avg_pool2d.default",
+        "aten.add.Tensor",
+        "aten.softmax.int",
+    }
+    assert ops <= portable, ops
     out = exported.module()(torch.rand(1, 3, 96, 128))
     assert out.shape == (1, len(CLASSES), 3, 4)
 
 
 def test_shipped_classifier_agrees_with_the_detectors_on_held_out_images() -> None:
-    """Frames from held-out sources (grace_hopper, gravel, drawing 4): dark, text, face and cartoon cells."""
+    """Held-out sources (grace_hopper, gravel) and a drawing from an unused seed: dark, text, face, cartoon cells."""
     rng = np.random.default_rng(1)
     gravel = _resized("gravel", 96, 96)
     hopper = sample_photo("grace_hopper")
     frames = [
-        darken(gravel, rng),
+        darken(gravel, rng, exposure=0.03),
         _with_subtitle(gravel, "Hello there", y=36, size=16),
         face_crop(hopper, face_boxes(hopper), rng),
         drawing(np.random.default_rng([0, 4])),

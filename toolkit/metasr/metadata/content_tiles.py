@@ -225,9 +225,10 @@ def _text_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _render_text(_random_crop(image, rng), rng)
 
 
-def darken(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Low light: linear exposure 2-25 %, Poisson shot noise (100-2000 photons at full scale), read noise."""
-    linear = (frame.astype(np.float64) / 255.0) ** 2.2 * rng.uniform(0.02, 0.25)
+def darken(frame: np.ndarray, rng: np.random.Generator, exposure: float | None = None) -> np.ndarray:
+    """Low light: linear ``exposure`` (default: random 2-25 %), Poisson shot noise (100-2000 photons at full
+    scale) and Gaussian read noise, through a 2.2 gamma."""
+    linear = (frame.astype(np.float64) / 255.0) ** 2.2 * (rng.uniform(0.02, 0.25) if exposure is None else exposure)
     photons = rng.uniform(100.0, 2000.0)
     noisy = rng.poisson(linear * photons) / photons + rng.normal(0.0, rng.uniform(0.0005, 0.003), frame.shape)
     return (np.clip(noisy, 0.0, 1.0) ** (1 / 2.2) * 255.0 + 0.5).astype(np.uint8)
