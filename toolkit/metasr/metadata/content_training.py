@@ -150,4 +150,5 @@ def _write_report(result: ContentTrainingResult, command: str) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, result.report)
