@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup export export-all test lint corpus train clean
+.PHONY: setup export export-all test lint corpus train bench bench-quick bench-train clean
 
 setup: $(STAMP)
 
@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check toolkit tests && $(BIN)/ruff format --check toolkit tests benchmarks
+	$(BIN)/ruff check toolkit tests benchmarks && $(BIN)/ruff format --check toolkit tests benchmarks
 
 corpus:
 	scripts/fetch_corpus.sh data/corpus
@@ -37,6 +37,17 @@ corpus:
 train: $(STAMP) corpus
 	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x2 --scale 2
 	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x4 --scale 4
+
+# Benchmarks: every table into BENCHMARKS.md and benchmarks/results/*.csv (about 30 min on 2 cores);
+# bench-train retrains the anchors and students that the benchmarks ship weights for.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick --out build/bench-quick --report build/bench-quick/BENCHMARKS.md
+
+bench-train: $(STAMP) corpus
+	$(BIN)/python -m benchmarks.train --data data/corpus
 
 clean:
 	rm -rf artifacts build .pytest_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Train the plain student on bicubic-downscaled photos (the bundled default before distillation)."""
+"""Train an SR network on bicubic-downscaled photos: the plain student (the bundled default before
+distillation), or any ``image -> upscaled image`` module under the same recipe (the benchmark anchors)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class TrainResult:
     steps: int
 
 
-def evaluate(model: MetaSRStudent, images: list[np.ndarray], scale: int, crop: int = 512) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, images: list[np.ndarray], scale: int, crop: int = 512) -> tuple[float, float]:
     """Mean Y-PSNR (border = scale) of the model and of bicubic on centre crops of validation photos."""
     ours, bicubic = [], []
     model.eval()
@@ -64,14 +65,15 @@ def evaluate(model: MetaSRStudent, images: list[np.ndarray], scale: int, crop: i
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
-def train_student(cfg: TrainConfig) -> TrainResult:
-    """Train with L1 loss and a cosine schedule; checkpoints to ``cfg.out/last.pt`` and resumes from it."""
+def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> tuple[float, float]:
+    """Train ``model`` in place with L1 loss and a cosine schedule; checkpoints to ``cfg.out/last.pt`` and
+    resumes from it. Returns the validation Y-PSNR of the model and of bicubic."""
     torch.manual_seed(cfg.seed)
     train_files, val_files = split_images(list_images(cfg.data))
     train_imgs = [load_for_training(p, cfg.max_side) for p in train_files]
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
     sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
-    model = MetaSRStudent(cfg.student or StudentConfig(scale=cfg.scale)).train()
+    model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -88,8 +90,9 @@ def train_student(cfg: TrainConfig) -> TrainResult:
         sampler.rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         start = ckpt["step"]
+    label = label or f"train x{cfg.scale}"
     with progress_bar() as bar:
-        task = bar.add_task(f"train x{cfg.scale}", total=cfg.steps, completed=start)
+        task = bar.add_task(label, total=cfg.steps, completed=start)
         for step in range(start, min(cfg.until or cfg.steps, cfg.steps)):
             lr, hr = sampler.sample(cfg.batch)
             loss = F.l1_loss(model(lr), hr)
@@ -97,10 +100,17 @@ def train_student(cfg: TrainConfig) -> TrainResult:
             loss.backward()
             optimizer.step()
             schedule.step()
-            bar.update(task, advance=1, description=f"train x{cfg.scale} loss {loss.item():.4f}")
+            bar.update(task, advance=1, description=f"{label} loss {loss.item():.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 in (cfg.steps, cfg.until):
                 _save_checkpoint(ckpt_path, model, optimizer, schedule, sampler, step + 1)
-    val_psnr, val_bicubic = evaluate(model, val_imgs, cfg.scale)
+    return evaluate(model, val_imgs, cfg.scale)
+
+
+def train_student(cfg: TrainConfig) -> TrainResult:
+    """Train the plain student (see :func:`fit`) and save it as ``cfg.out/student_x{scale}.safetensors``."""
+    torch.manual_seed(cfg.seed)
+    model = MetaSRStudent(cfg.student or StudentConfig(scale=cfg.scale))
+    val_psnr, val_bicubic = fit(model, cfg)
     weights = cfg.out / f"student_x{cfg.scale}.safetensors"
     save_student(model, weights)
     return TrainResult(weights, val_psnr, val_bicubic, min(cfg.until or cfg.steps, cfg.steps))

@@ -35,7 +35,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
     module = _Float16Compute(prepared.model) if fp16 else prepared.model
     shapes = prepared.dynamic_shapes() if dynamic else None
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_loggers():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,
@@ -58,7 +58,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
 
 
 @contextlib.contextmanager
-def _quiet(names: tuple[str, ...] = ("torch.onnx", "onnxscript", "onnx_ir")):
+def quiet_loggers(names: tuple[str, ...] = ("torch.onnx", "onnxscript", "onnx_ir")):
     """Silence the exporter's chatty loggers (optional torchvision ops, rewrite passes) for a block."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]

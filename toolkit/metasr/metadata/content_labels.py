@@ -97,7 +97,7 @@ def _coverage(mask: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 def _text_cells(upscaled: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Cells covered by text lines that the recognizer reads."""
-    result, _ = _text_engine()(upscaled, use_cls=False)
+    result, _ = text_engine()(upscaled, use_cls=False)
     mask = np.zeros(upscaled.shape[:2], dtype=np.uint8)
     for box, text, score in result or []:
         if float(score) >= TEXT_MIN_SCORE and len(text.strip()) >= TEXT_MIN_CHARS:
@@ -122,7 +122,7 @@ def _face_cells(upscaled: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 @cache
-def _text_engine() -> Any:
+def text_engine() -> Any:
     """RapidOCR (DB detector + recognizer), fed the upscaled frame as is (no further resizing)."""
     from rapidocr_onnxruntime import RapidOCR
 

@@ -74,9 +74,7 @@ class MetaSRStudent(nn.Module):
         self.head = nn.Conv2d(self.config.in_channels, c, 3, padding=1)
         self.blocks = nn.ModuleList(RepBlock(c) for _ in range(self.config.num_blocks))
         self.tail = nn.Conv2d(c, self.config.in_channels * s * s, 3, padding=1)
-        self.anchor = nn.Conv2d(self.config.in_channels, self.config.in_channels * s * s, 1, bias=False)
-        self.anchor.weight.data.copy_(_anchor_weight(self.config.in_channels, s))
-        self.anchor.weight.requires_grad_(False)
+        self.anchor = anchor_conv(self.config.in_channels, s)
         self.upsample = nn.PixelShuffle(s)
 
     @property
@@ -95,13 +93,15 @@ class MetaSRStudent(nn.Module):
         return stage.repeat(self.num_stages).reshape(1, -1, 1, 1).repeat(batch, 1, 1, 1)
 
     def forward(self, image: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
-        """Upscale ``image`` (N, 3, H, W) in [0, 1]; ``modulation`` is (N, 2*stages*C, 1, 1)."""
-        if modulation is None:
-            modulation = self.neutral_modulation(image.shape[0]).to(image)
-        films = torch.split(modulation, self.config.channels, dim=1)
+        """Upscale ``image`` (N, 3, H, W) in [0, 1]; ``modulation`` is (N, 2*stages*C, 1, 1), None for none."""
         x = F.relu(self.head(image))
-        for i, block in enumerate(self.blocks):
-            x = F.relu(block(x) * films[2 * i] + films[2 * i + 1])
+        if modulation is None:
+            for block in self.blocks:
+                x = F.relu(block(x))
+        else:
+            films = torch.split(modulation, self.config.channels, dim=1)
+            for i, block in enumerate(self.blocks):
+                x = F.relu(block(x) * films[2 * i] + films[2 * i + 1])
         x = self.tail(x) + self.anchor(image)
         return torch.clamp(self.upsample(x), 0.0, 1.0)
 
@@ -112,7 +112,16 @@ class MetaSRStudent(nn.Module):
         return self
 
 
-def _anchor_weight(channels: int, scale: int) -> torch.Tensor:
+def anchor_conv(channels: int, scale: int) -> nn.Conv2d:
+    """A frozen 1x1 conv that repeats every input channel scale**2 times: nearest-neighbour upsampling
+    once a depth-to-space follows."""
+    conv = nn.Conv2d(channels, channels * scale * scale, 1, bias=False)
+    conv.weight.data.copy_(anchor_weight(channels, scale))
+    conv.weight.requires_grad_(False)
+    return conv
+
+
+def anchor_weight(channels: int, scale: int) -> torch.Tensor:
     """1x1 conv weight that repeats every input channel scale**2 times, in depth-to-space order."""
     repeats = scale * scale
     weight = torch.zeros(channels * repeats, channels, 1, 1)

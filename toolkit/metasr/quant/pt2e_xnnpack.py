@@ -11,7 +11,7 @@ import dataclasses
 import io
 import logging
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import nncf
@@ -45,8 +45,10 @@ def xnnpack_quantizer() -> XNNPACKQuantizer:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
 
 
-def capture(model: torch.nn.Module, example: Batch, dynamic_shapes: dict[str, Any]) -> torch.fx.GraphModule:
-    """Pre-autograd graph of ``model`` with dynamic image height/width, splits rewritten as slices.
+def capture(
+    model: torch.nn.Module, example: tuple[torch.Tensor, ...], dynamic_shapes: dict[str, Any] | None
+) -> torch.fx.GraphModule:
+    """Pre-autograd graph of ``model(*example)`` (dynamic image height/width if given), splits rewritten as slices.
 
     XNNPACK has no split kernel, so a split would stay outside the delegate; slices are delegated.
     The dynamic size lets one calibrated graph be exported once per recipe input size.
@@ -115,12 +117,14 @@ def split_to_slices(graph_module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return graph_module
 
 
-def quantize_pt2e(graph_module: torch.fx.GraphModule, batches: list[Batch]) -> torch.fx.GraphModule:
-    """torchao PT2E: insert observers, run the calibration batches, fold to Q/DQ."""
+def quantize_pt2e(
+    graph_module: torch.fx.GraphModule, batches: Sequence[tuple[torch.Tensor, ...]]
+) -> torch.fx.GraphModule:
+    """torchao PT2E: insert observers, run the calibration batches (the graph's inputs each), fold to Q/DQ."""
     prepared = prepare_pt2e(graph_module, xnnpack_quantizer())
     with torch.no_grad():
-        for image, strength in batches:
-            prepared(image, strength)
+        for batch in batches:
+            prepared(*batch)
     return convert_pt2e(prepared)
 
 

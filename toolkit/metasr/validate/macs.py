@@ -18,25 +18,25 @@ class LayerWork:
 
 
 def layer_work(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[LayerWork]:
-    """Work of every Conv2d and Linear, in execution order, for one forward pass of ``inputs``."""
+    """Work of every (transposed) Conv2d and Linear, in execution order, for one forward pass of ``inputs``."""
     records: list[LayerWork] = []
 
     def hook(name: str):
         def record(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, nn.ConvTranspose2d):  # every input pixel scatters a kernel to each output channel
                 kh, kw = module.kernel_size
-                per_output = (module.in_channels // module.groups) * kh * kw
+                macs = args[0].numel() * (module.out_channels // module.groups) * kh * kw
+            elif isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                macs = out.numel() * (module.in_channels // module.groups) * kh * kw
             else:
-                per_output = module.in_features
-            records.append(
-                LayerWork(name, out.numel() * per_output, args[0].numel(), out.numel(), module.weight.numel())
-            )
+                macs = out.numel() * module.in_features
+            records.append(LayerWork(name, macs, args[0].numel(), out.numel(), module.weight.numel()))
 
         return record
 
-    handles = [
-        m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)
-    ]
+    layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, layers)]
     try:
         with torch.no_grad():
             model(*inputs)
@@ -47,5 +47,5 @@ def layer_work(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Layer
 
 
 def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
-    """MACs of every Conv2d and Linear for one forward pass of ``inputs``."""
+    """MACs of every (transposed) Conv2d and Linear for one forward pass of ``inputs``."""
     return sum(layer.macs for layer in layer_work(model, inputs))

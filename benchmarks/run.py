@@ -1,0 +1,403 @@
+"""One command for every benchmark table: ``python -m benchmarks.run`` (``make bench``), or ``--quick``.
+
+Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into ``--out``:
+
+1. quality: Y-PSNR / SSIM / gradient-magnitude similarity at x2 and x4, photos and the corpus's
+   validation split, bicubic and realistic degradation; text legibility (OCR character accuracy);
+2. quant_loss: float -> lowered artifact Y-PSNR on every export target;
+3. latency: ExecuTorch XNNPACK int8 and ONNX Runtime fp32 at 960x540 -> 1920x1080 (x2) and
+   480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
+4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
+5. export_time: ``metasr-export --target all`` wall time, per target and stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmarks import entries as E
+from benchmarks import latency as L
+from benchmarks.architectures import ARCHITECTURES
+from benchmarks.legibility import TextReader, legibility, text_samples
+from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
+from benchmarks.quant_loss import TARGETS, prepare_plain, quant_loss
+from benchmarks.report import render
+from metasr.checkpoint import bundled_weights
+from metasr.data.folder import list_images, load_for_training, split_images
+from metasr.export import pipeline
+from metasr.metadata import CELL
+from metasr.progress import progress_bar
+from metasr.validate.macs import count_macs
+
+BUDGET_FILE = Path(__file__).parent / "anchors" / "weights" / "training.jsonl"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures; :data:`FULL` is the published run, :data:`QUICK` the smoke test."""
+
+    name: str
+    scales: tuple[int, ...]
+    architectures: tuple[str, ...]
+    photos: tuple[str, ...]
+    corpus_images: int  # validation-split images from the corpus (0: none)
+    max_side: int  # HR crop side for quality
+    text: bool
+    quant_scales: tuple[int, ...]
+    quant_targets: tuple[str, ...]
+    quant_size: tuple[int, int]
+    latency_sizes: dict[int, tuple[int, int]]  # scale -> LR (height, width)
+    latency_runs: int
+    peak_shape: tuple[int, int, int]
+    export_targets: str  # the --target given to metasr-export
+    realworld: bool  # the opt-in distilled x2 graph, with and without its metadata
+    teacher: bool
+
+
+FULL = Settings(
+    name="full",
+    scales=(2, 4),
+    architectures=tuple(ARCHITECTURES),
+    photos=PHOTOS,
+    corpus_images=6,
+    max_side=512,
+    text=True,
+    quant_scales=(2,),
+    quant_targets=TARGETS,
+    quant_size=(64, 64),
+    latency_sizes={2: (540, 960), 4: (270, 480)},
+    latency_runs=20,
+    peak_shape=(2048, 2048, 2048),
+    export_targets="all",
+    realworld=True,
+    teacher=True,
+)
+QUICK = Settings(
+    name="quick",
+    scales=(2,),
+    architectures=("quicksrnet-small", "student-small"),
+    photos=("astronaut",),
+    corpus_images=0,
+    max_side=128,
+    text=False,
+    quant_scales=(2,),
+    quant_targets=("onnx", "executorch-xnnpack"),
+    quant_size=(64, 64),
+    latency_sizes={2: (64, 64)},
+    latency_runs=3,
+    peak_shape=(256, 256, 256),
+    export_targets="onnx",
+    realworld=False,
+    teacher=False,
+)
+
+Row = dict[str, object]
+
+
+def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
+    """Every model row, per scale: bicubic, the trained architectures, the shipped MetaSR graphs, the teacher."""
+    budget = _budget()
+    rows: list[E.Entry] = []
+    for scale in settings.scales:
+        rows.append(E.bicubic(scale))
+        rows += [E.trained(name, scale, budget) for name in settings.architectures]
+        timed = scale != 2 or not settings.realworld  # the realworld graph has the same ops: time one of them
+        shipped = E.metasr("MetaSR graph, shipped default", bundled_weights(scale), scale, _shipped(scale), timed=timed)
+        rows.append(shipped)
+        if scale == 2 and settings.realworld:
+            distilled = "distilled from the teacher, realistic degradations"
+            rows.append(E.metasr("MetaSR graph, realworld", E.REALWORLD, 2, distilled))  # quant + latency
+            rows.append(E.metasr("MetaSR graph, realworld, metadata off", E.REALWORLD, 2, distilled, metadata=False))
+        if scale == 2 and settings.teacher and teacher is not None and teacher.is_file():
+            rows.append(E.teacher(teacher))
+    return rows
+
+
+def quality_rows(
+    entries: list[E.Entry], settings: Settings, corpus: Path | None, tick: Callable[[], None]
+) -> list[Row]:
+    sets = {"photos": photo_set(settings.photos)}
+    if corpus is not None and settings.corpus_images:
+        _, val = split_images(list_images(corpus))
+        sets["corpus-val"] = [load_for_training(p, 1600) for p in val[: settings.corpus_images]]
+    rows = []
+    for scale in settings.scales:
+        for set_name, images in sets.items():
+            for degradation in DEGRADATIONS:
+                image_pairs = pairs(images, scale, degradation, settings.max_side)
+                for entry in (e for e in entries if e.scale == scale):
+                    s = score(entry.run, image_pairs, scale)
+                    rows.append(_row(entry, set=set_name, degradation=degradation, psnr=s.psnr, ssim=s.ssim, gms=s.gms))
+                    tick()
+    return rows
+
+
+def legibility_rows(entries: list[E.Entry], tick: Callable[[], None]) -> list[Row]:
+    samples, reader = text_samples(), TextReader()
+    rows = []
+    for entry in entries:
+        accuracy = legibility(entry.run, samples, entry.scale, reader)
+        rows.append(_row(entry, **accuracy, mean=sum(accuracy.values()) / len(accuracy)))
+        tick()
+    return rows
+
+
+def quant_rows(entries: list[E.Entry], settings: Settings, tick: Callable[[], None]) -> list[Row]:
+    rows = []
+    """Plain networks through every target's quantize/lower/validate; the MetaSR graph's rows come from
+    the export run (:func:`export_rows`)."""
+    for entry in (e for e in entries if e.net is not None and e.scale in settings.quant_scales):
+        for target in settings.quant_targets:
+            loss = quant_loss(prepare_plain(entry.net, entry.scale, target, settings.quant_size))
+            rows.append(_row(entry, target=target, mean_db=loss.mean_db, min_db=loss.min_db, error=loss.error))
+            tick()
+    return rows
+
+
+def latency_rows(entries: list[E.Entry], settings: Settings, peak: L.Peak, tick: Callable[[], None]) -> list[Row]:
+    rows = []
+    for entry in (e for e in entries if e.lowerable and e.timed and e.scale in settings.latency_sizes):
+        rows += measure_latency(entry, settings.latency_sizes[entry.scale], settings.latency_runs, peak)
+        tick()
+    return rows
+
+
+def measure_latency(entry: E.Entry, size: tuple[int, int], runs: int, peak: L.Peak) -> list[Row]:
+    """int8 XNNPACK and fp32 ORT latency of one entry; a MetaSR graph runs on whole metadata cells (padded)."""
+    module, inputs = _lowerable(entry, size)
+    h, w = inputs[0].shape[-2:]
+    probe = (torch.rand(1, 3, 4 * CELL, 4 * CELL), *inputs[1:])  # MACs per pixel do not depend on the size
+    macs_per_px = count_macs(module, probe) / (16 * CELL * CELL * entry.scale**2)
+    macs = macs_per_px * h * w * entry.scale**2
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        pte, onnx_path = Path(tmp) / "model.pte", Path(tmp) / "model.onnx"
+        coverage = L.lower_xnnpack_int8(module, inputs, [inputs], pte)
+        int8 = L.time_pte(pte, inputs, runs, warmup=1)
+        L.lower_onnx(module, inputs, onnx_path)
+        fp32 = L.time_onnx(onnx_path, inputs, runs, warmup=1)
+    common = {"input": f"{w}x{h}", "output": f"{w * entry.scale}x{h * entry.scale}", "macs_per_px": macs_per_px}
+    for runtime, stats in (("XNNPACK int8", int8), ("ORT CPU fp32", fp32)):
+        rate = macs / (stats.median_ms / 1e3)
+        rows.append(
+            _row(
+                entry,
+                runtime=runtime,
+                **common,
+                median_ms=stats.median_ms,
+                p10_ms=stats.p10_ms,
+                p90_ms=stats.p90_ms,
+                gmacs_per_s=rate / 1e9,
+                peak_pct=100 * rate / peak.macs_per_s if runtime == "XNNPACK int8" else math.nan,
+                delegated=f"{coverage.accelerated}/{coverage.total}" if runtime == "XNNPACK int8" else "-",
+            )
+        )
+    return rows
+
+
+def overhead_rows(
+    entries: list[E.Entry], latency: list[Row], settings: Settings, tick: Callable[[], None]
+) -> list[Row]:
+    """Each MetaSR graph's latency rows against its student alone, lowered and timed the same way."""
+    rows = []
+    for entry in (e for e in entries if e.checkpoint is not None and e.timed and e.scale in settings.latency_sizes):
+        graph = {r["runtime"]: r for r in latency if r["model"] == entry.name and r["scale"] == entry.scale}
+        size = settings.latency_sizes[entry.scale]
+        peak = L.Peak(1, 1.0, math.nan, 0)  # the peak fraction is not reported here
+        alone = {r["runtime"]: r for r in measure_latency(E.student_of(entry), size, settings.latency_runs, peak)}
+        for runtime, g in graph.items():
+            s = alone[runtime]
+            rows.append(
+                _row(
+                    entry,
+                    runtime=runtime,
+                    input=g["input"],
+                    graph_ms=g["median_ms"],
+                    student_ms=s["median_ms"],
+                    overhead_ms=g["median_ms"] - s["median_ms"],
+                    overhead_pct=100 * (g["median_ms"] / s["median_ms"] - 1),
+                    macs_overhead_pct=100 * (g["macs_per_px"] / s["macs_per_px"] - 1),
+                )
+            )
+        tick()
+    return rows
+
+
+def export_rows(settings: Settings, scale: int = 2) -> tuple[list[Row], list[Row]]:
+    """``metasr-export --target ...`` of the shipped default graph in a child process.
+
+    Returns the wall-time rows (per target and stage, and the whole command) and quant-loss rows for the
+    shipped graph, read from each target's report (parity at the recipe's input size).
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        exporter = str(Path(sys.executable).parent / "metasr-export")
+        command = [exporter, "--target", settings.export_targets, "--scale", str(scale), "--out", tmp]
+        start = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1]}")
+        times, parity = [], []
+        graph = E.Entry("MetaSR graph, shipped default", scale, _shipped(scale), E.bicubic(scale).run)
+        for path in sorted(Path(tmp).glob("*/report.json")):
+            report = json.loads(path.read_text())
+            stages = report["stage_seconds"]
+            times.append({"target": report["target"], **stages, "total_s": sum(stages.values())})
+            psnrs = report["parity"]["y_psnr_db"]
+            size = "x".join(map(str, report["recipe"]["input_sizes"][0]))
+            parity.append(
+                _row(
+                    graph,
+                    target=report["target"],
+                    mean_db=sum(psnrs) / len(psnrs),
+                    min_db=float(report["parity"]["min_y_psnr_db"]),
+                    error=f"(from the export report, {size} input)",
+                )
+            )
+    times.append({"target": f"--target {settings.export_targets} (wall, one process)", "total_s": wall})
+    return times, parity
+
+
+def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teacher: Path | None) -> dict[str, list[Row]]:
+    """Measure everything ``settings`` asks for; write the CSVs into ``out`` and the markdown to ``report``."""
+    torch.manual_seed(0)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = build_entries(settings, teacher)
+    tables: dict[str, list[Row]] = {}
+    started = time.perf_counter()
+    with progress_bar() as bar:
+        steps = {
+            "latency": lambda tick: latency_rows(entries, settings, _peak(settings, tables), tick),
+            "overhead": lambda tick: overhead_rows(entries, tables["latency"], settings, tick),
+            "export_time": lambda tick: _export(settings, tables),
+            "quality": lambda tick: quality_rows(entries, settings, corpus, tick),
+            "legibility": (lambda tick: legibility_rows(entries, tick)) if settings.text else None,
+            "quant_loss": lambda tick: quant_rows(entries, settings, tick) + tables.pop("_graph_parity"),
+        }
+        for name, step in steps.items():
+            if step is None:
+                continue
+            task = bar.add_task(name, total=None)
+            tables[name] = step(lambda task=task: bar.advance(task))
+            bar.update(task, total=1, completed=1)
+            _write_csv(out / f"{name}.csv", tables[name])
+    _write_csv(out / "peak.csv", tables["peak"])
+    minutes = (time.perf_counter() - started) / 60
+    report.write_text(render(tables, settings, _machine(), _command(), minutes))
+    return tables
+
+
+def _export(settings: Settings, tables: dict[str, list[Row]]) -> list[Row]:
+    times, tables["_graph_parity"] = export_rows(settings)
+    return times
+
+
+def _peak(settings: Settings, tables: dict[str, list[Row]]) -> L.Peak:
+    m, k, n = settings.peak_shape
+    peak = L.int8_peak(m, k, n)
+    tables["peak"] = [
+        {
+            "gemm": f"{m}x{k} @ {k}x{n}",
+            "median_ms": peak.median_ms,
+            "gmacs_per_s": peak.macs_per_s / 1e9,
+            "threads": peak.threads,
+        }
+    ]
+    return peak
+
+
+def _lowerable(entry: E.Entry, size: tuple[int, int]) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    if entry.net is not None:
+        return entry.net, (torch.rand(1, 3, *size),)
+    padded = tuple(-(-side // CELL) * CELL for side in size)
+    recipe = dataclasses.replace(
+        pipeline.resolve_recipe("executorch-xnnpack"), scale=entry.scale, input_sizes=(padded,)
+    )
+    prepared = pipeline.prepare(pipeline.load(entry.checkpoint, entry.scale), recipe)
+    return prepared.model, prepared.example_inputs(padded)
+
+
+def _row(entry: E.Entry, **values: object) -> Row:
+    return {"model": entry.name, "scale": entry.scale, "trained": entry.trained, **values}
+
+
+def _budget() -> str:
+    """The shared training recipe, read from the training log beside the weights."""
+    if not BUDGET_FILE.is_file():
+        return "benchmark recipe"
+    record = json.loads(BUDGET_FILE.read_text().splitlines()[0])
+    return f"{record['steps']} steps x {record['batch']} x {record['patch']}^2 LR, bicubic"
+
+
+def _shipped(scale: int) -> str:
+    return "6000 steps x 16 x 48^2 LR, bicubic (plain student, identity orchestrator)"
+
+
+def _write_csv(path: Path, rows: list[Row]) -> None:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+
+
+def _csv_value(value: object) -> object:
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def _machine() -> dict[str, str]:
+    import executorch.version
+    import onnxruntime
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": str(L.CPU_THREADS),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "executorch": executorch.version.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _command() -> str:
+    return "python -m benchmarks.run " + " ".join(sys.argv[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a one-minute smoke run of every table")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--report", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    parser.add_argument("--teacher", type=Path, default=Path("checkpoints/teacher_x2/teacher.safetensors"))
+    args = parser.parse_args()
+    settings = QUICK if args.quick else FULL
+    corpus = args.corpus if args.corpus.is_dir() else None
+    tables = run(settings, args.out, args.report, corpus, args.teacher)
+    print(f"wrote {args.report} and {len(tables)} tables to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The benchmark harness end to end in ``--quick`` mode, and the anchor architectures' contracts."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.anchors import ANCHORS
+from benchmarks.architectures import ARCHITECTURES, load_trained, weights_path
+from benchmarks.run import QUICK, run
+from metasr.validate.macs import count_macs
+
+
+@pytest.mark.parametrize("name", sorted(ANCHORS))
+@pytest.mark.parametrize("scale", [2, 4])
+def test_anchor_maps_lr_to_hr_in_unit_range(name: str, scale: int) -> None:
+    net = ANCHORS[name](scale).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 20, 28))
+    assert out.shape == (1, 3, 20 * scale, 28 * scale)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_student_small_has_the_macs_of_quicksrnet_small() -> None:
+    image = torch.rand(1, 3, 32, 32)
+    student = ARCHITECTURES["student-small"](2).reparameterize()
+    assert count_macs(student, (image,)) <= count_macs(ANCHORS["quicksrnet-small"](2), (image,))
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_shipped_benchmark_weights_load(name: str) -> None:
+    for scale in (2, 4):
+        assert weights_path(name, scale).is_file(), f"{name} x{scale} weights are not shipped"
+        net = load_trained(name, scale)
+        with torch.no_grad():
+            assert torch.isfinite(net(torch.rand(1, 3, 16, 16))).all()
+
+
+def test_quick_run_writes_every_table_with_finite_numbers(tmp_path: Path) -> None:
+    report = tmp_path / "BENCHMARKS.md"
+    tables = run(QUICK, tmp_path / "results", report, corpus=None, teacher=None)
+    expected = {"quality", "quant_loss", "peak", "latency", "overhead", "export_time"}
+    assert expected <= set(tables)
+    models = {"bicubic", *QUICK.architectures, "MetaSR graph, shipped default"}
+    assert models <= {row["model"] for row in tables["quality"]}
+    assert {(m, t) for m in QUICK.architectures for t in QUICK.quant_targets} == {
+        (r["model"], r["target"]) for r in tables["quant_loss"] if r["model"] in QUICK.architectures
+    }
+    assert ("MetaSR graph, shipped default", QUICK.export_targets) in {
+        (r["model"], r["target"]) for r in tables["quant_loss"]
+    }
+    assert {*QUICK.architectures, "MetaSR graph, shipped default"} <= {row["model"] for row in tables["latency"]}
+    assert [row["model"] for row in tables["overhead"]] == ["MetaSR graph, shipped default"] * 2
+    for name, rows in tables.items():
+        assert rows, f"table {name} is empty"
+        for row in rows:
+            numbers = [v for k, v in row.items() if isinstance(v, float) and k != "peak_pct"]
+            assert numbers and all(math.isfinite(v) for v in numbers), f"{name}: {row}"
+        with open(tmp_path / "results" / f"{name}.csv") as f:
+            assert len(list(csv.DictReader(f))) == len(rows)
+    text = report.read_text()
+    assert "Student vs QuickSRNet-small" in text and "## Latency" in text
