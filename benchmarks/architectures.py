@@ -12,11 +12,10 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from benchmarks.anchors import ANCHORS
-from metasr.checkpoint import save_state
+from metasr.checkpoint import load_weights, save_state
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
 
@@ -61,5 +60,5 @@ def load_trained(name: str, scale: int, root: Path = WEIGHTS) -> nn.Module:
     model = build(name, scale)
     if isinstance(model, MetaSRStudent):
         model.reparameterize()
-    model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+    load_weights(model, path)  # fp16 on disk, copied into the float32 parameters
     return model.eval()

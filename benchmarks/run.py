@@ -44,6 +44,7 @@ from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
 BUDGET_FILE = Path(__file__).parent / "anchors" / "weights" / "training.jsonl"
+SHIPPED = "6000 steps x 16 x 48^2 LR, bicubic (plain student, identity orchestrator)"  # the bundled students
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
         rows.append(E.bicubic(scale))
         rows += [E.trained(name, scale, budget) for name in settings.architectures]
         timed = scale != 2 or not settings.realworld  # the realworld graph has the same ops: time one of them
-        shipped = E.metasr("MetaSR graph, shipped default", bundled_weights(scale), scale, _shipped(scale), timed=timed)
+        shipped = E.metasr("MetaSR graph, shipped default", bundled_weights(scale), scale, SHIPPED, timed=timed)
         rows.append(shipped)
         if scale == 2 and settings.realworld:
             distilled = "distilled from the teacher, realistic degradations"
@@ -252,7 +253,7 @@ def export_rows(settings: Settings, scale: int = 2) -> tuple[list[Row], list[Row
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1]}")
         times, parity = [], []
-        graph = E.Entry("MetaSR graph, shipped default", scale, _shipped(scale), E.bicubic(scale).run)
+        graph = E.Entry("MetaSR graph, shipped default", scale, SHIPPED, E.bicubic(scale).run)
         for path in sorted(Path(tmp).glob("*/report.json")):
             report = json.loads(path.read_text())
             stages = report["stage_seconds"]
@@ -341,10 +342,6 @@ def _budget() -> str:
         return "benchmark recipe"
     record = json.loads(BUDGET_FILE.read_text().splitlines()[0])
     return f"{record['steps']} steps x {record['batch']} x {record['patch']}^2 LR, bicubic"
-
-
-def _shipped(scale: int) -> str:
-    return "6000 steps x 16 x 48^2 LR, bicubic (plain student, identity orchestrator)"
 
 
 def _write_csv(path: Path, rows: list[Row]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from metasr.checkpoint import CONFIG_KEY, load_student, read_state, save_state
+from metasr.checkpoint import CONFIG_KEY, load_checked, load_student, read_state, save_state
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
 from metasr.models import MetaSRStudent, StudentConfig
@@ -55,9 +55,6 @@ def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
     model = build_metasr(
         MetaSRStudent(config), tuple(json.loads(metadata[SOURCES_KEY])), json.loads(metadata[ORCHESTRATOR_KEY])
     )
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        names = ", ".join((missing + unexpected)[:4])
-        raise MetaSRError(f"checkpoint {path} does not match its MetaSR config ({names}); re-save it with save_metasr")
+    load_checked(model, state, path)
     model.orchestrator.hard = True  # sparse gates at inference and in every export
     return model.eval()

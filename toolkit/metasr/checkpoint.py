@@ -61,6 +61,12 @@ def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[
 def load_weights(module: torch.nn.Module, path: str | Path) -> dict[str, str]:
     """Load safetensors/torch weights into ``module``, refusing missing or mis-shaped tensors; returns metadata."""
     state, metadata = read_state(path)
+    load_checked(module, state, path)
+    return metadata
+
+
+def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """``module.load_state_dict(state)``, raising a one-line MetaSRError for missing, extra or mis-shaped tensors."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -77,7 +83,6 @@ def load_weights(module: torch.nn.Module, path: str | Path) -> dict[str, str]:
             f"checkpoint {path} does not fit {type(module).__name__} ({problem}); pass weights trained for this model"
         )
     module.load_state_dict(state)
-    return metadata
 
 
 def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -121,10 +126,7 @@ def load_student(path: str | Path, scale: int | None = None) -> MetaSRStudent:
     if scale is not None and config.scale != scale:
         raise MetaSRError(f"checkpoint {path} is a x{config.scale} model but --scale {scale} was asked; fix one")
     model = MetaSRStudent(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        names = ", ".join((missing + unexpected)[:4])
-        raise MetaSRError(f"checkpoint {path} does not match the MetaSR student ({names}); pass a student checkpoint")
+    load_checked(model, state, path)
     return model.eval()
 
 
