@@ -28,7 +28,9 @@ class TeacherRecipe:
     steps: int = 2000
     batch: int = 8
     patch: int = 32  # LR pixels
-    lr: float = 4e-4
+    lr: float = 4e-4  # peak; linear warm-up over warmup_steps, then cosine decay to zero
+    warmup_steps: int = 100
+    ema_decay: float = 0.999  # the saved teacher is the exponential moving average of the weights
     metadata_dropout: float = 0.15
     metadata_corruption: float = 0.1
     checkpoint_every: int = 100
@@ -77,6 +79,8 @@ def load_teacher_recipe(path: str | Path) -> TeacherRecipe:
     """Parse and validate a teacher recipe."""
     recipe = build_dataclass(TeacherRecipe, load_mapping(path, "teacher"), str(path))
     _check_common(recipe, str(path))
+    if not 0.0 <= recipe.ema_decay < 1.0:
+        raise MetaSRError(f"{path}: ema_decay {recipe.ema_decay} must be in [0, 1); 0.999 is the usual choice")
     return recipe
 
 

@@ -4,17 +4,19 @@ Run ``metasr-train teacher --recipe recipes/teacher-x2.yaml`` (single process), 
 ``torchrun --nproc_per_node N -m metasr.distill.teacher_trainer recipes/teacher-x2.yaml`` on N GPUs:
 every rank draws its own crops (seed offset per rank), DDP averages the gradients, rank 0 writes the
 resumable state ``out/state.safetensors`` every ``checkpoint_every`` steps and ``out/teacher.safetensors``
-at the end. Re-running the same command resumes from the state file.
+(the EMA weights) at the end. Re-running the same command resumes from the state file.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from metasr.data.folder import list_images, load_for_training, split_images
 from metasr.data.pairs import DegradedPatchSampler, validation_pairs
@@ -58,12 +60,13 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
     teacher = build_teacher(config, sources, ResShiftSchedule(steps=recipe.diffusion_steps, kappa=recipe.kappa))
     teacher = teacher.to(ctx.device)
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=recipe.lr, weight_decay=0.0)
+    ema = AveragedModel(teacher, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
     noise = torch.Generator().manual_seed(ctx.seed_for(recipe.seed) + 1)
     generators = {"noise": noise, "degradations": sampler.generator}
     state_path = out / "state.safetensors"
     start = 0
     if state_path.is_file():
-        start, extra = load_training_state(state_path, {"teacher": teacher}, optimizer, generators)
+        start, extra = load_training_state(state_path, {"teacher": teacher, "ema": ema}, optimizer, generators)
         sampler.crops.rng.bit_generator.state = extra["crops"]
     model = ctx.wrap(teacher)
     stop = min(until or recipe.steps, recipe.steps)
@@ -73,24 +76,36 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
             batch = sampler.sample(recipe.batch)
             metadata = teacher_metadata(sources, batch.lr)
             metadata, present = perturb_metadata(metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(recipe, step)
             loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
             optimizer.step()
+            ema.update_parameters(teacher)
             bar.update(task, advance=1, description=f"teacher loss {loss.item():.5f}")
             if ctx.is_main and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == stop):
                 crops = {"crops": sampler.crops.rng.bit_generator.state}
-                save_training_state(state_path, {"teacher": teacher}, optimizer, generators, step + 1, crops)
+                modules = {"teacher": teacher, "ema": ema}
+                save_training_state(state_path, modules, optimizer, generators, step + 1, crops)
     weights = out / "teacher.safetensors"
     psnr, bicubic = float("nan"), float("nan")
     if ctx.is_main:
-        save_teacher(teacher, weights)
+        save_teacher(ema.module, weights)
         val_images = [load_for_training(p, recipe.max_side) for p in val_files]
-        psnr, bicubic = evaluate_teacher(teacher, sources, val_images, recipe.scale)
+        psnr, bicubic = evaluate_teacher(ema.module, sources, val_images, recipe.scale)
     ctx.barrier()
     ctx.shutdown()
     return TeacherResult(weights, stop, psnr, bicubic)
+
+
+def learning_rate(recipe: TeacherRecipe, step: int) -> float:
+    """Linear warm-up to ``recipe.lr`` over ``warmup_steps``, then cosine decay to zero at ``recipe.steps``."""
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 @torch.no_grad()
