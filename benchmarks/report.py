@@ -46,14 +46,21 @@ Protocol. Every architecture in `benchmarks/anchors/` and MetaSR's plain student
 optimiser (Adam, cosine), seed and step budget. "MetaSR graph" rows are the shipped exported graphs
 (device metadata + orchestrator + student); they need whole 32-pixel metadata cells, so quality crops are
 multiples of 32 x scale and latency inputs are padded up to them (960x540 -> 960x544, 480x270 -> 480x288).
-Quality crops are centred, at most 512 px; `realistic` is the Real-ESRGAN two-stage degradation with one
+Quality crops are centred, at most {max_side} px; `realistic` is the Real-ESRGAN two-stage degradation with one
 fixed seed per image. Latency: each model is PT2E int8 quantized with the XNNPACK quantizer and run by
 ExecuTorch's Python runtime, and exported fp32 to ONNX Runtime's CPU provider, on all cores of this machine;
 `peak_pct` is the achieved int8 MAC/s as a percentage of the int8 GEMM peak."""
 
 
-def render(tables: dict[str, list[Row]], settings: Any, machine: dict[str, str], command: str, minutes: float) -> str:
-    """The whole report as markdown."""
+def render(
+    tables: dict[str, list[Row]],
+    settings: Any,
+    machine: dict[str, str],
+    command: str,
+    minutes: float,
+    findings: str = "",
+) -> str:
+    """The whole report as markdown; ``findings`` (hand-written markdown) goes between protocol and tables."""
     lines = [
         "# MetaSR Edge benchmarks",
         "",
@@ -62,9 +69,11 @@ def render(tables: dict[str, list[Row]], settings: Any, machine: dict[str, str],
         + ", ".join(f"{k} {v}" for k, v in machine.items())
         + ".",
         "",
-        PROTOCOL,
+        PROTOCOL.format(max_side=settings.max_side),
         "",
     ]
+    if findings:
+        lines += [findings.strip(), ""]
     lines += headline(tables.get("quality", []))
     for name, title in TITLES.items():
         if name in tables:

@@ -44,6 +44,7 @@ from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
 BUDGET_FILE = Path(__file__).parent / "anchors" / "weights" / "training.jsonl"
+FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of the published full run
 SHIPPED = "6000 steps x 16 x 48^2 LR, bicubic (plain student, identity orchestrator)"  # the bundled students
 
 
@@ -75,7 +76,7 @@ FULL = Settings(
     architectures=tuple(ARCHITECTURES),
     photos=PHOTOS,
     corpus_images=6,
-    max_side=512,
+    max_side=384,
     text=True,
     quant_scales=(2,),
     quant_targets=TARGETS,
@@ -298,7 +299,8 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
             _write_csv(out / f"{name}.csv", tables[name])
     _write_csv(out / "peak.csv", tables["peak"])
     minutes = (time.perf_counter() - started) / 60
-    report.write_text(render(tables, settings, _machine(), _command(), minutes))
+    findings = FINDINGS_FILE.read_text() if settings is FULL and FINDINGS_FILE.is_file() else ""
+    report.write_text(render(tables, settings, _machine(), _command(), minutes, findings))
     return tables
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from benchmarks.latency import int8_peak, lower_onnx, lower_xnnpack_int8, time_onnx, time_pte
 from metasr.profile.timing import LatencyStats
+from metasr.quant.pt2e_xnnpack import capture, quantize_pt2e
 
 RUNS = 3
 
@@ -87,3 +88,15 @@ def test_int8_peak_is_a_positive_rate() -> None:
     assert peak.macs == 64 * 128 * 32 and peak.threads == 1
     assert math.isfinite(peak.macs_per_s) and peak.macs_per_s > 0
     assert peak.macs_per_s == pytest.approx(peak.macs / (peak.median_ms / 1e3))
+
+
+def test_minmax_ranges_take_the_calibration_extremes() -> None:
+    net, example = _net(), (_smooth(0),)
+    graph = capture(net, example, dynamic_shapes=None)
+    quantized = quantize_pt2e(graph, [example], ranges="minmax")
+    quantize = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    first = next(n for n in quantized.graph.nodes if n.target == quantize)
+    scale, zero_point = first.args[1], first.args[2]
+    low, high = min(0.0, example[0].min().item()), example[0].max().item()
+    assert scale == pytest.approx((high - low) / 255, rel=1e-5)
+    assert zero_point == -128 + round(-low / scale)

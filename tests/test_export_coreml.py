@@ -169,6 +169,23 @@ def test_op_off_the_neural_engine_fails_and_leaves_nothing(tmp_path: Path) -> No
     assert leftovers(tmp_path) == []
 
 
+class _IgnoresStrength(MetaSR):
+    """A MetaSR that never reads its strength input, as a plain image -> image network behind the same I/O."""
+
+    def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(image, None)
+
+
+def test_unused_input_leaves_no_op_off_the_neural_engine(tmp_path: Path) -> None:
+    base = responsive_metasr()
+    model = _IgnoresStrength(base.student, dict(base.extractors), base.orchestrator).eval()
+    prepared = prepare(LoadedModel(model, "test"), small())
+    lowered = coreml.lower(coreml.quantize(prepared, []), tmp_path)
+    dead = [op for op in coreml.main_function(lowered.path).operations if op.op_type == "identity"]
+    assert dead and not any(v.child_ops for op in dead for v in op.outputs)  # coremltools keeps a dead identity
+    assert lowered.coverage.fallback == [] and lowered.coverage.fraction == 1.0
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

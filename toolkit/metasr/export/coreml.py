@@ -227,8 +227,12 @@ def _stable_item_ids(manifest_path: Path) -> None:
 
 
 def _coverage(function: Function, options: Options) -> Coverage:
-    """Every compute op must be on the Neural Engine list; casts only at the graph's inputs and output."""
-    ops = [op for op in function.operations if not _is_constant(op)]
+    """Every live compute op must be on the Neural Engine list; casts only at the graph's inputs and output.
+
+    Dead ops (no consumer, not an output; e.g. the identity coremltools keeps on an unused input) are
+    not counted: the Core ML compiler removes them before placement.
+    """
+    ops = [op for op in function.operations if not _is_constant(op) and not _is_dead(op)]
     fallback = [op.op_type for op in ops if op.op_type not in ANE_OPS]
     fallback += [f"cast inside the graph ({op.name})" for op in ops if op.op_type == "cast" and _inner_cast(op)]
     on_ne = options.precision == "fp16" and options.compute_units in ("CPU_AND_NE", "ALL")
@@ -238,6 +242,10 @@ def _coverage(function: Function, options: Options) -> Coverage:
 
 def _is_constant(op: Operation) -> bool:
     return op.op_type == "const" or op.op_type.startswith("constexpr_")
+
+
+def _is_dead(op: Operation) -> bool:
+    return not any(v.child_ops or v in op.enclosing_block.outputs for v in op.outputs)
 
 
 def _inner_cast(op: Operation) -> bool:
