@@ -96,8 +96,8 @@ def _coverage(mask: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def _text_cells(upscaled: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Cells covered by text lines that the recognizer reads."""
-    result, _ = text_engine()(upscaled, use_cls=False)
+    """Cells covered by text lines that the recognizer reads (rapidocr takes arrays as BGR)."""
+    result, _ = text_engine()(np.ascontiguousarray(upscaled[..., ::-1]), use_cls=False)
     mask = np.zeros(upscaled.shape[:2], dtype=np.uint8)
     for box, text, score in result or []:
         if float(score) >= TEXT_MIN_SCORE and len(text.strip()) >= TEXT_MIN_CHARS:
