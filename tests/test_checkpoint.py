@@ -76,3 +76,16 @@ def test_bundled_weights_load_and_are_small(scale: int) -> None:
     assert path.stat().st_size < 2 * 1024 * 1024
     assert load_metasr(path, scale).scale == scale
     assert load_student(bundled_student(scale), scale).config.scale == scale
+
+
+def test_plain_student_loads_as_the_same_sparse_graph_every_time(tmp_path: Path) -> None:
+    from metasr.assembly import load_metasr
+
+    path = tmp_path / "plain.safetensors"
+    save_student(MetaSRStudent(), path)
+    rng = torch.get_rng_state()
+    first, second = load_metasr(path), load_metasr(path)
+    assert torch.equal(torch.get_rng_state(), rng)  # initialisation seeds stay local
+    assert first.orchestrator.hard and second.orchestrator.hard
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from metasr.checkpoint import CONFIG_KEY, load_checked, load_student, read_state, save_state
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
@@ -45,10 +47,23 @@ def save_metasr(model: MetaSR, path: str | Path) -> None:
 
 
 def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
-    """MetaSR from a MetaSR checkpoint, or a plain student checkpoint wrapped with an identity orchestrator."""
+    """MetaSR from a MetaSR checkpoint, or a plain student checkpoint wrapped with an identity orchestrator.
+
+    Either way the gates are sparse (inference form), and loading leaves the global RNG alone and gives
+    identical weights every time: modules are initialised from a fixed seed before the weights replace
+    them (the identity orchestrator keeps its initialisation).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = _load_metasr(path, scale)
+    model.orchestrator.hard = True
+    return model.eval()
+
+
+def _load_metasr(path: str | Path, scale: int | None) -> MetaSR:
     state, metadata = read_state(path)
     if SOURCES_KEY not in metadata:
-        return build_metasr(load_student(path, scale)).eval()
+        return build_metasr(load_student(path, scale))
     config = StudentConfig(**json.loads(metadata[CONFIG_KEY]))
     if scale is not None and config.scale != scale:
         raise MetaSRError(f"checkpoint {path} is a x{config.scale} model but --scale {scale} was asked; fix one")
@@ -56,5 +71,4 @@ def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
         MetaSRStudent(config), tuple(json.loads(metadata[SOURCES_KEY])), json.loads(metadata[ORCHESTRATOR_KEY])
     )
     load_checked(model, state, path)
-    model.orchestrator.hard = True  # sparse gates at inference and in every export
-    return model.eval()
+    return model

@@ -67,10 +67,7 @@ def resolve_recipe(target: str, recipe_path: str | Path | None = None) -> Recipe
 def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
     """Stage 1: read the float MetaSR graph (the bundled student, wrapped, unless a checkpoint is given)."""
     path = Path(checkpoint) if checkpoint else bundled_weights(scale)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # a plain student's identity orchestrator is initialised afresh: the same every export
-        model = load_metasr(path, scale)
-    return LoadedModel(model=model, source=str(path) if checkpoint else f"bundled:{path.name}")
+    return LoadedModel(model=load_metasr(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
 
 
 def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:

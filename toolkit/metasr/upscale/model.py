@@ -53,7 +53,6 @@ def load_upscaler(
     value = torch.full((1, 1, 1, 1), DEFAULT_STRENGTH if strength is None else strength)
     if artifact is None:
         model = load_metasr(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
-        model.orchestrator.hard = True  # deployed gates are sparse (see Orchestrator)
         name = f"{checkpoint.name if checkpoint else f'MetaSR x{model.scale}'} (float)"
         size = tile or DEFAULT_TILE
         run = functools.partial(model, strength=value)
