@@ -14,10 +14,12 @@ from safetensors.torch import load_file
 
 from metasr.assembly import load_metasr
 from metasr.data.sample_images import fit_crop, photo
-from metasr.distill.recipe import DistillRecipe, TeacherRecipe
+from metasr.distill.cache import CONTROLLED_MAX, chunk_kinds
+from metasr.distill.recipe import DistillRecipe, TeacherRecipe, load_distill_recipe, load_teacher_recipe
 from metasr.distill.teacher_system import load_teacher
 from metasr.distill.teacher_trainer import train_teacher
 from metasr.distill.trainer import distill
+from metasr.recipes import RECIPES_DIR
 from metasr.train_cli import distill_command
 
 SOURCES = ("edges", "degradation", "luminance")
@@ -97,3 +99,42 @@ def test_content_evaluation_set_covers_every_class(corpus: Path) -> None:
     assert images["low_light"][0].mean() < 0.5 * images["natural"][0].mean()
     scores = score_classes(lambda lr: bicubic_upscale(lr, 2), images, 2)
     assert set(scores.per_class) == set(CLASSES) and all(15 < v < 60 for v in scores.per_class.values())
+
+
+TRAINING_RECIPES = sorted(RECIPES_DIR.glob("distill-*.yaml")) + sorted(RECIPES_DIR.glob("teacher-*.yaml"))
+
+
+@pytest.mark.parametrize("path", TRAINING_RECIPES, ids=lambda p: p.name)
+def test_shipped_training_recipes_are_valid(path: Path) -> None:
+    recipe = (load_distill_recipe if path.stem.startswith("distill") else load_teacher_recipe)(path)
+    assert recipe.steps > 0 and recipe.corruption_kinds
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("clean_share: 0.7\ncontrolled_share: 0.5", "summing to at most 1"),
+        ("corruption_kinds: [swap, flip]", "choose from swap, noise, invert"),
+    ],
+)
+def test_bad_cache_mix_or_corruption_kind_is_a_one_line_error(tmp_path: Path, line: str, message: str) -> None:
+    recipe = tmp_path / "distill.yaml"
+    recipe.write_text(f"scale: 2\n{line}\n")
+    result = CliRunner().invoke(distill_command, ["--recipe", str(recipe)])
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_cache_mix_has_the_asked_shares_in_a_seeded_order() -> None:
+    kinds = chunk_kinds(16, 0.25, 0.5, torch.Generator().manual_seed(0))
+    assert [kinds.count(k) for k in ("clean", "controlled", "realistic")] == [4, 8, 4]
+    assert kinds == chunk_kinds(16, 0.25, 0.5, torch.Generator().manual_seed(0))
+    assert kinds != chunk_kinds(16, 0.25, 0.5, torch.Generator().manual_seed(1))
+
+
+def test_controlled_share_gives_mild_known_degrees(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    mix = {"clean_share": 0.5, "controlled_share": 0.5}
+    recipe = replace(_recipe(corpus, teacher_path, tmp_path), cache_size=16, steps=1, **mix)
+    distill(recipe)
+    degrees = load_file(str(tmp_path / "distill_set.safetensors"))["degrees"]
+    per_chunk = degrees.reshape(2, 8, 3).amax(dim=(1, 2))
+    assert sorted(per_chunk.tolist())[0] == 0.0 and 0.0 < sorted(per_chunk.tolist())[1] <= CONTROLLED_MAX

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from metasr.assembly import build_metasr, load_metasr, save_metasr
 from metasr.checkpoint import save_student
 from metasr.distill.checkpointing import load_training_state, save_training_state
 from metasr.distill.metadata_noise import perturb_metadata
+from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent
 from metasr.orchestrator import Orchestrator
 
@@ -96,6 +98,10 @@ def test_metadata_dropout_and_corruption() -> None:
     corrupted, present = perturb_metadata(metadata, 0.0, 1.0, torch.Generator().manual_seed(0))
     assert torch.equal(present, torch.ones(4, 3, 1, 1))
     assert all(not torch.equal(a, b) for a, b in zip(corrupted, metadata, strict=True))
+    inverted, _ = perturb_metadata(metadata, 0.0, 1.0, torch.Generator().manual_seed(0), kinds=("invert",))
+    assert all(torch.allclose(a, 1.0 - b) for a, b in zip(inverted, metadata, strict=True))
+    with pytest.raises(MetaSRError, match="choose from swap, noise, invert"):
+        perturb_metadata(metadata, 0.0, 1.0, torch.Generator().manual_seed(0), kinds=("flip",))
     again, _ = perturb_metadata(metadata, 0.3, 0.3, torch.Generator().manual_seed(5))
     once, _ = perturb_metadata(metadata, 0.3, 0.3, torch.Generator().manual_seed(5))
     assert all(torch.equal(a, b) for a, b in zip(again, once, strict=True))

@@ -23,6 +23,7 @@ from metasr.progress import progress_bar
 
 KEY = "metasr.distill_cache"
 CHUNK = 8
+CONTROLLED_MAX = 0.5  # highest blur/noise/JPEG degree of the mild, controlled chunks
 
 
 @dataclass
@@ -49,12 +50,14 @@ def build_distill_set(
     sampler: DegradedPatchSampler,
     size: int,
     identity: dict,
-    clean_every: int = 4,
+    clean_share: float = 0.25,
+    controlled_share: float = 0.0,
 ) -> DistillSet:
     """Load the set at ``path`` if it was made for ``identity``; otherwise let the teacher make it.
 
-    Every ``clean_every``-th chunk is bicubic-only (degree 0), so the student also learns to leave clean
-    frames alone rather than restore damage that is not there.
+    Chunks of the set are, in a seeded random order: ``clean_share`` bicubic-only (degree 0), so the
+    student also learns to leave clean frames alone; ``controlled_share`` one mild stage of blur, noise
+    and JPEG with degrees uniform in [0, ``CONTROLLED_MAX``]; the rest Real-ESRGAN's two-stage degradation.
     """
     if path.is_file():
         tensors, meta = read_state(path)
@@ -62,13 +65,16 @@ def build_distill_set(
             return DistillSet(**tensors)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in DistillSet.__dataclass_fields__}
     generator = torch.Generator().manual_seed(identity.get("seed", 0))
+    kinds = chunk_kinds(-(-size // CHUNK), clean_share, controlled_share, generator)
     with progress_bar() as bar:
         task = bar.add_task("teacher targets", total=size)
-        for chunk in range(0, size // CHUNK + (size % CHUNK > 0)):
+        for kind in kinds:
             batch = sampler.sample(CHUNK)
-            if clean_every and chunk % clean_every == clean_every - 1:
-                batch.lr = controlled_degradation(batch.hr, sampler.scale, 0.0, 0.0, 0.0, generator)
-                batch.degrees = torch.zeros_like(batch.degrees)
+            if kind != "realistic":
+                top = CONTROLLED_MAX if kind == "controlled" else 0.0
+                batch.degrees = torch.rand(CHUNK, 3, generator=generator) * top
+                blur, noise, jpeg = batch.degrees.unbind(dim=1)
+                batch.lr = controlled_degradation(batch.hr, sampler.scale, blur, noise, jpeg, generator)
             sr, decisions = teacher.sample(batch.lr, teacher_metadata(sources, batch.lr), generator)
             for name, value in (
                 ("lr", batch.lr),
@@ -85,3 +91,10 @@ def build_distill_set(
     data = DistillSet(**{name: torch.cat(values)[:size] for name, values in parts.items()})
     save_state(vars(data), path, {KEY: json.dumps(identity, sort_keys=True)})
     return data
+
+
+def chunk_kinds(chunks: int, clean_share: float, controlled_share: float, generator: torch.Generator) -> list[str]:
+    """``clean``, ``controlled`` and ``realistic`` chunk labels in the given shares (rounded), shuffled."""
+    clean, controlled = round(chunks * clean_share), round(chunks * controlled_share)
+    kinds = ["clean"] * clean + ["controlled"] * controlled + ["realistic"] * (chunks - clean - controlled)
+    return [kinds[i] for i in torch.randperm(chunks, generator=generator).tolist()]

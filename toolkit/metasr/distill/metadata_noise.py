@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+
+from metasr.errors import MetaSRError
+
+CORRUPTIONS = ("swap", "noise", "invert")
 
 
 def perturb_metadata(
-    metadata: list[torch.Tensor], dropout: float, corruption: float, generator: torch.Generator
+    metadata: list[torch.Tensor],
+    dropout: float,
+    corruption: float,
+    generator: torch.Generator,
+    kinds: Sequence[str] = ("swap", "noise"),
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Drop or corrupt each source of each sample at random; returns the new metadata and ``present`` (N, K, 1, 1).
 
-    A dropped source is marked absent (``present`` 0). A corrupted one stays marked present but carries
-    another sample's metadata (the batch rolled by one) or uniform noise, half the time each: the
-    orchestrator only learns to distrust it from its disagreement with the content.
+    A dropped source is marked absent (``present`` 0). A corrupted one stays marked present but carries,
+    with equal chances among ``kinds``: another sample's metadata (``swap``: the batch rolled by one),
+    uniform noise (``noise``), or the opposite of the truth (``invert``: ``1 - m`` on values clamped to
+    [0, 1]). The orchestrator only learns to distrust it from its disagreement with the content.
     """
+    unknown = [kind for kind in kinds if kind not in CORRUPTIONS]
+    if unknown or not kinds:
+        raise MetaSRError(f"metadata corruption kinds {list(kinds)} invalid; choose from {', '.join(CORRUPTIONS)}")
     n, k = metadata[0].shape[0], len(metadata)
     draw = torch.rand(n, k, generator=generator)
     present = (draw >= dropout).float().reshape(n, k, 1, 1)
     corrupt = (draw >= dropout) & (draw < dropout + corruption)
-    use_noise = torch.rand(n, k, generator=generator) < 0.5
+    choice = torch.randint(0, len(kinds), (n, k), generator=generator)
     out = []
     for i, m in enumerate(metadata):
-        noise = torch.rand(m.shape, generator=generator).to(m)
-        wrong = torch.where(use_noise[:, i].reshape(n, 1, 1, 1), noise, torch.roll(m, 1, dims=0))
+        options = torch.stack([_corrupted(m, kind, generator) for kind in kinds])
+        wrong = options[choice[:, i], torch.arange(n)]
         out.append(torch.where(corrupt[:, i].reshape(n, 1, 1, 1), wrong, m))
     return out, present
+
+
+def _corrupted(m: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    if kind == "swap":
+        return torch.roll(m, 1, dims=0)
+    if kind == "noise":
+        return torch.rand(m.shape, generator=generator).to(m)
+    return 1.0 - m.clamp(0.0, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metasr.distill.metadata_noise import CORRUPTIONS
 from metasr.errors import MetaSRError
 from metasr.metadata import available_sources
 from metasr.recipes import build_dataclass, load_mapping
@@ -33,6 +34,7 @@ class TeacherRecipe:
     ema_decay: float = 0.999  # the saved teacher is the exponential moving average of the weights
     metadata_dropout: float = 0.15
     metadata_corruption: float = 0.1
+    corruption_kinds: tuple[str, ...] = ("swap", "noise")  # see metasr.distill.metadata_noise
     checkpoint_every: int = 100
     max_side: int = 1024
     seed: int = 0
@@ -61,12 +63,15 @@ class DistillRecipe:
     channels: int = 32
     num_blocks: int = 5
     cache_size: int = 1024  # degraded patches the teacher super-resolves once, reused every epoch
+    clean_share: float = 0.25  # of the cache: bicubic-only patches (degree 0), so clean frames are left alone
+    controlled_share: float = 0.0  # of the cache: one mild stage of blur/noise/JPEG, degrees uniform in [0, 0.5]
     patch: int = 32  # LR pixels
     steps: int = 3000
     batch: int = 16
     lr: float = 1e-3
     metadata_dropout: float = 0.15
     metadata_corruption: float = 0.1
+    corruption_kinds: tuple[str, ...] = ("swap", "noise")
     strength_override: float = 0.25  # share of samples whose degree is replaced by the true degree
     hard_gates_from: float = 0.8  # fraction of training after which gates run sparse (straight-through)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -88,6 +93,12 @@ def load_distill_recipe(path: str | Path) -> DistillRecipe:
     """Parse and validate a distillation recipe."""
     recipe = build_dataclass(DistillRecipe, load_mapping(path, "distill"), str(path))
     _check_common(recipe, str(path))
+    shares = (recipe.clean_share, recipe.controlled_share)
+    if min(shares) < 0.0 or sum(shares) > 1.0:
+        raise MetaSRError(
+            f"{path}: clean_share + controlled_share must be shares in [0, 1] summing to at most 1, got {shares}; "
+            "the rest of the cache is Real-ESRGAN degraded"
+        )
     return recipe
 
 
@@ -102,3 +113,8 @@ def _check_common(recipe: TeacherRecipe | DistillRecipe, where: str) -> None:
     for rate in (recipe.metadata_dropout, recipe.metadata_corruption):
         if not 0.0 <= rate <= 1.0:
             raise MetaSRError(f"{where}: metadata dropout/corruption rate {rate} must be between 0 and 1")
+    unknown = [kind for kind in recipe.corruption_kinds if kind not in CORRUPTIONS]
+    if unknown or not recipe.corruption_kinds:
+        raise MetaSRError(
+            f"{where}: corruption_kinds {list(recipe.corruption_kinds)} invalid; choose from {', '.join(CORRUPTIONS)}"
+        )

@@ -75,7 +75,9 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
         for step in range(start, stop):
             batch = sampler.sample(recipe.batch)
             metadata = teacher_metadata(sources, batch.lr)
-            metadata, present = perturb_metadata(metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise)
+            metadata, present = perturb_metadata(
+                metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise, recipe.corruption_kinds
+            )
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, step)
             loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise)

@@ -60,8 +60,16 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     )
     identity = {"teacher": str(Path(recipe.teacher).resolve()), "mtime": Path(recipe.teacher).stat().st_mtime_ns}
     identity.update(seed=recipe.seed, size=recipe.cache_size, patch=recipe.patch, scale=recipe.scale)
+    identity.update(clean=recipe.clean_share, controlled=recipe.controlled_share)
     data = build_distill_set(
-        out / "distill_set.safetensors", teacher, teacher_sources(teacher_names), sampler, recipe.cache_size, identity
+        out / "distill_set.safetensors",
+        teacher,
+        teacher_sources(teacher_names),
+        sampler,
+        recipe.cache_size,
+        identity,
+        recipe.clean_share,
+        recipe.controlled_share,
     )
     student = (
         load_student(recipe.init_student, recipe.scale).train()
@@ -129,7 +137,9 @@ def _step_loss(
     with torch.no_grad():
         metadata = model.metadata(lr)
     if recipe.use_metadata:
-        metadata, present = perturb_metadata(metadata, recipe.metadata_dropout, recipe.metadata_corruption, generator)
+        metadata, present = perturb_metadata(
+            metadata, recipe.metadata_dropout, recipe.metadata_corruption, generator, recipe.corruption_kinds
+        )
     else:
         present = torch.zeros(n, len(metadata), 1, 1)
     override = torch.rand(n, generator=generator) < recipe.strength_override
