@@ -138,3 +138,21 @@ def test_controlled_share_gives_mild_known_degrees(corpus: Path, teacher_path: P
     degrees = load_file(str(tmp_path / "distill_set.safetensors"))["degrees"]
     per_chunk = degrees.reshape(2, 8, 3).amax(dim=(1, 2))
     assert sorted(per_chunk.tolist())[0] == 0.0 and 0.0 < sorted(per_chunk.tolist())[1] <= CONTROLLED_MAX
+
+
+def test_evaluate_reports_every_run_on_every_class(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    import json
+
+    from metasr.train_cli import evaluate
+
+    student = distill(replace(_recipe(corpus, teacher_path, tmp_path / "s"), steps=1)).weights
+    ablation = distill(replace(_recipe(corpus, teacher_path, tmp_path / "a"), steps=1, use_metadata=False)).weights
+    out = tmp_path / "report.json"
+    args = ["--teacher", teacher_path, "--student", student, "--ablation", ablation, "--corpus", corpus, "--out", out]
+    result = CliRunner().invoke(evaluate, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    runs = {"teacher", "with metadata", "no metadata", "wrong metadata", "misplaced metadata", "bicubic"}
+    assert runs | {"trained without metadata"} == set(report["validation_psnr"]) == set(report["class_psnr"])
+    assert all(np.isfinite(v) for scores in report["class_psnr"].values() for v in scores.values())
+    assert report["mac_ratio"] > 1.0

@@ -69,7 +69,12 @@ def score_classes(run, images: dict[str, list[np.ndarray]], scale: int, seed: in
 
 
 def student_runs(model: MetaSR) -> dict[str, object]:
-    """Ways to run a distilled student: with its metadata, without any, and with deliberately wrong metadata."""
+    """Ways to run a distilled student: with its metadata, without any, and with deliberately wrong metadata.
+
+    Two wrong kinds: ``wrong metadata`` inverts every source (``1 - m``; distillation recipes may train
+    against that kind), ``misplaced metadata`` gives every cell the metadata of the cell mirrored through
+    the frame's centre (right values, wrong places; no recipe trains against that).
+    """
 
     def without(lr: torch.Tensor) -> torch.Tensor:
         metadata = model.metadata(lr)
@@ -79,7 +84,16 @@ def student_runs(model: MetaSR) -> dict[str, object]:
         metadata = [1.0 - m.clamp(0, 1) for m in model.metadata(lr)]  # every source says the opposite
         return model.run(lr, None, metadata)[0]
 
-    return {"with metadata": model, "no metadata": without, "wrong metadata": wrong, "bicubic": _bicubic(model.scale)}
+    def misplaced(lr: torch.Tensor) -> torch.Tensor:
+        return model.run(lr, None, model.metadata(torch.flip(lr, dims=(2, 3))))[0]
+
+    return {
+        "with metadata": model,
+        "no metadata": without,
+        "wrong metadata": wrong,
+        "misplaced metadata": misplaced,
+        "bicubic": _bicubic(model.scale),
+    }
 
 
 def macs_per_output_pixel(module: torch.nn.Module, inputs: tuple, output_pixels: int) -> float:
