@@ -86,7 +86,7 @@ def distill_command(recipe: Path, until: int | None) -> None:
 @click.option("--corpus", type=click.Path(path_type=Path), default=Path("data/corpus"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="JSON report to write.")
 def evaluate(teacher_path: Path, student: Path, ablation: Path, corpus: Path, out: Path) -> None:
-    """Per-class Y-PSNR of teacher, student (with, without, wrong and misplaced metadata), ablation and bicubic; MAC ratio."""
+    """Per-class Y-PSNR of teacher, student (with, without, wrong, misplaced metadata), ablation, bicubic; MAC ratio."""
     import json
 
     from metasr.distill.evaluate import distill_report

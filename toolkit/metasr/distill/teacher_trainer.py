@@ -19,19 +19,17 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from metasr.data.folder import list_images, load_for_training, split_images
-from metasr.data.pairs import DegradedPatchSampler, validation_pairs
+from metasr.data.pairs import DegradedPatchSampler
 from metasr.diffusion.resshift import ResShiftSchedule
 from metasr.distill.checkpointing import load_training_state, save_training_state
 from metasr.distill.ddp import DistributedContext
+from metasr.distill.evaluate import score_classes
 from metasr.distill.metadata_noise import perturb_metadata
 from metasr.distill.recipe import TeacherRecipe, load_teacher_recipe
 from metasr.distill.teacher_system import build_teacher, save_teacher, teacher_metadata, teacher_sources
-from metasr.images import bicubic_upscale, to_numpy
+from metasr.images import bicubic_upscale
 from metasr.models.teacher import TeacherConfig
 from metasr.progress import progress_bar
-from metasr.validate.metrics import y_psnr
-
-VAL_CROP = 256  # HR side of the fixed validation crops
 
 
 @dataclass(frozen=True)
@@ -113,15 +111,15 @@ def learning_rate(recipe: TeacherRecipe, step: int) -> float:
 @torch.no_grad()
 def evaluate_teacher(teacher, sources, images: list[np.ndarray], scale: int, seed: int = 0) -> tuple[float, float]:
     """Mean Y-PSNR of the teacher and of bicubic on the fixed degraded validation crops."""
+
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        return teacher.sample(lr, teacher_metadata(sources, lr), torch.Generator().manual_seed(seed))[0]
+
     teacher.eval()
-    ours, bicubic = [], []
-    for pair in validation_pairs(images, scale, VAL_CROP, seed):
-        sr, _ = teacher.sample(pair.lr, teacher_metadata(sources, pair.lr), torch.Generator().manual_seed(seed))
-        ref = to_numpy(pair.hr)
-        ours.append(y_psnr(to_numpy(sr), ref, border=scale))
-        bicubic.append(y_psnr(to_numpy(bicubic_upscale(pair.lr, scale)), ref, border=scale))
+    ours = score_classes(run, {"validation": images}, scale, seed).mean
+    bicubic = score_classes(lambda lr: bicubic_upscale(lr, scale), {"validation": images}, scale, seed).mean
     teacher.train()
-    return float(np.mean(ours)), float(np.mean(bicubic))
+    return ours, bicubic
 
 
 def main() -> None:

@@ -25,21 +25,18 @@ import torch.nn.functional as F
 from metasr.assembly import build_metasr, save_metasr
 from metasr.checkpoint import load_student
 from metasr.data.folder import list_images, load_for_training, split_images
-from metasr.data.pairs import DegradedPatchSampler, validation_pairs
+from metasr.data.pairs import DegradedPatchSampler
 from metasr.distill.cache import DistillSet, build_distill_set
 from metasr.distill.checkpointing import load_training_state, save_training_state
+from metasr.distill.evaluate import score_classes, student_runs
 from metasr.distill.metadata_noise import perturb_metadata
 from metasr.distill.recipe import DistillRecipe, load_distill_recipe
 from metasr.distill.teacher_system import load_teacher, teacher_sources
-from metasr.images import to_numpy
 from metasr.metadata import DEVICE_SOURCES
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.orchestrator import Decisions
 from metasr.progress import progress_bar
-from metasr.validate.metrics import y_psnr
-
-VAL_CROP = 256
 
 
 @dataclass(frozen=True)
@@ -171,15 +168,8 @@ def _decision_loss(
 def evaluate_student(model: MetaSR, images: list[np.ndarray], scale: int, use_metadata: bool = True) -> float:
     """Mean Y-PSNR on the fixed degraded validation crops (metadata absent when ``use_metadata`` is False)."""
     model.eval()
-    scores = []
-    for pair in validation_pairs(images, scale, VAL_CROP, 0):
-        if use_metadata:
-            sr = model(pair.lr)
-        else:
-            metadata = model.metadata(pair.lr)
-            sr, _ = model.run(pair.lr, None, metadata, torch.zeros(1, len(metadata), 1, 1))
-        scores.append(y_psnr(to_numpy(sr), to_numpy(pair.hr), border=scale))
-    return float(np.mean(scores))
+    run = model if use_metadata else student_runs(model)["no metadata"]
+    return score_classes(run, {"validation": images}, scale).mean
 
 
 def main() -> None:
