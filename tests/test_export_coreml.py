@@ -184,6 +184,9 @@ def test_unused_input_leaves_no_op_off_the_neural_engine(tmp_path: Path) -> None
     dead = [op for op in coreml.main_function(lowered.path).operations if op.op_type == "identity"]
     assert dead and not any(v.child_ops for op in dead for v in op.outputs)  # coremltools keeps a dead identity
     assert lowered.coverage.fallback == [] and lowered.coverage.fraction == 1.0
+    image = calibration_images(*prepared.recipe.input_size)[0]
+    strength = model.default_strength()
+    assert y_psnr(to_numpy(lowered.predict(image, strength)), to_numpy(prepared.model(image, strength))) > 40.0
 
 
 @pytest.mark.parametrize(

@@ -417,7 +417,7 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
 def _simulator(function: Function) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """predict(image, strength) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
     constants = {v.name: _constant(op) for op in function.operations if _is_constant(op) for v in op.outputs}
-    ops = [op for op in function.operations if not _is_constant(op)]
+    ops = [op for op in function.operations if not _is_constant(op) and not _is_dead(op)]
     output = function.outputs[0]
 
     def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
