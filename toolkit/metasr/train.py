@@ -65,6 +65,14 @@ def evaluate(model: torch.nn.Module, images: list[np.ndarray], scale: int, crop:
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
+def cosine_schedule(step: int, steps: int, warmup: int = 0) -> float:
+    """Learning-rate factor at ``step``: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> tuple[float, float]:
     """Train ``model`` in place with L1 loss and a cosine schedule; checkpoints to ``cfg.out/last.pt`` and
     resumes from it. Returns the validation Y-PSNR of the model and of bicubic."""
@@ -76,9 +84,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_schedule(step, cfg.steps))
     cfg.out.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.out / "last.pt"
     start = 0

@@ -11,6 +11,12 @@ from metasr.errors import MetaSRError
 CORRUPTIONS = ("swap", "noise", "invert")
 
 
+def check_corruption_kinds(kinds: Sequence[str], where: str) -> None:
+    """Refuse an empty or unknown list of corruption kinds, naming the valid ones."""
+    if not kinds or any(kind not in CORRUPTIONS for kind in kinds):
+        raise MetaSRError(f"{where}: corruption_kinds {list(kinds)} invalid; choose from {', '.join(CORRUPTIONS)}")
+
+
 def perturb_metadata(
     metadata: list[torch.Tensor],
     dropout: float,
@@ -25,9 +31,7 @@ def perturb_metadata(
     uniform noise (``noise``), or the opposite of the truth (``invert``: ``1 - m`` on values clamped to
     [0, 1]). The orchestrator only learns to distrust it from its disagreement with the content.
     """
-    unknown = [kind for kind in kinds if kind not in CORRUPTIONS]
-    if unknown or not kinds:
-        raise MetaSRError(f"metadata corruption kinds {list(kinds)} invalid; choose from {', '.join(CORRUPTIONS)}")
+    check_corruption_kinds(kinds, "perturb_metadata")
     n, k = metadata[0].shape[0], len(metadata)
     draw = torch.rand(n, k, generator=generator)
     present = (draw >= dropout).float().reshape(n, k, 1, 1)

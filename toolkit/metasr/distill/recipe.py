@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metasr.distill.metadata_noise import CORRUPTIONS
+from metasr.distill.metadata_noise import check_corruption_kinds
 from metasr.errors import MetaSRError
 from metasr.metadata import available_sources
 from metasr.recipes import build_dataclass, load_mapping
@@ -113,8 +113,4 @@ def _check_common(recipe: TeacherRecipe | DistillRecipe, where: str) -> None:
     for rate in (recipe.metadata_dropout, recipe.metadata_corruption):
         if not 0.0 <= rate <= 1.0:
             raise MetaSRError(f"{where}: metadata dropout/corruption rate {rate} must be between 0 and 1")
-    unknown = [kind for kind in recipe.corruption_kinds if kind not in CORRUPTIONS]
-    if unknown or not recipe.corruption_kinds:
-        raise MetaSRError(
-            f"{where}: corruption_kinds {list(recipe.corruption_kinds)} invalid; choose from {', '.join(CORRUPTIONS)}"
-        )
+    check_corruption_kinds(recipe.corruption_kinds, where)

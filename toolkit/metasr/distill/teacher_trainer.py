@@ -9,7 +9,6 @@ resumable state ``out/state.safetensors`` every ``checkpoint_every`` steps and `
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from metasr.distill.teacher_system import build_teacher, save_teacher, teacher_m
 from metasr.images import bicubic_upscale
 from metasr.models.teacher import TeacherConfig
 from metasr.progress import progress_bar
+from metasr.train import cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
                 metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise, recipe.corruption_kinds
             )
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(recipe, step)
+                group["lr"] = recipe.lr * cosine_schedule(step, recipe.steps, recipe.warmup_steps)
             loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,14 +98,6 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
     ctx.barrier()
     ctx.shutdown()
     return TeacherResult(weights, stop, psnr, bicubic)
-
-
-def learning_rate(recipe: TeacherRecipe, step: int) -> float:
-    """Linear warm-up to ``recipe.lr`` over ``warmup_steps``, then cosine decay to zero at ``recipe.steps``."""
-    if step < recipe.warmup_steps:
-        return recipe.lr * (step + 1) / recipe.warmup_steps
-    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 @torch.no_grad()

@@ -37,6 +37,7 @@ from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.orchestrator import Decisions
 from metasr.progress import progress_bar
+from metasr.train import cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
         task = bar.add_task("distill", total=recipe.steps, completed=start)
         for step in range(start, stop):
             for group in optimizer.param_groups:  # cosine decay
-                group["lr"] = recipe.lr * 0.5 * (1 + np.cos(np.pi * step / recipe.steps))
+                group["lr"] = recipe.lr * cosine_schedule(step, recipe.steps)
             model.orchestrator.hard = step >= recipe.hard_gates_from * recipe.steps
             loss = _step_loss(model, _batch(data, recipe.batch, generator), recipe, shared, generator)
             optimizer.zero_grad(set_to_none=True)

@@ -232,7 +232,7 @@ def _coverage(function: Function, options: Options) -> Coverage:
     Dead ops (no consumer, not an output; e.g. the identity coremltools keeps on an unused input) are
     not counted: the Core ML compiler removes them before placement.
     """
-    ops = [op for op in function.operations if not _is_constant(op) and not _is_dead(op)]
+    ops = _live_ops(function)
     fallback = [op.op_type for op in ops if op.op_type not in ANE_OPS]
     fallback += [f"cast inside the graph ({op.name})" for op in ops if op.op_type == "cast" and _inner_cast(op)]
     on_ne = options.precision == "fp16" and options.compute_units in ("CPU_AND_NE", "ALL")
@@ -242,6 +242,11 @@ def _coverage(function: Function, options: Options) -> Coverage:
 
 def _is_constant(op: Operation) -> bool:
     return op.op_type == "const" or op.op_type.startswith("constexpr_")
+
+
+def _live_ops(function: Function) -> list[Operation]:
+    """The compute ops the program runs: neither constants nor dead (no consumer, not an output)."""
+    return [op for op in function.operations if not _is_constant(op) and not _is_dead(op)]
 
 
 def _is_dead(op: Operation) -> bool:
@@ -417,7 +422,7 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
 def _simulator(function: Function) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """predict(image, strength) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
     constants = {v.name: _constant(op) for op in function.operations if _is_constant(op) for v in op.outputs}
-    ops = [op for op in function.operations if not _is_constant(op) and not _is_dead(op)]
+    ops = _live_ops(function)
     output = function.outputs[0]
 
     def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
