@@ -4,7 +4,7 @@
 
 Recipe (the same for all): bicubic pairs from the corpus's training split, L1, Adam with a cosine
 schedule, ``--steps`` steps of ``--batch`` low-resolution ``--patch``^2 crops, seed 0. Runs resume from
-``--work/<name>_x<scale>/last.pt``. A JSON line per model goes to ``anchors/weights/training.jsonl``.
+``--work/<name>_x<scale>/state.safetensors``. A JSON line per model goes to ``anchors/weights/training.jsonl``.
 """
 
 from __future__ import annotations

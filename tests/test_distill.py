@@ -80,6 +80,17 @@ def test_ablation_trains_without_metadata(corpus: Path, teacher_path: Path, tmp_
     assert np.isfinite(result.val_psnr)
 
 
+def test_distilled_graph_holds_the_recipe_device_sources(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    recipe = replace(
+        _recipe(corpus, teacher_path, tmp_path), steps=1, device_sources=("edges", "content"), extra_sides=(128,)
+    )
+    model = load_metasr(distill(recipe).weights)
+    assert tuple(model.orchestrator.sources) == ("edges", "content")
+    assert set(model.extractors) == {"edges", "content"}
+    image = torch.rand(1, 3, 64, 64)
+    torch.export.export(model, (image, model.default_strength()))
+
+
 def test_recipe_typo_is_a_one_line_error(tmp_path: Path) -> None:
     recipe = tmp_path / "distill.yaml"
     recipe.write_text("scale: 2\nstpes: 10\n")
@@ -115,6 +126,8 @@ def test_shipped_training_recipes_are_valid(path: Path) -> None:
     [
         ("clean_share: 0.7\ncontrolled_share: 0.5", "summing to at most 1"),
         ("corruption_kinds: [swap, flip]", "choose from swap, noise, invert"),
+        ("extra_sides: [512, 96]", "must each be at least 128 pixels"),
+        ("device_sources: [edges, depht]", "unknown source 'depht'"),
     ],
 )
 def test_bad_cache_mix_or_corruption_kind_is_a_one_line_error(tmp_path: Path, line: str, message: str) -> None:

@@ -51,6 +51,7 @@ def test_resume_matches_uninterrupted_run(photo_folder: Path, tmp_path: Path) ->
     straight = train_student(_config(photo_folder, tmp_path / "a", steps=6))
     first = train_student(_config(photo_folder, tmp_path / "b", steps=6, until=3))  # interrupted run
     assert first.steps == 3
+    assert (tmp_path / "b" / "state.safetensors").is_file() and not list((tmp_path / "b").glob("*.pt"))
     resumed = train_student(_config(photo_folder, tmp_path / "b", steps=6))
     a, b = load_student(straight.weights), load_student(resumed.weights)
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):

@@ -111,7 +111,7 @@ def summary_table(results: list[ExportResult]) -> Table:
 def train_command(
     data: Path, out: Path, scale: int, steps: int, seed: int, until: int | None, checkpoint_every: int
 ) -> None:
-    """Train the plain student on bicubic-downscaled photos (resumes from OUT/last.pt)."""
+    """Train the plain student on bicubic-downscaled photos (resumes from OUT/state.safetensors)."""
     from metasr.train import TrainConfig, train_student
 
     config = TrainConfig(

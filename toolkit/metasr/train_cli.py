@@ -35,7 +35,8 @@ def degree(corpus: Path, out: Path, steps: int, seed: int) -> None:
         raise click.ClickException(str(exc)) from exc
     for name, value in report.minimum.items():
         click.echo(
-            f"{name}: Spearman min {value:.3f}, mean {report.mean[name]:.3f} over {len(report.per_photo)} photos"
+            f"{name}: Spearman min {value:.3f}, mean {report.mean[name]:.3f} over {len(report.per_photo)} photos; "
+            f"clean photos read {report.clean_mean[name]:.3f}"
         )
     click.echo(f"wrote {out}")
 

@@ -43,6 +43,12 @@ def load_for_training(path: Path, max_side: int) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
+def load_at_sides(files: list[Path], sides: tuple[int, ...]) -> list[np.ndarray]:
+    """Every photo at each longer side in ``sides``: a smaller side packs more detail into a fixed-size patch,
+    so one corpus of large wallpapers covers both smooth and detail-dense frames."""
+    return [load_for_training(path, side) for path in files for side in sides]
+
+
 @dataclass
 class PatchSampler:
     """Random HR crops with flips/rotations, bicubic-downscaled to LR, from images held in memory."""

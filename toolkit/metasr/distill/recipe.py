@@ -7,7 +7,7 @@ from pathlib import Path
 
 from metasr.distill.metadata_noise import check_corruption_kinds
 from metasr.errors import MetaSRError
-from metasr.metadata import available_sources
+from metasr.metadata import DEVICE_SOURCES, available_sources
 from metasr.recipes import build_dataclass, load_mapping
 
 TEACHER_SOURCES = ("edges", "degradation", "content", "luminance")
@@ -25,7 +25,7 @@ class TeacherRecipe:
     channel_mult: tuple[int, ...] = (1, 2, 4, 4)
     blocks_per_level: int = 2
     diffusion_steps: int = 4
-    kappa: float = 0.5
+    kappa: float = 0.1  # noise scale on [0, 1]: lower trades sample diversity for fidelity (TRAINING.md)
     steps: int = 2000
     batch: int = 8
     patch: int = 32  # LR pixels
@@ -60,6 +60,7 @@ class DistillRecipe:
     out: str = "checkpoints/distill_x2"
     init_student: str | None = None  # start from these student weights (e.g. the bundled plain student)
     use_metadata: bool = True  # False: the ablation, same student and orchestrator with every source absent
+    device_sources: tuple[str, ...] = DEVICE_SOURCES  # device-grade extractors inside the exported graph
     channels: int = 32
     num_blocks: int = 5
     cache_size: int = 1024  # degraded patches the teacher super-resolves once, reused every epoch
@@ -76,7 +77,8 @@ class DistillRecipe:
     hard_gates_from: float = 0.8  # fraction of training after which gates run sparse (straight-through)
     loss: LossWeights = field(default_factory=LossWeights)
     checkpoint_every: int = 250
-    max_side: int = 1024
+    max_side: int = 1024  # training and validation photos are downscaled to this longer side
+    extra_sides: tuple[int, ...] = ()  # training photos also held at these smaller sides (denser detail)
     seed: int = 0
 
 
@@ -99,6 +101,11 @@ def load_distill_recipe(path: str | Path) -> DistillRecipe:
             f"{path}: clean_share + controlled_share must be shares in [0, 1] summing to at most 1, got {shares}; "
             "the rest of the cache is Real-ESRGAN degraded"
         )
+    if any(side < 2 * recipe.patch * recipe.scale for side in recipe.extra_sides):
+        raise MetaSRError(
+            f"{path}: extra_sides {list(recipe.extra_sides)} must each be at least {2 * recipe.patch * recipe.scale} "
+            "pixels (two HR patches); raise them or drop the entry"
+        )
     return recipe
 
 
@@ -107,7 +114,7 @@ def _check_common(recipe: TeacherRecipe | DistillRecipe, where: str) -> None:
         raise MetaSRError(f"{where}: scale {recipe.scale} is not supported; use 2 or 4")
     if recipe.patch % 32:
         raise MetaSRError(f"{where}: patch {recipe.patch} must be a multiple of 32 LR pixels (one metadata cell)")
-    for name in getattr(recipe, "sources", ()):
+    for name in (*getattr(recipe, "sources", ()), *getattr(recipe, "device_sources", ())):
         if name not in available_sources():
             raise MetaSRError(f"{where}: unknown source '{name}'; known sources: {', '.join(available_sources())}")
     for rate in (recipe.metadata_dropout, recipe.metadata_corruption):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from metasr.assembly import build_metasr, save_metasr
 from metasr.checkpoint import load_student
-from metasr.data.folder import list_images, load_for_training, split_images
+from metasr.data.folder import list_images, load_at_sides, load_for_training, split_images
 from metasr.data.pairs import DegradedPatchSampler
 from metasr.distill.cache import DistillSet, build_distill_set
 from metasr.distill.checkpointing import load_training_state, save_training_state
@@ -32,7 +32,6 @@ from metasr.distill.evaluate import score_classes, student_runs
 from metasr.distill.metadata_noise import perturb_metadata
 from metasr.distill.recipe import DistillRecipe, load_distill_recipe
 from metasr.distill.teacher_system import load_teacher, teacher_sources
-from metasr.metadata import DEVICE_SOURCES
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.orchestrator import Decisions
@@ -53,12 +52,11 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     out = Path(recipe.out)
     teacher, teacher_names = load_teacher(recipe.teacher)
     train_files, val_files = split_images(list_images(recipe.corpus))
-    sampler = DegradedPatchSampler(
-        [load_for_training(p, recipe.max_side) for p in train_files], recipe.patch, recipe.scale, seed=recipe.seed
-    )
+    images = load_at_sides(train_files, (recipe.max_side, *recipe.extra_sides))
+    sampler = DegradedPatchSampler(images, recipe.patch, recipe.scale, seed=recipe.seed)
     identity = {"teacher": str(Path(recipe.teacher).resolve()), "mtime": Path(recipe.teacher).stat().st_mtime_ns}
     identity.update(seed=recipe.seed, size=recipe.cache_size, patch=recipe.patch, scale=recipe.scale)
-    identity.update(clean=recipe.clean_share, controlled=recipe.controlled_share)
+    identity.update(clean=recipe.clean_share, controlled=recipe.controlled_share, sides=list(recipe.extra_sides))
     data = build_distill_set(
         out / "distill_set.safetensors",
         teacher,
@@ -74,7 +72,7 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
         if recipe.init_student
         else MetaSRStudent(StudentConfig(recipe.scale, recipe.channels, recipe.num_blocks))
     )
-    model = build_metasr(student, DEVICE_SOURCES).train()
+    model = build_metasr(student, recipe.device_sources).train()
     model.extractors.requires_grad_(False)
     model.extractors.eval()
     params = [p for p in model.parameters() if p.requires_grad]

@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 
 from metasr.checkpoint import save_state
 from metasr.data.degradations import controlled_degradation
-from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
+from metasr.data.folder import PatchSampler, list_images, load_at_sides, split_images
 from metasr.data.sample_images import fit_crop, photo
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
 from metasr.progress import progress_bar
@@ -42,14 +42,18 @@ class DegreeTrainConfig:
     lr: float = 2e-3
     margin: float = 0.5  # required rise per unit of degree gap
     other_max: float = 0.6  # the held degradations are drawn in [0, other_max]
+    sides: tuple[int, ...] = (1024, 512, 256)  # each photo at these longer sides: smooth to detail-dense crops
+    clean_weight: float = 4.0  # clean anchor vs each maximum anchor: a cell showing no damage reads near 0
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class DegreeReport:
-    """Spearman correlation between applied and estimated degree, per degradation and photo."""
+    """Spearman correlation between applied and estimated degree, per degradation and photo, and the
+    frame-mean estimate on each photo's clean (bicubic-only) version, which should read near 0."""
 
     per_photo: dict[str, dict[str, float]]
+    clean: dict[str, dict[str, float]]
 
     @property
     def minimum(self) -> dict[str, float]:
@@ -59,13 +63,21 @@ class DegreeReport:
     def mean(self) -> dict[str, float]:
         return {d: float(np.mean([v[d] for v in self.per_photo.values()])) for d in DEGRADATIONS}
 
+    @property
+    def clean_mean(self) -> dict[str, float]:
+        return {d: float(np.mean([v[d] for v in self.clean.values()])) for d in DEGRADATIONS}
+
 
 def train_degree_estimator(cfg: DegreeTrainConfig) -> tuple[Path, DegreeReport]:
-    """Train on clean corpus crops, save ``cfg.out`` (safetensors) and return the monotonicity report."""
+    """Train on clean corpus crops, save ``cfg.out`` (safetensors) and return the monotonicity report.
+
+    Each training photo is held at every size in ``cfg.sides``: wallpapers at 1024 px are smooth, so a
+    clean anchor pinned only there would read the denser detail of ordinary photos as blur or JPEG.
+    """
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_files, _ = split_images(list_images(cfg.corpus))
-    sampler = PatchSampler([load_for_training(p, 1024) for p in train_files], cfg.patch, cfg.scale, seed=cfg.seed)
+    sampler = PatchSampler(load_at_sides(train_files, cfg.sides), cfg.patch, cfg.scale, seed=cfg.seed)
     model = DegreeEstimator().train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
@@ -106,7 +118,7 @@ def _step_loss(model: DegreeEstimator, hr: torch.Tensor, cfg: DegreeTrainConfig,
         peak[:, d] = 1.0
         losses.append((1.0 - model(_degrade(hr, cfg.scale, peak, generator))[:, d]).pow(2).mean())
     clean = model(_degrade(hr, cfg.scale, torch.zeros(n, len(DEGRADATIONS)), generator))
-    losses.append(clean.pow(2).mean())
+    losses.append(cfg.clean_weight * clean.pow(2).mean())
     return sum(losses)
 
 
@@ -118,9 +130,10 @@ def _degrade(hr: torch.Tensor, scale: int, degrees: torch.Tensor, generator: tor
 @torch.no_grad()
 def evaluate_monotonicity(model: DegreeEstimator, scale: int = 2, size: int = 256) -> DegreeReport:
     """Degrade scikit-image photos with rising blur, then rising noise, then rising JPEG (the others at 0),
-    and compute the Spearman correlation between applied level and frame-mean estimate per photo."""
+    and compute the Spearman correlation between applied level and frame-mean estimate per photo; also
+    record each photo's estimate at level 0 (clean)."""
     model.eval()
-    per_photo = {}
+    per_photo, clean = {}, {}
     for name in EVAL_PHOTOS:
         crop = fit_crop(photo(name), size * scale, size * scale)
         hr = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
@@ -133,5 +146,6 @@ def evaluate_monotonicity(model: DegreeEstimator, scale: int = 2, size: int = 25
                 lr = _degrade(hr, scale, degrees, torch.Generator().manual_seed(1))
                 estimates.append(model(lr)[0, d].mean().item())
             scores[degradation] = float(spearmanr(EVAL_LEVELS, estimates).statistic)
+            clean.setdefault(name, {})[degradation] = estimates[0]
         per_photo[name] = scores
-    return DegreeReport(per_photo)
+    return DegreeReport(per_photo, clean)
