@@ -61,6 +61,23 @@ def test_teacher_checkpoint_records_its_sources(teacher_path: Path) -> None:
     assert teacher.orchestrator.stage_channels == teacher.net.stage_channels
 
 
+def test_teacher_ships_in_float16_and_loads_as_float32(teacher_path: Path, tmp_path: Path) -> None:
+    from metasr.distill.teacher_system import save_teacher, teacher_metadata, teacher_sources
+
+    teacher, names = load_teacher(teacher_path)
+    save_teacher(teacher, tmp_path / "half.safetensors", torch.float16)
+    assert {v.dtype for v in load_file(str(tmp_path / "half.safetensors")).values() if v.is_floating_point()} == {
+        torch.float16
+    }
+    half, _ = load_teacher(tmp_path / "half.safetensors")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    lr = torch.rand(1, 3, 32, 32)
+    metadata = teacher_metadata(teacher_sources(names), lr)
+    a = teacher.sample(lr, metadata, torch.Generator().manual_seed(0))[0]
+    b = half.sample(lr, metadata, torch.Generator().manual_seed(0))[0]
+    assert (a - b).abs().max() < 1e-2
+
+
 def test_distillation_resumes_and_is_deterministic(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
     straight = distill(_recipe(corpus, teacher_path, tmp_path / "a"))
     split = _recipe(corpus, teacher_path, tmp_path / "b")

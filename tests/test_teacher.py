@@ -277,3 +277,24 @@ def test_pretrained_adapter_refuses_bad_folders(ldm_folder: Path, tmp_path: Path
     with pytest.raises(MetaSRError, match="convert them to safetensors"):
         PretrainedDiffusionTeacher.from_pretrained(pickled)
     assert not marker.exists()
+
+
+def test_own_estimate_builds_low_noise_inputs_around_the_networks_x_T_prediction() -> None:
+    schedule = ResShiftSchedule(steps=4, kappa=0.1)
+    hr, lr = _patches()
+    y = bicubic_upscale(lr, 2)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append((x_t, t))
+        return torch.full_like(x_t, 0.5)  # a network whose every x0 estimate is mid-grey
+
+    gen = torch.Generator().manual_seed(3)
+    loss, t = schedule.training_loss(model_fn, hr, y, gen, own_estimate=True)
+    (x_first, t_first), (x_t, t_seen) = seen
+    assert torch.equal(t_first, torch.full_like(t, 3)) and torch.equal(t_seen, t) and bool((t < 3).any())
+    eta = schedule.etas[t].float().view(-1, 1, 1, 1)
+    centre = torch.where((t < 3).view(-1, 1, 1, 1), torch.full_like(hr, 0.5), hr)
+    noise = (x_t - centre - eta * (y - centre)) / (schedule.kappa * eta.sqrt())
+    assert noise.abs().max() < 6.0 and 0.8 < noise.std() < 1.2  # x_t ~ q(x_t | centre, y)
+    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(torch.full_like(hr, 0.5), hr))

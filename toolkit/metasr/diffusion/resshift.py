@@ -102,14 +102,28 @@ class ResShiftSchedule:
         return x0
 
     def training_loss(
-        self, model_fn: ModelFn, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+        self,
+        model_fn: ModelFn,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        own_estimate: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The paper's objective: ``|| f(x_t, y_0, t) - x_0 ||^2`` with ``t`` uniform and ``x_t ~ q(x_t | x_0, y_0)``.
 
+        With ``own_estimate``, every ``t < T`` builds ``x_t`` around the network's own (gradient-free) x0
+        prediction from ``x_T`` instead of the true ``x_0``, the target staying the true ``x_0``: sampling
+        feeds the low-noise steps the network's estimate, so they learn to refine it rather than copy it.
         Returns the mean squared error and the sampled step indices (N,).
         """
         t = torch.randint(0, self.steps, (x0.shape[0],), generator=generator, device=generator.device).to(x0.device)
-        x_t = self.q_sample(x0, y, t, _randn_like(x0, generator))
+        centre = x0
+        if own_estimate:
+            last = torch.full_like(t, self.steps - 1)
+            with torch.no_grad():
+                first = model_fn(self.q_sample(x0, y, last, _randn_like(x0, generator)), last).clamp(0.0, 1.0)
+            centre = torch.where((t < self.steps - 1).view(-1, 1, 1, 1), first, x0)
+        x_t = self.q_sample(centre, y, t, _randn_like(x0, generator))
         return F.mse_loss(model_fn(x_t, t), x0), t
 
 

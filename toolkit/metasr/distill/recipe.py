@@ -32,6 +32,7 @@ class TeacherRecipe:
     lr: float = 4e-4  # peak; linear warm-up over warmup_steps, then cosine decay to zero
     warmup_steps: int = 100
     ema_decay: float = 0.999  # the saved teacher is the exponential moving average of the weights
+    own_estimate_from: int | None = None  # from this step on, low-noise steps train on the net's own x_T estimate
     metadata_dropout: float = 0.15
     metadata_corruption: float = 0.1
     corruption_kinds: tuple[str, ...] = ("swap", "noise")  # see metasr.distill.metadata_noise
@@ -56,7 +57,7 @@ class DistillRecipe:
 
     scale: int = 2
     corpus: str = "data/corpus"
-    teacher: str = "checkpoints/teacher_x2/teacher.safetensors"
+    teacher: str = "toolkit/metasr/weights/teacher_x2.safetensors"  # the shipped teacher
     out: str = "checkpoints/distill_x2"
     init_student: str | None = None  # start from these student weights (e.g. the bundled plain student)
     use_metadata: bool = True  # False: the ablation, same student and orchestrator with every source absent
@@ -88,6 +89,11 @@ def load_teacher_recipe(path: str | Path) -> TeacherRecipe:
     _check_common(recipe, str(path))
     if not 0.0 <= recipe.ema_decay < 1.0:
         raise MetaSRError(f"{path}: ema_decay {recipe.ema_decay} must be in [0, 1); 0.999 is the usual choice")
+    if recipe.own_estimate_from is not None and not 0 <= recipe.own_estimate_from < recipe.steps:
+        raise MetaSRError(
+            f"{path}: own_estimate_from {recipe.own_estimate_from} must be a step in [0, {recipe.steps}); "
+            "lower it or remove the line"
+        )
     return recipe
 
 

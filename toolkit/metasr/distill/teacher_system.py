@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -40,11 +41,15 @@ class ConditionedTeacher(nn.Module):
         metadata: list[torch.Tensor],
         present: torch.Tensor | None,
         generator: torch.Generator,
+        own_estimate: bool = False,
     ) -> torch.Tensor:
-        """ResShift x0-prediction loss of the conditioned UNet on one batch."""
+        """ResShift x0-prediction loss of the conditioned UNet on one batch (``own_estimate``: see
+        :meth:`ResShiftSchedule.training_loss`)."""
         modulation = self.orchestrator(lr, metadata, present).modulation
         y = bicubic_upscale(lr, self.scale)
-        loss, _ = self.schedule.training_loss(lambda x_t, t: self.net(x_t, lr, t, modulation), hr, y, generator)
+        loss, _ = self.schedule.training_loss(
+            lambda x_t, t: self.net(x_t, lr, t, modulation), hr, y, generator, own_estimate
+        )
         return loss
 
     @torch.no_grad()
@@ -82,14 +87,23 @@ def build_teacher(
     return ConditionedTeacher(net, orchestrator, schedule)
 
 
-def save_teacher(model: ConditionedTeacher, path: str | Path) -> None:
-    """Weights plus the UNet, orchestrator and schedule configs, atomically, as safetensors."""
+def shipped_teacher_path() -> Path:
+    """Where the package keeps the trained x2 teacher (float16 weights)."""
+    return Path(str(resources.files("metasr") / "weights" / "teacher_x2.safetensors"))
+
+
+def save_teacher(model: ConditionedTeacher, path: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Weights (cast to ``dtype`` if given, e.g. float16 to ship) plus the UNet, orchestrator and schedule
+    configs, atomically, as safetensors. :func:`load_teacher` always rebuilds a float32 model."""
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     config = {
         "net": model.net.config.to_dict(),
         "orchestrator": model.orchestrator.config,
         "schedule": asdict(model.schedule),
     }
-    save_state(model.state_dict(), path, {CONFIG_KEY: json.dumps(config, sort_keys=True)})
+    save_state(state, path, {CONFIG_KEY: json.dumps(config, sort_keys=True)})
 
 
 def load_teacher(path: str | Path) -> tuple[ConditionedTeacher, tuple[str, ...]]:

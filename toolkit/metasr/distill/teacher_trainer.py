@@ -78,7 +78,8 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
             )
             for group in optimizer.param_groups:
                 group["lr"] = recipe.lr * cosine_schedule(step, recipe.steps, recipe.warmup_steps)
-            loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise)
+            own = recipe.own_estimate_from is not None and step >= recipe.own_estimate_from
+            loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise, own)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
