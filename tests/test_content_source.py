@@ -104,6 +104,7 @@ def test_classifier_exports_with_portable_ops_only() -> None:
         "aten.avg_pool2d.default",
         "aten.add.Tensor",
         "aten.softmax.int",
+        "aten.permute.default",
     }
     assert ops <= portable, ops
     out = exported.module()(torch.rand(1, 3, 96, 128))
@@ -135,3 +136,22 @@ def test_shipped_classifier_agrees_with_the_detectors_on_held_out_images() -> No
 def test_missing_weights_name_the_training_command(tmp_path) -> None:
     with pytest.raises(MetaSRError, match="train_content_classifier"):
         ContentSource(weights=tmp_path / "missing.safetensors").device()
+
+
+@pytest.mark.parametrize("target", ["coreml", "executorch-xnnpack"])
+def test_graph_reading_content_runs_wholly_on_the_accelerator(target: str, tmp_path) -> None:
+    import dataclasses
+
+    from metasr.assembly import build_metasr
+    from metasr.export.pipeline import export, resolve_recipe
+    from metasr.export.stages import LoadedModel
+    from metasr.models import MetaSRStudent, StudentConfig
+    from metasr.recipes import with_overrides
+
+    torch.manual_seed(0)
+    model = build_metasr(MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)), ("content",)).eval()
+    recipe = dataclasses.replace(
+        with_overrides(resolve_recipe(target, None), input_sizes=((64, 64),)), parity_floor_db=0
+    )
+    result = export(recipe, tmp_path, loaded=LoadedModel(model, "content"))
+    assert result.coverage.fallback == [] and result.coverage.fraction == 1.0

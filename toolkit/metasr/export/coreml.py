@@ -395,7 +395,8 @@ def _concat(values: list[torch.Tensor], axis: torch.Tensor, interleave: torch.Te
 # The static allow-list: MIL ops the Neural Engine runs that this toolkit's models use, each with its PyTorch
 # semantics for the simulation. Any other op is reported as a fallback rather than assumed to run or simulated.
 # Beyond the student's convs, MetaSR's metadata extractors and orchestrator add the pooling, the activations
-# (sigmoid, tanh, abs), elementwise sub/div, channel slicing and concatenation, and the bilinear upsampling.
+# (sigmoid, tanh, abs), elementwise sub/div, channel slicing and concatenation, the bilinear upsampling, and the
+# content classifier's transpose and softmax.
 ANE_OPS: dict[str, Callable[..., Any]] = {
     "conv": _conv,
     "relu": lambda x: F.relu(x),
@@ -416,6 +417,8 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
     "quantize": _quantize,
     "dequantize": _dequantize,
     "cast": lambda x, dtype: x,  # the result is rounded to the declared output dtype like every op's
+    "transpose": lambda x, perm: x.permute(*(int(p) for p in perm)),
+    "softmax": lambda x, axis: torch.softmax(x, int(axis)),
 }
 
 

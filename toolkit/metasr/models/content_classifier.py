@@ -9,8 +9,9 @@ Two paths meet on the 32-pixel cell grid:
   ``relu(1 - sum relu(+-difference))`` is 1 on flat pixels and 0 elsewhere, averaged over the cell.
   A learned 1x1 conv adds it to the learned cell features.
 
-Only conv2d, ReLU, avg_pool2d, add and a channel softmax, so the graph exports to Core ML, ExecuTorch
-(XNNPACK int8), ONNX and QNN; output cell i covers LR pixels [32 i, 32 i + 32), like ``cell_pool``.
+Only conv2d, ReLU, avg_pool2d, add, permutes and a softmax over the last dim, so the graph exports to
+Core ML, ExecuTorch (XNNPACK int8), ONNX and QNN; output cell i covers LR pixels [32 i, 32 i + 32), like
+``cell_pool``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class ContentClassifier(nn.Module):
         return self.head(x)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(image), dim=1)
+        # The softmax runs over the last dim (classes moved there and back): XNNPACK delegates no other.
+        return torch.softmax(self.logits(image).permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
 
 
 def _frozen(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
