@@ -13,10 +13,10 @@ import torch.nn.functional as F
 
 from metasr.checkpoint import save_student
 from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
-from metasr.distill.checkpointing import load_training_state, save_training_state
 from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.progress import progress_bar
+from metasr.training_state import load_training_state, save_training_state
 from metasr.validate.metrics import y_psnr
 
 

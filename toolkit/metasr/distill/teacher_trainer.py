@@ -20,7 +20,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from metasr.data.folder import list_images, load_for_training, split_images
 from metasr.data.pairs import DegradedPatchSampler
 from metasr.diffusion.resshift import ResShiftSchedule
-from metasr.distill.checkpointing import load_training_state, save_training_state
 from metasr.distill.ddp import DistributedContext
 from metasr.distill.evaluate import score_classes
 from metasr.distill.metadata_noise import perturb_metadata
@@ -30,6 +29,7 @@ from metasr.images import bicubic_upscale
 from metasr.models.teacher import TeacherConfig
 from metasr.progress import progress_bar
 from metasr.train import cosine_schedule
+from metasr.training_state import load_training_state, save_training_state
 
 
 @dataclass(frozen=True)

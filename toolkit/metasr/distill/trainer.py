@@ -27,7 +27,6 @@ from metasr.checkpoint import load_student
 from metasr.data.folder import list_images, load_at_sides, load_for_training, split_images
 from metasr.data.pairs import DegradedPatchSampler
 from metasr.distill.cache import DistillSet, build_distill_set
-from metasr.distill.checkpointing import load_training_state, save_training_state
 from metasr.distill.evaluate import score_classes, student_runs
 from metasr.distill.metadata_noise import perturb_metadata
 from metasr.distill.recipe import DistillRecipe, load_distill_recipe
@@ -37,6 +36,7 @@ from metasr.models.metasr import MetaSR
 from metasr.orchestrator import Decisions
 from metasr.progress import progress_bar
 from metasr.train import cosine_schedule
+from metasr.training_state import load_training_state, save_training_state
 
 
 @dataclass(frozen=True)
