@@ -20,18 +20,23 @@ from metasr.models import MetaSRStudent, StudentConfig
 CONFIG_KEY = "metasr.student_config"
 
 
+def shipped_weights(name: str) -> Path:
+    """Path of the file ``name`` in the package's ``weights`` folder (it may not exist)."""
+    return Path(str(resources.files("metasr") / "weights" / name))
+
+
 def bundled_weights(scale: int) -> Path:
     """The default model shipped for ``scale``: the distilled MetaSR graph if one ships, else the plain student."""
-    weights = Path(str(resources.files("metasr") / "weights"))
     for name in (f"metasr_x{scale}.safetensors", f"student_x{scale}.safetensors"):
-        if (weights / name).is_file():
-            return weights / name
+        path = shipped_weights(name)
+        if path.is_file():
+            return path
     raise MetaSRError(f"no bundled model for scale {scale}; use --scale 2 or 4, or pass --checkpoint")
 
 
 def bundled_student(scale: int) -> Path:
     """The plain student shipped for ``scale`` (the starting point of distillation)."""
-    path = Path(str(resources.files("metasr") / "weights" / f"student_x{scale}.safetensors"))
+    path = shipped_weights(f"student_x{scale}.safetensors")
     if not path.is_file():
         raise MetaSRError(f"no bundled student for scale {scale}; use --scale 2 or 4")
     return path

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from metasr.checkpoint import read_state, save_state
+from metasr.checkpoint import read_state, save_state, shipped_weights
 from metasr.diffusion.resshift import ResShiftSchedule
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_upscale
@@ -89,7 +88,7 @@ def build_teacher(
 
 def shipped_teacher_path() -> Path:
     """Where the package keeps the trained x2 teacher (float16 weights)."""
-    return Path(str(resources.files("metasr") / "weights" / "teacher_x2.safetensors"))
+    return shipped_weights("teacher_x2.safetensors")
 
 
 def save_teacher(model: ConditionedTeacher, path: str | Path, dtype: torch.dtype | None = None) -> None:

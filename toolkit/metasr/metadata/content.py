@@ -7,14 +7,13 @@ a tiny CNN distilled from those labels (``metasr.metadata.content_training``), w
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from metasr.checkpoint import load_weights
+from metasr.checkpoint import load_weights, shipped_weights
 from metasr.errors import MetaSRError
 from metasr.metadata.base import MetadataSource, register
 from metasr.metadata.content_labels import CLASSES, label_cells
@@ -23,7 +22,7 @@ from metasr.models.content_classifier import ContentClassifier
 
 def shipped_classifier_path() -> Path:
     """Where the package keeps the trained classifier weights."""
-    return Path(str(resources.files("metasr") / "weights" / "content_classifier.safetensors"))
+    return shipped_weights("content_classifier.safetensors")
 
 
 def load_content_classifier(path: str | Path | None = None) -> ContentClassifier:

@@ -8,13 +8,12 @@ The exported graph lets a user ``strength`` override it (see :func:`override_deg
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from metasr.checkpoint import load_weights
+from metasr.checkpoint import load_weights, shipped_weights
 from metasr.errors import MetaSRError
 from metasr.metadata.base import CELL, MetadataSource, cell_grid, register
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
@@ -23,7 +22,7 @@ TRAIN_COMMAND = "metasr-train degree --corpus data/corpus"
 
 
 def shipped_estimator_path() -> Path:
-    return Path(str(resources.files("metasr") / "weights" / "degree_estimator.safetensors"))
+    return shipped_weights("degree_estimator.safetensors")
 
 
 def load_estimator(path: str | Path | None = None) -> DegreeEstimator:
