@@ -13,12 +13,14 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from metasr.assembly import load_metasr
+from metasr.checkpoint import load_student, save_student
 from metasr.data.sample_images import fit_crop, photo
 from metasr.distill.cache import CONTROLLED_MAX, chunk_kinds
 from metasr.distill.recipe import DistillRecipe, TeacherRecipe, load_distill_recipe, load_teacher_recipe
 from metasr.distill.teacher_system import load_teacher
 from metasr.distill.teacher_trainer import train_teacher
 from metasr.distill.trainer import distill
+from metasr.models import MetaSRStudent, StudentConfig
 from metasr.recipes import RECIPES_DIR
 from metasr.train_cli import distill_command
 
@@ -92,6 +94,17 @@ def test_distillation_resumes_and_is_deterministic(corpus: Path, teacher_path: P
     torch.export.export(model, (image, model.default_strength()))
 
 
+def test_frozen_student_trains_only_the_orchestrator(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    init = MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2))
+    save_student(init, tmp_path / "init.safetensors")
+    recipe = replace(_recipe(corpus, teacher_path, tmp_path / "run"), init_student=str(tmp_path / "init.safetensors"))
+    model = load_metasr(distill(replace(recipe, freeze_student=True)).weights)
+    kept = load_student(tmp_path / "init.safetensors").state_dict()
+    assert all(torch.equal(value, kept[name]) for name, value in model.student.state_dict().items())
+    assert all(head.weight.abs().sum() > 0 for head in model.orchestrator.film)  # zero-initialised, now trained
+
+
 def test_ablation_trains_without_metadata(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
     result = distill(replace(_recipe(corpus, teacher_path, tmp_path), use_metadata=False, steps=1))
     assert np.isfinite(result.val_psnr)
@@ -145,6 +158,7 @@ def test_shipped_training_recipes_are_valid(path: Path) -> None:
         ("corruption_kinds: [swap, flip]", "choose from swap, noise, invert"),
         ("extra_sides: [512, 96]", "must each be at least 128 pixels"),
         ("device_sources: [edges, depht]", "unknown source 'depht'"),
+        ("freeze_student: true", "freeze_student needs init_student"),
     ],
 )
 def test_bad_cache_mix_or_corruption_kind_is_a_one_line_error(tmp_path: Path, line: str, message: str) -> None:

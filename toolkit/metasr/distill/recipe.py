@@ -60,6 +60,7 @@ class DistillRecipe:
     teacher: str = "toolkit/metasr/weights/teacher_x2.safetensors"  # the shipped teacher
     out: str = "checkpoints/distill_x2"
     init_student: str | None = None  # start from these student weights (e.g. the bundled plain student)
+    freeze_student: bool = False  # train only the orchestrator: closed gates give init_student's output exactly
     use_metadata: bool = True  # False: the ablation, same student and orchestrator with every source absent
     device_sources: tuple[str, ...] = DEVICE_SOURCES  # device-grade extractors inside the exported graph
     channels: int = 32
@@ -111,6 +112,10 @@ def load_distill_recipe(path: str | Path) -> DistillRecipe:
         raise MetaSRError(
             f"{path}: extra_sides {list(recipe.extra_sides)} must each be at least {2 * recipe.patch * recipe.scale} "
             "pixels (two HR patches); raise them or drop the entry"
+        )
+    if recipe.freeze_student and not recipe.init_student:
+        raise MetaSRError(
+            f"{path}: freeze_student needs init_student (the weights to keep); add it or drop freeze_student"
         )
     return recipe
 

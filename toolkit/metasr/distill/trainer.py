@@ -75,6 +75,8 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     model = build_metasr(student, recipe.device_sources).train()
     model.extractors.requires_grad_(False)
     model.extractors.eval()
+    if recipe.freeze_student:
+        model.student.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     generator = torch.Generator().manual_seed(recipe.seed)
