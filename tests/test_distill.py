@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from metasr.distill.teacher_trainer import train_teacher
 from metasr.distill.trainer import distill
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.recipes import RECIPES_DIR
-from metasr.train_cli import distill_command
+from metasr.train_cli import distill_command, train_group
 
 SOURCES = ("edges", "degradation", "luminance")
 
@@ -63,11 +64,19 @@ def test_teacher_checkpoint_records_its_sources(teacher_path: Path) -> None:
     assert teacher.orchestrator.stage_channels == teacher.net.stage_channels
 
 
-def test_teacher_ships_in_float16_and_loads_as_float32(teacher_path: Path, tmp_path: Path) -> None:
-    from metasr.distill.teacher_system import save_teacher, teacher_metadata, teacher_sources
+def test_teacher_ships_in_float16_and_loads_as_float32(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
+    from metasr.distill.teacher_system import teacher_metadata, teacher_sources
 
+    shutil.copytree(teacher_path.parent, tmp_path / "run")  # trained to its last step: the command only ships
+    recipe = tmp_path / "teacher.yaml"
+    recipe.write_text(
+        f"corpus: {corpus}\nout: {tmp_path / 'run'}\nsources: [{', '.join(SOURCES)}]\nbase_channels: 8\n"
+        "channel_mult: [1, 2]\nblocks_per_level: 1\nsteps: 3\nbatch: 2\ncheckpoint_every: 1\n"
+    )
+    args = ["teacher", "--recipe", str(recipe), "--ship", str(tmp_path / "half.safetensors")]
+    result = CliRunner().invoke(train_group, args)
+    assert result.exit_code == 0 and "(float16)" in result.output, result.output
     teacher, names = load_teacher(teacher_path)
-    save_teacher(teacher, tmp_path / "half.safetensors", torch.float16)
     assert {v.dtype for v in load_file(str(tmp_path / "half.safetensors")).values() if v.is_floating_point()} == {
         torch.float16
     }

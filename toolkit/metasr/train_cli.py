@@ -46,19 +46,31 @@ def degree(corpus: Path, out: Path, steps: int, seed: int) -> None:
     "--recipe", type=click.Path(path_type=Path), required=True, help="Teacher recipe (recipes/teacher-*.yaml)."
 )
 @click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
-def teacher(recipe: Path, until: int | None) -> None:
+@click.option(
+    "--ship",
+    type=click.Path(path_type=Path),
+    help="Also write the trained teacher here in float16 (half the size; it loads as float32).",
+)
+def teacher(recipe: Path, until: int | None, ship: Path | None) -> None:
     """Train the orchestrator-conditioned diffusion teacher (resumes from OUT/state.safetensors)."""
+    import torch
+
     from metasr.distill.recipe import load_teacher_recipe
+    from metasr.distill.teacher_system import load_teacher, save_teacher
     from metasr.distill.teacher_trainer import train_teacher
 
     try:
         result = train_teacher(load_teacher_recipe(recipe), until)
+        if ship is not None:
+            save_teacher(load_teacher(result.weights)[0], ship, torch.float16)
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"wrote {result.weights} after {result.steps} steps: {result.val_psnr:.2f} dB "
         f"(bicubic {result.val_bicubic_psnr:.2f} dB) on degraded validation crops"
     )
+    if ship is not None:
+        click.echo(f"wrote {ship} (float16)")
 
 
 @click.command(context_settings=CONTEXT)
