@@ -71,7 +71,7 @@ def teacher(path: Path) -> Entry:
     def run(lr: torch.Tensor) -> torch.Tensor:
         return model.sample(lr, teacher_metadata(sources, lr), torch.Generator().manual_seed(0))[0].clamp(0, 1)
 
-    return Entry("teacher (diffusion)", model.scale, f"ResShift, {path.parent.name}", _padded(run, model.scale))
+    return Entry("teacher (diffusion)", model.scale, f"ResShift, {path.name}", _padded(run, model.scale))
 
 
 def student_of(entry: Entry) -> Entry:
