@@ -36,9 +36,8 @@ from benchmarks.legibility import TextReader, legibility, text_samples
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
 from benchmarks.quant_loss import TARGETS, prepare_plain, quant_loss
 from benchmarks.report import render
-from metasr.checkpoint import bundled_weights
+from metasr.checkpoint import bundled_weights, shipped_teacher_path
 from metasr.data.folder import list_images, load_for_training, split_images
-from metasr.distill.teacher_system import shipped_teacher_path
 from metasr.export import pipeline
 from metasr.metadata import CELL
 from metasr.progress import progress_bar

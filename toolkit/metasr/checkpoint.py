@@ -25,6 +25,11 @@ def shipped_weights(name: str) -> Path:
     return Path(str(resources.files("metasr") / "weights" / name))
 
 
+def shipped_teacher_path() -> Path:
+    """Where the package keeps the trained x2 diffusion teacher (float16 weights)."""
+    return shipped_weights("teacher_x2.safetensors")
+
+
 def bundled_weights(scale: int) -> Path:
     """The default model shipped for ``scale``: the distilled MetaSR graph if one ships, else the plain student."""
     for name in (f"metasr_x{scale}.safetensors", f"student_x{scale}.safetensors"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metasr.checkpoint import shipped_weights
+from metasr.checkpoint import shipped_teacher_path
 from metasr.distill.metadata_noise import check_corruption_kinds
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, available_sources
@@ -58,7 +58,7 @@ class DistillRecipe:
 
     scale: int = 2
     corpus: str = "data/corpus"
-    teacher: str = str(shipped_weights("teacher_x2.safetensors"))  # the teacher inside the installed package
+    teacher: str = str(shipped_teacher_path())  # the teacher inside the installed package
     out: str = "checkpoints/distill_x2"
     init_student: str | None = None  # start from these student weights (e.g. the bundled plain student)
     freeze_student: bool = False  # train only the orchestrator: closed gates give init_student's output exactly

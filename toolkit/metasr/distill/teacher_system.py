@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metasr.checkpoint import read_state, save_state, shipped_weights
+from metasr.checkpoint import read_state, save_state
 from metasr.diffusion.resshift import ResShiftSchedule
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_upscale
@@ -84,11 +84,6 @@ def build_teacher(
     net = MetaSRTeacher(config)
     orchestrator = Orchestrator({s.name: s.dims for s in sources}, net.stage_channels)
     return ConditionedTeacher(net, orchestrator, schedule)
-
-
-def shipped_teacher_path() -> Path:
-    """Where the package keeps the trained x2 teacher (float16 weights)."""
-    return shipped_weights("teacher_x2.safetensors")
 
 
 def save_teacher(model: ConditionedTeacher, path: str | Path, dtype: torch.dtype | None = None) -> None:
