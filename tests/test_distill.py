@@ -90,8 +90,8 @@ def test_teacher_ships_in_float16_and_loads_as_float32(corpus: Path, teacher_pat
 
 
 def test_distillation_resumes_and_is_deterministic(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
-    straight = distill(_recipe(corpus, teacher_path, tmp_path / "a"))
-    split = _recipe(corpus, teacher_path, tmp_path / "b")
+    straight = distill(replace(_recipe(corpus, teacher_path, tmp_path / "a"), fresh_clean=2))
+    split = replace(_recipe(corpus, teacher_path, tmp_path / "b"), fresh_clean=2)  # its sampler resumes too
     distill(split, until=2)
     resumed = distill(split)
     assert straight.steps == resumed.steps == 4
@@ -112,6 +112,72 @@ def test_frozen_student_trains_only_the_orchestrator(corpus: Path, teacher_path:
     kept = load_student(tmp_path / "init.safetensors").state_dict()
     assert all(torch.equal(value, kept[name]) for name, value in model.student.state_dict().items())
     assert all(head.weight.abs().sum() > 0 for head in model.orchestrator.film)  # zero-initialised, now trained
+
+
+def _loss_setup(use_metadata: bool) -> tuple:
+    from metasr.assembly import build_metasr
+
+    torch.manual_seed(0)
+    model = build_metasr(MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)), ("edges", "degradation"))
+    lr = torch.rand(2, 3, 32, 32)
+    batch = {
+        "lr": lr,
+        "hr": torch.rand(2, 3, 64, 64),
+        "degrees": torch.zeros(2, 3),
+        "teacher_sr": torch.zeros(2, 3, 64, 64),
+    }
+    batch.update(select=torch.rand(2, 3, 1, 1), fusion=torch.rand(2, 3, 1, 1), inject=torch.rand(2, 4, 1, 1))
+    batch["embed"] = torch.zeros_like(model.run(lr)[1].embed)
+    recipe = replace(DistillRecipe(use_metadata=use_metadata), metadata_dropout=0.0, metadata_corruption=0.0)
+    return model, batch, recipe
+
+
+@pytest.mark.parametrize("use_metadata", [True, False])
+def test_clean_patches_learn_from_the_plain_student_not_the_teacher(use_metadata: bool) -> None:
+    from metasr.distill.trainer import _step_loss
+
+    model, batch, recipe = _loss_setup(use_metadata)
+    anchored = replace(recipe, loss=replace(recipe.loss, plain=1.0, decisions=1.0))
+    other = MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2))
+    damaged = torch.full((2, 3), 0.3)
+
+    def loss(recipe: DistillRecipe, plain: MetaSRStudent | None = None, **changes: torch.Tensor) -> float:
+        step = _step_loss(
+            model, {**batch, **changes}, recipe, [(0, 0), (1, 1)], torch.Generator().manual_seed(0), plain
+        )
+        return step.item()
+
+    other_teacher = torch.ones(2, 3, 64, 64)
+    assert loss(recipe, teacher_sr=other_teacher) != loss(recipe)  # without the anchor the teacher teaches all
+    assert loss(anchored, other, teacher_sr=other_teacher) == loss(anchored, other)  # clean: not the teacher
+    assert loss(anchored, other, teacher_sr=other_teacher, degrees=damaged) != loss(anchored, other, degrees=damaged)
+    # the fresh graph's FiLM heads are zero, so its output is its own student's: that anchor costs nothing
+    assert loss(anchored, model.student) == pytest.approx(loss(anchored, other) - _anchor(model, other, batch))
+    # damaged patches learn as without the anchor
+    assert loss(anchored, other, degrees=damaged) == pytest.approx(loss(anchored, None, degrees=damaged), abs=1e-7)
+
+
+def test_clean_patches_shut_the_injection_gates() -> None:
+    from metasr.distill.trainer import _step_loss
+
+    model, batch, recipe = _loss_setup(use_metadata=True)
+    anchored = replace(recipe, loss=replace(recipe.loss, plain=1.0))
+    damaged = torch.full((2, 3), 0.3)
+
+    def loss(**changes: torch.Tensor) -> float:
+        step = _step_loss(
+            model, {**batch, **changes}, anchored, [(0, 0), (1, 1)], torch.Generator().manual_seed(0), model.student
+        )
+        return step.item()
+
+    opened, shut = torch.ones(2, 4, 1, 1), torch.zeros(2, 4, 1, 1)
+    assert loss(inject=opened) == loss(inject=shut)  # clean: the teacher's gates are no target, shut ones are
+    assert loss(inject=opened, degrees=damaged) != loss(inject=shut, degrees=damaged)
+
+
+def _anchor(model, plain: MetaSRStudent, batch: dict[str, torch.Tensor]) -> float:
+    with torch.no_grad():
+        return (model.run(batch["lr"])[0] - plain(batch["lr"])).abs().mean().item()
 
 
 def test_ablation_trains_without_metadata(corpus: Path, teacher_path: Path, tmp_path: Path) -> None:
@@ -168,6 +234,8 @@ def test_shipped_training_recipes_are_valid(path: Path) -> None:
         ("extra_sides: [512, 96]", "must each be at least 128 pixels"),
         ("device_sources: [edges, depht]", "unknown source 'depht'"),
         ("freeze_student: true", "freeze_student needs init_student"),
+        ("fresh_clean: -1", "must be a patch count"),
+        ("loss: {plain: 1.0}", "loss.plain needs init_student"),
     ],
 )
 def test_bad_cache_mix_or_corruption_kind_is_a_one_line_error(tmp_path: Path, line: str, message: str) -> None:

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from skimage import data
 
 from metasr.assembly import load_metasr, save_metasr
-from metasr.checkpoint import bundled_weights, load_student, save_student
+from metasr.checkpoint import bundled_student, load_student, save_student
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, to_numpy, to_tensor
 from metasr.models import MetaSRStudent, StudentConfig
@@ -50,11 +50,12 @@ def _photo(size: int) -> np.ndarray:
 def test_tiled_equals_untiled_on_a_photo() -> None:
     hr = data.astronaut().astype(np.float32) / 255.0  # 512x512; the input is its 256x256 bicubic downscale
     lr = np.rint(to_numpy(bicubic_downscale(to_tensor(hr), 2)) * 255).astype(np.uint8)
-    upscaler = load_upscaler(tile=96, overlap=16)
+    plain = bundled_student(2)  # in an identity orchestrator: every tile sees the same model
+    upscaler = load_upscaler(checkpoint=plain, tile=96, overlap=16)
     assert upscaler.plan(256, 256).count == 9
     tiled = _upscale(lr, upscaler)
-    with torch.inference_mode():  # the bundled student's identity orchestrator: tiles see the same model
-        untiled = to_numpy(load_metasr(bundled_weights(2))(to_tensor(lr.astype(np.float32) / 255.0)))
+    with torch.inference_mode():
+        untiled = to_numpy(load_metasr(plain)(to_tensor(lr.astype(np.float32) / 255.0)))
     assert y_psnr(tiled, untiled) >= 60.0
     assert abs(y_psnr(tiled, hr) - y_psnr(untiled, hr)) <= 0.01
 

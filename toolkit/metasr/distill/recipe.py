@@ -44,10 +44,11 @@ class TeacherRecipe:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Distillation loss terms: ground truth, teacher output, fused-embedding alignment, gate matching."""
+    """Distillation loss terms: ground truth, teacher output, plain student on clean input, embedding, gates."""
 
     gt: float = 1.0
     teacher: float = 1.0
+    plain: float = 0.0  # > 0: clean patches take init_student's output and shut gates as targets, not the teacher's
     embed: float = 0.1
     decisions: float = 0.1
 
@@ -69,6 +70,7 @@ class DistillRecipe:
     cache_size: int = 1024  # degraded patches the teacher super-resolves once, reused every epoch
     clean_share: float = 0.25  # of the cache: bicubic-only patches (degree 0), so clean frames are left alone
     controlled_share: float = 0.0  # of the cache: one mild stage of blur/noise/JPEG, degrees uniform in [0, 0.5]
+    fresh_clean: int = 0  # bicubic-only patches drawn fresh each step and added to the batch (ground-truth loss)
     patch: int = 32  # LR pixels
     steps: int = 3000
     batch: int = 16
@@ -113,6 +115,12 @@ def load_distill_recipe(path: str | Path) -> DistillRecipe:
         raise MetaSRError(
             f"{path}: extra_sides {list(recipe.extra_sides)} must each be at least {2 * recipe.patch * recipe.scale} "
             "pixels (two HR patches); raise them or drop the entry"
+        )
+    if recipe.fresh_clean < 0:
+        raise MetaSRError(f"{path}: fresh_clean {recipe.fresh_clean} must be a patch count >= 0; 0 turns it off")
+    if recipe.loss.plain and not recipe.init_student:
+        raise MetaSRError(
+            f"{path}: loss.plain needs init_student (the output to keep on clean input); add it or drop it"
         )
     if recipe.freeze_student and not recipe.init_student:
         raise MetaSRError(

@@ -3,6 +3,8 @@
 Loss per batch (weights in the recipe's ``loss``):
 
 * output: L1 to the ground truth and L1 to the teacher's output;
+* with a ``plain`` weight, clean patches learn from the plain ``init_student`` instead of the teacher
+  (which was trained on damaged input and softens clean input): L1 to its output, shut injection gates;
 * feature alignment: the device orchestrator's fused metadata embedding against the teacher's;
 * decision distillation: device select/fusion gates against the teacher's for the sources both read,
   and device injection gates against the teacher's at the same relative depth.
@@ -10,6 +12,9 @@ Loss per batch (weights in the recipe's ``loss``):
 The device metadata is computed online from each LR patch by the frozen device extractors, then
 dropped or corrupted at random (robustness), and for a share of samples the degree is overridden by
 the true degradation degree through the ``strength`` path, so the exported strength input is trained.
+With ``fresh_clean``, every batch also gets that many bicubic-only patches drawn fresh from the training
+photos (ground-truth loss only), so the student keeps the plain student's sharpness on clean frames
+beyond the few hundred clean patches of the cache.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 
 from metasr.assembly import build_metasr, save_metasr
 from metasr.checkpoint import load_student
-from metasr.data.folder import list_images, load_at_sides, load_for_training, split_images
+from metasr.data.folder import PatchSampler, list_images, load_at_sides, load_for_training, split_images
 from metasr.data.pairs import DegradedPatchSampler
 from metasr.distill.cache import DistillSet, build_distill_set
 from metasr.distill.evaluate import score_classes, student_runs
@@ -77,13 +82,16 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     model.extractors.eval()
     if recipe.freeze_student:
         model.student.requires_grad_(False)
+    plain = load_student(recipe.init_student, recipe.scale).eval().requires_grad_(False) if recipe.loss.plain else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     generator = torch.Generator().manual_seed(recipe.seed)
+    fresh = PatchSampler(images, recipe.patch, recipe.scale, seed=recipe.seed + 1)
     state_path = out / "state.safetensors"
     start = 0
     if state_path.is_file():
-        start, _ = load_training_state(state_path, {"model": model}, optimizer, {"batches": generator})
+        start, extra = load_training_state(state_path, {"model": model}, optimizer, {"batches": generator})
+        fresh.rng.bit_generator.state = extra["fresh"]
     stop = min(until or recipe.steps, recipe.steps)
     shared = [
         (i, teacher_names.index(name)) for i, name in enumerate(model.orchestrator.sources) if name in teacher_names
@@ -94,13 +102,15 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
             for group in optimizer.param_groups:  # cosine decay
                 group["lr"] = recipe.lr * cosine_schedule(step, recipe.steps)
             model.orchestrator.hard = step >= recipe.hard_gates_from * recipe.steps
-            loss = _step_loss(model, _batch(data, recipe.batch, generator), recipe, shared, generator)
+            batch = _with_fresh_clean(_batch(data, recipe.batch, generator), fresh, recipe.fresh_clean)
+            loss = _step_loss(model, batch, recipe, shared, generator, plain)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             bar.update(task, advance=1, description=f"distill loss {loss.item():.4f}")
             if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == stop:
-                save_training_state(state_path, {"model": model}, optimizer, {"batches": generator}, step + 1)
+                rngs = {"fresh": fresh.rng.bit_generator.state}
+                save_training_state(state_path, {"model": model}, optimizer, {"batches": generator}, step + 1, rngs)
     model.orchestrator.hard = True
     model.eval()
     weights = out / f"metasr_x{recipe.scale}.safetensors"
@@ -124,12 +134,22 @@ def _batch(data: DistillSet, size: int, generator: torch.Generator) -> dict[str,
     return batch
 
 
+def _with_fresh_clean(batch: dict[str, torch.Tensor], sampler: PatchSampler, count: int) -> dict[str, torch.Tensor]:
+    """``count`` fresh bicubic-only patches appended to ``lr``, ``hr`` and ``degrees`` (0); teacher fields stay."""
+    if not count:
+        return batch
+    lr, hr = sampler.sample(count)
+    clean = {"lr": lr, "hr": hr, "degrees": torch.zeros(count, batch["degrees"].shape[1])}
+    return {**batch, **{name: torch.cat([batch[name], value]) for name, value in clean.items()}}
+
+
 def _step_loss(
     model: MetaSR,
     batch: dict[str, torch.Tensor],
     recipe: DistillRecipe,
     shared: list[tuple[int, int]],
     generator: torch.Generator,
+    plain: MetaSRStudent | None = None,
 ) -> torch.Tensor:
     lr, n = batch["lr"], batch["lr"].shape[0]
     with torch.no_grad():
@@ -144,25 +164,46 @@ def _step_loss(
     true_degree = batch["degrees"].amax(dim=1)
     strength = torch.where(override, true_degree, torch.full_like(true_degree, -1.0)).reshape(n, 1, 1, 1)
     out, decisions = model.run(lr, strength if recipe.use_metadata else None, metadata, present)
-    w = recipe.loss
-    loss = w.gt * F.l1_loss(out, batch["hr"]) + w.teacher * F.l1_loss(out, batch["teacher_sr"])
+    w, cached = recipe.loss, batch["teacher_sr"].shape[0]  # the teacher's targets cover the cached samples
+    to_plain = (true_degree == 0).float().reshape(n, 1, 1, 1) if plain is not None and w.plain else None
+    if to_plain is None:
+        loss = w.gt * F.l1_loss(out, batch["hr"]) + w.teacher * F.l1_loss(out[:cached], batch["teacher_sr"])
+    else:  # clean patches learn from the plain student, not from the teacher
+        with torch.no_grad():
+            kept = plain(lr)
+        teacher = (F.l1_loss(out[:cached], batch["teacher_sr"], reduction="none") * (1 - to_plain[:cached])).mean()
+        anchor = (F.l1_loss(out, kept, reduction="none") * to_plain).mean()
+        loss = w.gt * F.l1_loss(out, batch["hr"]) + w.teacher * teacher + w.plain * anchor
     if recipe.use_metadata:
-        loss = loss + w.decisions * _decision_loss(decisions, batch, present, shared)
-        loss = loss + w.embed * F.mse_loss(decisions.embed, batch["embed"])
+        closed = torch.zeros(n, 1, 1, 1) if to_plain is None else to_plain
+        loss = loss + w.decisions * _decision_loss(decisions, batch, present, shared, closed)
+        loss = loss + w.embed * F.mse_loss(decisions.embed[:cached], batch["embed"])
     return loss
 
 
 def _decision_loss(
-    decisions: Decisions, batch: dict[str, torch.Tensor], present: torch.Tensor, shared: list[tuple[int, int]]
+    decisions: Decisions,
+    batch: dict[str, torch.Tensor],
+    present: torch.Tensor,
+    shared: list[tuple[int, int]],
+    closed: torch.Tensor,
 ) -> torch.Tensor:
-    """Device gates match teacher gates: select/fusion on shared sources (absent ones target 0), inject by depth."""
+    """Device gates match teacher gates: select/fusion on shared sources (absent ones target 0), inject by depth.
+
+    Samples marked in ``closed`` (N, 1, 1, 1) target shut injection gates instead, which leave the student's
+    own output; so do the samples past the teacher's targets (fresh clean patches).
+    """
+    cached = batch["select"].shape[0]
     device_idx, teacher_idx = zip(*shared, strict=True)
-    mask = present[:, list(device_idx)]
-    loss = F.mse_loss(decisions.select[:, list(device_idx)], batch["select"][:, list(teacher_idx)] * mask)
-    loss = loss + F.mse_loss(decisions.fusion[:, list(device_idx)] * mask, batch["fusion"][:, list(teacher_idx)] * mask)
+    mask = present[:cached, list(device_idx)]
+    select, fusion = decisions.select[:cached, list(device_idx)], decisions.fusion[:cached, list(device_idx)]
+    loss = F.mse_loss(select, batch["select"][:, list(teacher_idx)] * mask)
+    loss = loss + F.mse_loss(fusion * mask, batch["fusion"][:, list(teacher_idx)] * mask)
     stages_s, stages_t = decisions.inject.shape[1], batch["inject"].shape[1]
     depth = [round(j * (stages_t - 1) / max(stages_s - 1, 1)) for j in range(stages_s)]
-    return loss + F.mse_loss(decisions.inject, batch["inject"][:, depth])
+    inject = batch["inject"][:, depth]
+    inject = torch.cat([inject, inject.new_zeros(closed.shape[0] - cached, *inject.shape[1:])]) * (1 - closed)
+    return loss + F.mse_loss(decisions.inject, inject)
 
 
 @torch.no_grad()
