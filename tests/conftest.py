@@ -28,8 +28,8 @@ def responsive_metasr() -> MetaSR:
     """A small MetaSR whose output depends on ``strength``: a seeded small student, the degradation extractor
     (the source ``strength`` overrides; the only one, to keep exports quick) and seeded random FiLM heads.
 
-    The bundled plain student is wrapped with an identity orchestrator (zero FiLM heads), so ``strength``
-    has no effect on it: tests of the strength path need this model instead.
+    A plain student is wrapped with an identity orchestrator (zero FiLM heads), so ``strength`` has no
+    effect on it, and the bundled graphs are slow to export: tests of the strength path use this model.
     """
     torch.manual_seed(0)
     model = build_metasr(MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)), sources=("degradation",))

@@ -89,3 +89,17 @@ def test_plain_student_loads_as_the_same_sparse_graph_every_time(tmp_path: Path)
     assert first.orchestrator.hard and second.orchestrator.hard
     pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_saves_are_byte_identical_whatever_the_metadata_order(tmp_path: Path) -> None:
+    from metasr.checkpoint import read_state, save_state
+
+    state = {"b.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.ones(3, dtype=torch.float16)}
+    metadata = {f"key{i}": f"value {i} é" for i in range(8)}  # safetensors' own order is a per-process hash
+    files = []
+    for i, order in enumerate([sorted(metadata), sorted(metadata, reverse=True)] * 3):
+        save_state(state, tmp_path / f"{i}.safetensors", {key: metadata[key] for key in order})
+        files.append((tmp_path / f"{i}.safetensors").read_bytes())
+    assert all(data == files[0] for data in files)
+    tensors, read = read_state(tmp_path / "0.safetensors")
+    assert read == metadata and all(torch.equal(tensors[k], v) for k, v in state.items())

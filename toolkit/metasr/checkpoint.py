@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
@@ -53,19 +53,38 @@ def save_student(model: MetaSRStudent, path: str | Path) -> None:
 
 
 def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Write tensors (and string metadata) as safetensors, atomically (temp file, then rename)."""
+    """Write tensors (and string metadata) as safetensors, atomically (temp file, then rename).
+
+    The same tensors and metadata always give the same bytes (see :func:`_sorted_metadata`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        Path(tmp).write_bytes(_sorted_metadata(save(tensors, metadata=metadata)))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its metadata keys sorted in the header.
+
+    safetensors writes the metadata from a hash map whose order changes from process to process, so two
+    identical saves could differ in the header. Tensor entries keep their order; their offsets are relative to
+    the data section, which is copied unchanged.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    if "__metadata__" in header:
+        header = {"__metadata__": dict(sorted(header.pop("__metadata__").items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads the header with spaces to 8-byte alignment
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def load_weights(module: torch.nn.Module, path: str | Path) -> dict[str, str]:
