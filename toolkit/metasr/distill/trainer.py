@@ -91,7 +91,8 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     start = 0
     if state_path.is_file():
         start, extra = load_training_state(state_path, {"model": model}, optimizer, {"batches": generator})
-        fresh.rng.bit_generator.state = extra["fresh"]
+        if "fresh" in extra:  # states written before fresh_clean existed never drew from it
+            fresh.rng.bit_generator.state = extra["fresh"]
     stop = min(until or recipe.steps, recipe.steps)
     shared = [
         (i, teacher_names.index(name)) for i, name in enumerate(model.orchestrator.sources) if name in teacher_names
