@@ -12,6 +12,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from metasr.assembly import load_metasr
+from metasr.checkpoint import bundled_weights
 from metasr.errors import MetaSRError
 from metasr.export.pipeline import export, load, prepare, resolve_recipe
 from metasr.export.stages import ExportResult, LoadedModel
@@ -49,7 +51,7 @@ def test_fp32_export_passes_floor_and_writes_manifest(fp32: ExportResult) -> Non
     assert (strength["shapes"], strength["value_range"], strength["default"]) == ([[1, 1, 1, 1]], [0.0, 1.0], -1.0)
     assert manifest["tile"] == {"size": 256, "overlap": 16}
     assert manifest["dynamic_size"] == {"multiple_of": 32, "min": 64, "max": 8192}
-    assert manifest["model"]["sources"] == ["edges", "degradation", "luminance"]
+    assert manifest["model"]["sources"] == list(load_metasr(bundled_weights(2)).orchestrator.sources)  # the default's
     model = onnx.load(fp32.artifact)
     assert [i.name for i in model.graph.input] == ["image", "strength"]
     dims = model.graph.input[0].type.tensor_type.shape.dim
