@@ -55,7 +55,7 @@ def save_student(model: MetaSRStudent, path: str | Path) -> None:
 def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write tensors (and string metadata) as safetensors, atomically (temp file, then rename).
 
-    The same tensors and metadata always give the same bytes (see :func:`_sorted_metadata`).
+    The same tensors and metadata always give the same bytes (see :func:`_sorted_header`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,11 @@ def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        Path(tmp).write_bytes(_sorted_metadata(save(tensors, metadata=metadata)))
+        data = save(tensors, metadata=metadata)
+        header, start = _sorted_header(data)
+        with open(tmp, "wb") as file:
+            file.write(header)
+            file.write(memoryview(data)[start:])  # the tensor bytes, not copied again
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
@@ -71,12 +75,12 @@ def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[
             os.unlink(tmp)
 
 
-def _sorted_metadata(data: bytes) -> bytes:
-    """``data`` (a safetensors file) with its metadata keys sorted in the header.
+def _sorted_header(data: bytes) -> tuple[bytes, int]:
+    """The length prefix and header of safetensors ``data`` with its metadata keys sorted; where its tensors start.
 
     safetensors writes the metadata from a hash map whose order changes from process to process, so two
     identical saves could differ in the header. Tensor entries keep their order; their offsets are relative to
-    the data section, which is copied unchanged.
+    the data section, which follows unchanged.
     """
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
@@ -84,7 +88,7 @@ def _sorted_metadata(data: bytes) -> bytes:
         header = {"__metadata__": dict(sorted(header.pop("__metadata__").items())), **header}
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)  # safetensors pads the header with spaces to 8-byte alignment
-    return len(text).to_bytes(8, "little") + text + data[8 + size :]
+    return len(text).to_bytes(8, "little") + text, 8 + size
 
 
 def load_weights(module: torch.nn.Module, path: str | Path) -> dict[str, str]:

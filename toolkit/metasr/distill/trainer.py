@@ -167,14 +167,15 @@ def _step_loss(
     out, decisions = model.run(lr, strength if recipe.use_metadata else None, metadata, present)
     w, cached = recipe.loss, batch["teacher_sr"].shape[0]  # the teacher's targets cover the cached samples
     to_plain = (true_degree == 0).float().reshape(n, 1, 1, 1) if plain is not None and w.plain else None
+    loss = w.gt * F.l1_loss(out, batch["hr"])
     if to_plain is None:
-        loss = w.gt * F.l1_loss(out, batch["hr"]) + w.teacher * F.l1_loss(out[:cached], batch["teacher_sr"])
+        loss = loss + w.teacher * F.l1_loss(out[:cached], batch["teacher_sr"])
     else:  # clean patches learn from the plain student, not from the teacher
         with torch.no_grad():
             kept = plain(lr)
         teacher = (F.l1_loss(out[:cached], batch["teacher_sr"], reduction="none") * (1 - to_plain[:cached])).mean()
         anchor = (F.l1_loss(out, kept, reduction="none") * to_plain).mean()
-        loss = w.gt * F.l1_loss(out, batch["hr"]) + w.teacher * teacher + w.plain * anchor
+        loss = loss + w.teacher * teacher + w.plain * anchor
     if recipe.use_metadata:
         closed = torch.zeros(n, 1, 1, 1) if to_plain is None else to_plain
         loss = loss + w.decisions * _decision_loss(decisions, batch, present, shared, closed)
