@@ -25,12 +25,17 @@ train_group.add_command(train_command, name="student")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Weights file to write (.safetensors).")
 @click.option("--steps", type=int, default=700, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def degree(corpus: Path, out: Path, steps: int, seed: int) -> None:
+@click.option(
+    "--realistic", type=float, default=0.0, show_default=True, help="Weight of the ranking on Real-ESRGAN damage."
+)
+def degree(corpus: Path, out: Path, steps: int, seed: int, realistic: float) -> None:
     """Train the degradation-degree estimator by metric learning, then report its monotonicity."""
     from metasr.metadata.degree_training import DegreeTrainConfig, train_degree_estimator
 
     try:
-        _, report = train_degree_estimator(DegreeTrainConfig(corpus=corpus, out=out, steps=steps, seed=seed))
+        _, report = train_degree_estimator(
+            DegreeTrainConfig(corpus=corpus, out=out, steps=steps, seed=seed, realistic=realistic)
+        )
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc
     for name, value in report.minimum.items():

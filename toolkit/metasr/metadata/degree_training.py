@@ -5,6 +5,12 @@ noise or JPEG), once less and once more, with the other two held at a shared ran
 ranking loss asks the estimate of that degradation to rise by at least a margin proportional to the
 gap, and a consistency loss keeps the other two estimates equal between the pair. Two anchors fix the
 scale: a clean crop is pinned at 0 on every degradation, a maximally degraded one at 1 on its own.
+With a ``realistic`` weight, the same ranking also covers Real-ESRGAN's two-stage damage, the kind
+camera frames carry: a crop put through it must read above its clean version on each degradation by a
+margin proportional to the degree the pipeline reports, and of two such draws the more damaged must read
+higher. Without it (the shipped weights), the estimator learns single-stage damage only and reads
+realistic frames about as damaged as clean ones; with it, blur readings stop rising monotonically on
+fine-textured photos (TRAINING.md, section 1).
 No degree value is ever used as a regression target, only the order of the pair.
 """
 
@@ -19,7 +25,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from metasr.checkpoint import save_state
-from metasr.data.degradations import controlled_degradation
+from metasr.data.degradations import REAL_ESRGAN_X4PLUS, controlled_degradation, degrade
 from metasr.data.folder import PatchSampler, list_images, load_at_sides, split_images
 from metasr.data.sample_images import fit_crop, photo
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
@@ -44,6 +50,7 @@ class DegreeTrainConfig:
     other_max: float = 0.6  # the held degradations are drawn in [0, other_max]
     sides: tuple[int, ...] = (1024, 512, 256)  # each photo at these longer sides: smooth to detail-dense crops
     clean_weight: float = 4.0  # clean anchor vs each maximum anchor: a cell showing no damage reads near 0
+    realistic: float = 0.0  # weight of the ranking on Real-ESRGAN two-stage damage (TRAINING.md: estimators v4-v7)
     seed: int = 0
 
 
@@ -119,7 +126,30 @@ def _step_loss(model: DegreeEstimator, hr: torch.Tensor, cfg: DegreeTrainConfig,
         losses.append((1.0 - model(_degrade(hr, cfg.scale, peak, generator))[:, d]).pow(2).mean())
     clean = model(_degrade(hr, cfg.scale, torch.zeros(n, len(DEGRADATIONS)), generator))
     losses.append(cfg.clean_weight * clean.pow(2).mean())
+    if cfg.realistic:
+        losses.append(cfg.realistic * _realistic_ranking(model, hr, clean, cfg, generator))
     return sum(losses)
+
+
+def _realistic_ranking(
+    model: DegreeEstimator, hr: torch.Tensor, clean: torch.Tensor, cfg: DegreeTrainConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Margin ranking on two Real-ESRGAN draws of ``hr``: each reads above clean, the more damaged above the other."""
+    first, second = (degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, generator) for _ in range(2))
+    read_first, read_second = model(first.lr), model(second.lr)
+    gap = first.degrees - second.degrees
+    return (
+        _ranking(read_first, clean, first.degrees, cfg.margin)
+        + _ranking(read_second, clean, second.degrees, cfg.margin)
+        + _ranking(read_first, read_second, gap, cfg.margin)
+        + _ranking(read_second, read_first, -gap, cfg.margin)
+    )
+
+
+def _ranking(more: torch.Tensor, less: torch.Tensor, gap: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge on ``more - less >= margin * gap`` per degradation, counted only where the gap (N, 3) is positive."""
+    gap = gap.clamp(min=0.0)[:, :, None, None]
+    return (F.relu(margin * gap - (more - less)) * (gap > 0)).mean()
 
 
 def _degrade(hr: torch.Tensor, scale: int, degrees: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

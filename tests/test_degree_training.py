@@ -1,0 +1,48 @@
+"""Degree-estimator training: the ranking losses, including the ranking on Real-ESRGAN damage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from metasr.data.sample_images import image_batch
+from metasr.images import bicubic_downscale
+from metasr.metadata.degree_training import DegreeTrainConfig, _ranking, _realistic_ranking, _step_loss
+from metasr.models.degree_estimator import DegreeEstimator
+
+
+def _config(**overrides) -> DegreeTrainConfig:
+    return DegreeTrainConfig(corpus=Path("unused"), out=Path("unused"), **overrides)
+
+
+def test_ranking_counts_only_unmet_margins_on_positive_gaps() -> None:
+    less = torch.zeros(1, 3, 1, 1)
+    more = torch.tensor([0.5, 0.1, 0.9]).reshape(1, 3, 1, 1)
+    gap = torch.tensor([[0.8, 0.8, -0.8]])  # margin 0.5: needs 0.4 on the first two; the third has no order
+    assert torch.isclose(_ranking(more, less, gap, 0.5), torch.tensor(0.3 / 3))
+    assert _ranking(more, less, torch.zeros(1, 3), 0.5) == 0.0
+
+
+def test_realistic_ranking_asks_damaged_frames_to_read_above_clean_ones() -> None:
+    hr = torch.cat(image_batch(("astronaut", "coffee"), 128, 128))
+    model = DegreeEstimator()
+    with torch.no_grad():
+        model.head.weight.zero_()  # reads every frame alike: every realistic draw breaks its ranking
+    clean = model(bicubic_downscale(hr, 2))
+    loss = _realistic_ranking(model, hr, clean, _config(), torch.Generator().manual_seed(0))
+    assert loss.item() > 0.01
+    loss.backward()
+    assert float(model.head.weight.grad.abs().sum()) > 0.0
+
+
+def test_step_loss_is_deterministic_and_includes_the_realistic_term() -> None:
+    hr = torch.cat(image_batch(("astronaut", "coffee"), 128, 128))
+    torch.manual_seed(0)
+    model = DegreeEstimator()
+
+    def loss(realistic: float) -> float:
+        return float(_step_loss(model, hr, _config(realistic=realistic), torch.Generator().manual_seed(3)))
+
+    assert loss(1.0) == loss(1.0)
+    assert loss(1.0) != loss(0.0)
