@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.sample_images import image_batch
 from metasr.errors import MetaSRError
+from metasr.images import bicubic_downscale
 from metasr.metadata import CELL, available_sources, create_source
 from metasr.metadata.degradation import override_degree
 
-SHIPPED = ("edges", "degradation", "luminance")
+SHIPPED = ("edges", "degradation", "damage", "luminance")
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def astronaut() -> torch.Tensor:
 
 
 def test_registry_names_every_source_and_refuses_unknown() -> None:
-    assert {"edges", "degradation", "luminance", "motion", "depth", "segmentation", "semantic"} <= set(
+    assert {"edges", "degradation", "damage", "luminance", "motion", "depth", "segmentation", "semantic"} <= set(
         available_sources()
     )
     with pytest.raises(MetaSRError, match="unknown metadata source 'edgez'.*known sources: .*edges"):
@@ -81,6 +83,16 @@ def test_shipped_degree_estimator_rises_with_damage_and_reads_clean_photos_low()
     report = evaluate_monotonicity(load_estimator(), size=96)
     assert min(report.mean.values()) >= 0.9
     assert max(report.clean_mean.values()) < 0.45  # bicubic-only photos must not read as half-way damaged
+
+
+def test_shipped_damage_source_reads_realistic_damage_above_the_clean_frame() -> None:
+    hr = torch.cat(image_batch(("astronaut", "coffee", "chelsea", "rocket", "camera"), 192, 192))
+    damaged = degrade(hr, 2, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(0)).lr
+    clean = bicubic_downscale(hr, 2)
+    extractor = create_source("damage").device().eval()
+    with torch.no_grad():
+        gap = extractor(damaged).mean(dim=(1, 2, 3)) - extractor(clean).mean(dim=(1, 2, 3))
+    assert float(gap.min()) > 0.1, f"mean damage reading, damaged minus clean, per photo: {gap.tolist()}"
 
 
 class _Depth(torch.nn.Module):

@@ -8,6 +8,7 @@ import pytest
 
 from metasr.errors import MetaSRError
 from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
+from metasr.metadata import available_sources
 from metasr.recipes import RECIPES_DIR, load_recipe, with_overrides
 
 # Export recipes are named after their target; devices.yaml and the training recipes are not export recipes.
@@ -22,6 +23,15 @@ def test_every_shipped_recipe_is_valid(path: Path) -> None:
     recipe = load_recipe(path, target_module(target).Options)
     assert recipe.target == target
     assert recipe.parity_floor_db > 0
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("distill-*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_distill_recipe_is_valid(path: Path) -> None:
+    from metasr.distill.recipe import load_distill_recipe
+
+    recipe = load_distill_recipe(path)
+    assert recipe.steps > 0
+    assert set(recipe.device_sources) <= set(available_sources())
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

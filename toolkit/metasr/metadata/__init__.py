@@ -1,6 +1,6 @@
 """Metadata sources: one module per source, found by name through the registry in ``base``."""
 
-from metasr.metadata import content, degradation, edges, local_model, luminance, motion  # noqa: F401  (registration)
+from metasr.metadata import content, damage, degradation, edges, local_model, luminance, motion  # noqa: F401  (registration)
 from metasr.metadata.base import CELL, MetadataSource, available_sources, cell_grid, cell_pool, source_class
 
 DEVICE_SOURCES = ("edges", "degradation", "luminance")  # the default set inside every exported graph

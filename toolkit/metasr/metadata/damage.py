@@ -1,0 +1,26 @@
+"""Realistic damage: how strongly each cell shows camera-like two-stage damage, per blur / noise / JPEG, in [0, 1].
+
+The same network as the degradation degree (:class:`metasr.models.degree_estimator.DegreeEstimator`), trained
+by the same label-free ranking plus the ranking on Real-ESRGAN damage (``metasr-train degree --steps 1200
+--realistic 3 --out toolkit/metasr/weights/damage_estimator.safetensors``):
+it tells clean cells from damaged ones far better than the degree estimator, but its blur reading is not
+monotone on fine texture, so it is a source of its own. The ``degradation`` source keeps the calibrated,
+monotone degree that the ``strength`` input overrides; this one is never overridden. Teacher-grade: the mean
+over the eight flips/rotations; device-grade: one pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metasr.checkpoint import shipped_weights
+from metasr.metadata.base import register
+from metasr.metadata.degradation import DegradationSource
+
+
+@register
+class DamageSource(DegradationSource):
+    name = "damage"
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        super().__init__(weights or shipped_weights("damage_estimator.safetensors"))
