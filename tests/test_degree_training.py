@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from metasr.data.sample_images import image_batch
+from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale
-from metasr.metadata.degree_training import DegreeTrainConfig, _ranking, _realistic_ranking, _step_loss
+from metasr.metadata.degree_training import (
+    DegreeTrainConfig,
+    _ranking,
+    _realistic_ranking,
+    _step_loss,
+    train_degree_estimator,
+)
 from metasr.models.degree_estimator import DegreeEstimator
 
 
@@ -46,3 +54,10 @@ def test_step_loss_is_deterministic_and_includes_the_realistic_term() -> None:
 
     assert loss(1.0) == loss(1.0)
     assert loss(1.0) != loss(0.0)
+
+
+def test_a_negative_realistic_weight_is_refused_before_training(tmp_path: Path) -> None:
+    cfg = DegreeTrainConfig(corpus=tmp_path, out=tmp_path / "degree.safetensors", realistic=-1.0)
+    with pytest.raises(MetaSRError, match="realistic weight -1.0 is negative"):
+        train_degree_estimator(cfg)
+    assert not cfg.out.exists()

@@ -18,7 +18,7 @@ from metasr.errors import MetaSRError
 from metasr.metadata.base import CELL, MetadataSource, cell_grid, register
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
 
-TRAIN_COMMAND = "metasr-train degree --corpus data/corpus"
+TRAIN_COMMAND = "metasr-train degree --corpus data/corpus --out PATH (TRAINING.md, section 1, has the settings)"
 
 
 def shipped_estimator_path() -> Path:

@@ -28,6 +28,7 @@ from metasr.checkpoint import save_state
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, controlled_degradation, degrade
 from metasr.data.folder import PatchSampler, list_images, load_at_sides, split_images
 from metasr.data.sample_images import fit_crop, photo
+from metasr.errors import MetaSRError
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
 from metasr.progress import progress_bar
 
@@ -81,6 +82,8 @@ def train_degree_estimator(cfg: DegreeTrainConfig) -> tuple[Path, DegreeReport]:
     Each training photo is held at every size in ``cfg.sides``: wallpapers at 1024 px are smooth, so a
     clean anchor pinned only there would read the denser detail of ordinary photos as blur or JPEG.
     """
+    if cfg.realistic < 0:
+        raise MetaSRError(f"realistic weight {cfg.realistic} is negative; pass 0 (off) or a positive weight")
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_files, _ = split_images(list_images(cfg.corpus))
