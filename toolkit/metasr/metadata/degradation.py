@@ -18,7 +18,7 @@ from metasr.errors import MetaSRError
 from metasr.metadata.base import CELL, MetadataSource, cell_grid, register
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
 
-TRAIN_COMMAND = "metasr-train degree --corpus data/corpus --out PATH (TRAINING.md, section 1, has the settings)"
+TRAIN_COMMAND = "metasr-train degree --corpus data/corpus --out PATH"
 
 
 def shipped_estimator_path() -> Path:
@@ -29,7 +29,10 @@ def load_estimator(path: str | Path | None = None) -> DegreeEstimator:
     """The trained estimator from ``path`` (default: the shipped weights), in eval mode."""
     path = Path(path) if path else shipped_estimator_path()
     if not path.is_file():
-        raise MetaSRError(f"degree estimator weights {path} are missing; train them with `{TRAIN_COMMAND}`")
+        raise MetaSRError(
+            f"degree estimator weights {path} are missing; train them with `{TRAIN_COMMAND}` "
+            "(TRAINING.md section 1 has the settings of each shipped estimator)"
+        )
     model = DegreeEstimator()
     load_weights(model, path)
     return model.eval()
