@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from metasr.checkpoint import save_state
 from metasr.data.sample_images import image_batch
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale
+from metasr.metadata.degradation import load_estimator
 from metasr.metadata.degree_training import (
     DegreeTrainConfig,
     _ranking,
@@ -61,3 +63,22 @@ def test_a_negative_realistic_weight_is_refused_before_training(tmp_path: Path) 
     with pytest.raises(MetaSRError, match="realistic weight -1.0 is negative"):
         train_degree_estimator(cfg)
     assert not cfg.out.exists()
+
+
+def test_a_channel_count_below_one_is_refused_before_training(tmp_path: Path) -> None:
+    cfg = DegreeTrainConfig(corpus=tmp_path, out=tmp_path / "degree.safetensors", channels=0)
+    with pytest.raises(MetaSRError, match="channel count 0 must be at least 1"):
+        train_degree_estimator(cfg)
+    assert not cfg.out.exists()
+
+
+def test_an_estimator_loads_at_the_width_its_weights_were_trained_at(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    narrow = DegreeEstimator(channels=8).eval()
+    path = tmp_path / "narrow.safetensors"
+    save_state(narrow.state_dict(), path)
+    loaded = load_estimator(path)
+    assert loaded.conv1.out_channels == 8
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(image), narrow(image))

@@ -28,13 +28,16 @@ train_group.add_command(train_command, name="student")
 @click.option(
     "--realistic", type=float, default=0.0, show_default=True, help="Weight of the ranking on Real-ESRGAN damage."
 )
-def degree(corpus: Path, out: Path, steps: int, seed: int, realistic: float) -> None:
+@click.option(
+    "--channels", type=int, default=24, show_default=True, help="Estimator width (MACs grow with its square)."
+)
+def degree(corpus: Path, out: Path, steps: int, seed: int, realistic: float, channels: int) -> None:
     """Train the degradation-degree estimator by metric learning, then report its monotonicity."""
     from metasr.metadata.degree_training import DegreeTrainConfig, train_degree_estimator
 
     try:
         _, report = train_degree_estimator(
-            DegreeTrainConfig(corpus=corpus, out=out, steps=steps, seed=seed, realistic=realistic)
+            DegreeTrainConfig(corpus=corpus, out=out, steps=steps, seed=seed, realistic=realistic, channels=channels)
         )
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metasr.checkpoint import load_weights, shipped_weights
+from metasr.checkpoint import load_checked, read_state, shipped_weights
 from metasr.errors import MetaSRError
 from metasr.metadata.base import CELL, MetadataSource, cell_grid, register
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
@@ -26,15 +26,17 @@ def shipped_estimator_path() -> Path:
 
 
 def load_estimator(path: str | Path | None = None) -> DegreeEstimator:
-    """The trained estimator from ``path`` (default: the shipped weights), in eval mode."""
+    """The trained estimator from ``path`` (default: the shipped weights), in eval mode, as wide as its weights."""
     path = Path(path) if path else shipped_estimator_path()
     if not path.is_file():
         raise MetaSRError(
             f"degree estimator weights {path} are missing; train them with `{TRAIN_COMMAND}` "
             "(TRAINING.md section 1 has the settings of each shipped estimator)"
         )
-    model = DegreeEstimator()
-    load_weights(model, path)
+    state, _ = read_state(path)
+    conv1 = state.get("conv1.weight")
+    model = DegreeEstimator(conv1.shape[0]) if conv1 is not None else DegreeEstimator()  # no conv1: refused below
+    load_checked(model, state, path)
     return model.eval()
 
 

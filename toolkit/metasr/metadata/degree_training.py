@@ -52,6 +52,7 @@ class DegreeTrainConfig:
     sides: tuple[int, ...] = (1024, 512, 256)  # each photo at these longer sides: smooth to detail-dense crops
     clean_weight: float = 4.0  # clean anchor vs each maximum anchor: a cell showing no damage reads near 0
     realistic: float = 0.0  # weight of the ranking on Real-ESRGAN two-stage damage (TRAINING.md: estimators v4-v7)
+    channels: int = 24  # width of the estimator's first convs; MACs grow with its square
     seed: int = 0
 
 
@@ -84,11 +85,13 @@ def train_degree_estimator(cfg: DegreeTrainConfig) -> tuple[Path, DegreeReport]:
     """
     if cfg.realistic < 0:
         raise MetaSRError(f"realistic weight {cfg.realistic} is negative; pass 0 (off) or a positive weight")
+    if cfg.channels < 1:
+        raise MetaSRError(f"channel count {cfg.channels} must be at least 1; pass e.g. --channels 24")
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     train_files, _ = split_images(list_images(cfg.corpus))
     sampler = PatchSampler(load_at_sides(train_files, cfg.sides), cfg.patch, cfg.scale, seed=cfg.seed)
-    model = DegreeEstimator().train()
+    model = DegreeEstimator(cfg.channels).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     with progress_bar() as bar:
