@@ -8,7 +8,7 @@ import pytest
 
 from metasr.errors import MetaSRError
 from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
-from metasr.recipes import RECIPES_DIR, load_recipe, with_overrides
+from metasr.recipes import RECIPES_DIR, load_mapping, load_recipe, with_overrides
 
 # Export recipes are named after their target; devices.yaml and the training recipes are not export recipes.
 EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.stem.startswith(tuple(TARGETS)))
@@ -16,9 +16,7 @@ EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.stem.startswi
 
 @pytest.mark.parametrize("path", EXPORT_RECIPES, ids=lambda p: p.name)
 def test_every_shipped_recipe_is_valid(path: Path) -> None:
-    import yaml
-
-    target = yaml.safe_load(path.read_text())["target"]
+    target = load_mapping(path, "export")["target"]
     recipe = load_recipe(path, target_module(target).Options)
     assert recipe.target == target
     assert recipe.parity_floor_db > 0
@@ -96,3 +94,25 @@ def test_calibration_strengths_are_checked(tmp_path: Path, strengths: str, messa
 @pytest.mark.parametrize("target", ["executorch-xnnpack", "onnx-qnn", "coreml"])
 def test_quantizing_targets_calibrate_the_default_and_overrides(target: str) -> None:
     assert resolve_recipe(target).options.calibration_strengths == (-1.0, 0.0, 0.5, 1.0)
+
+
+def test_a_recipe_extends_another_and_replaces_only_its_own_keys(tmp_path: Path) -> None:
+    from metasr.distill.recipe import load_distill_recipe
+
+    (tmp_path / "base.yaml").write_text("steps: 100\nlr: 0.002\nloss: {gt: 1.0, teacher: 0.5, embed: 0.2}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nsteps: 50\nloss: {teacher: 0.1}\n")
+    recipe = load_distill_recipe(tmp_path / "child.yaml")
+    assert (recipe.steps, recipe.lr) == (50, 0.002)
+    assert (recipe.loss.gt, recipe.loss.teacher, recipe.loss.embed) == (1.0, 0.1, 0.2)
+
+
+def test_extends_refuses_a_missing_base_and_a_cycle(tmp_path: Path) -> None:
+    from metasr.distill.recipe import load_distill_recipe
+
+    (tmp_path / "orphan.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(MetaSRError, match="extends nowhere.yaml, which does not exist"):
+        load_distill_recipe(tmp_path / "orphan.yaml")
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(MetaSRError, match="extends itself through"):
+        load_distill_recipe(tmp_path / "a.yaml")

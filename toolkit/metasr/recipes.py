@@ -80,8 +80,15 @@ def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
 
 
 def load_mapping(path: str | Path, kind: str, alternative: str = "") -> dict[str, Any]:
-    """Read a YAML recipe file as a mapping, with one-line errors for a missing file or bad YAML."""
-    path = Path(path)
+    """Read a YAML recipe file as a mapping, with one-line errors for a missing file or bad YAML.
+
+    ``extends: base.yaml`` (a path relative to the recipe's folder) starts from that recipe's mapping; the
+    file's own keys then replace the base's, nested mappings key by key.
+    """
+    return _load_extending(Path(path), kind, alternative, ())
+
+
+def _load_extending(path: Path, kind: str, alternative: str, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise MetaSRError(f"{kind} recipe {path} does not exist; pass a file from recipes/ {alternative}".rstrip())
     try:
@@ -91,7 +98,28 @@ def load_mapping(path: str | Path, kind: str, alternative: str = "") -> dict[str
         raise MetaSRError(f"{kind} recipe {path} is not valid YAML ({first}); fix the syntax") from exc
     if not isinstance(raw, dict):
         raise MetaSRError(f"{kind} recipe {path} must be a mapping of keys to values")
-    return raw
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise MetaSRError(f"{kind} recipe {path}: extends must name one recipe file, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    chain = (*chain, path.resolve())
+    if base_path in chain:
+        raise MetaSRError(f"{kind} recipe {path} extends itself through {base}; remove one of the extends lines")
+    if not base_path.is_file():
+        raise MetaSRError(
+            f"{kind} recipe {path} extends {base}, which does not exist; name a recipe relative to {path.parent}"
+        )
+    return _merged(_load_extending(base_path, kind, alternative, chain), raw)
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys applied; where both hold a mapping, merged key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def build_dataclass(cls: type, raw: Any, where: str) -> Any:
