@@ -1,8 +1,9 @@
 """Realistic damage: how strongly each cell shows camera-like two-stage damage, per blur / noise / JPEG, in [0, 1].
 
-The same network as the degradation degree (:class:`metasr.models.degree_estimator.DegreeEstimator`), trained
-by the same label-free ranking plus the ranking on Real-ESRGAN damage (``metasr-train degree --steps 1200
---realistic 3 --out toolkit/metasr/weights/damage_estimator.safetensors``):
+A narrower copy of the degradation-degree network (:class:`metasr.models.degree_estimator.DegreeEstimator`,
+16 channels: 360 MACs per ×2 output pixel), trained by the same label-free ranking plus the ranking on Real-ESRGAN
+damage (``metasr-train degree --steps 2000 --realistic 3 --channels 16 --out
+toolkit/metasr/weights/damage_estimator.safetensors``):
 it tells clean cells from damaged ones far better than the degree estimator, but its blur reading is not
 monotone on fine texture, so it is a source of its own. The ``degradation`` source keeps the calibrated,
 monotone degree that the ``strength`` input overrides; this one is never overridden. Teacher-grade: the mean
