@@ -51,7 +51,7 @@ class DegreeTrainConfig:
     other_max: float = 0.6  # the held degradations are drawn in [0, other_max]
     sides: tuple[int, ...] = (1024, 512, 256)  # each photo at these longer sides: smooth to detail-dense crops
     clean_weight: float = 4.0  # clean anchor vs each maximum anchor: a cell showing no damage reads near 0
-    realistic: float = 0.0  # weight of the ranking on Real-ESRGAN two-stage damage (TRAINING.md: estimators v4-v7)
+    realistic: float = 0.0  # weight of the ranking on Real-ESRGAN two-stage damage (TRAINING.md: estimators v4-v10)
     channels: int = 24  # width of the estimator's first convs; MACs grow with its square
     seed: int = 0
 
