@@ -2,8 +2,8 @@
 
 Every architecture goes through the exporters' own ``quantize`` and ``lower`` stages and the pipeline's
 ``validate`` stage (real photos, artifact run in its runtime or the target's simulator). A plain
-``image -> image`` network is presented with the exported graph's ``(image, strength)`` interface by
-:class:`PlainGraph`; its strength input is ignored and it is calibrated at the default strength only.
+``image -> image`` network goes through them like the bare student: one ``image`` input (:class:`PlainGraph`
+only gives it the ``scale`` the stages read).
 """
 
 from __future__ import annotations
@@ -27,18 +27,15 @@ TARGETS = tuple(pipeline.TARGETS)
 
 
 class PlainGraph(nn.Module):
-    """A single-input SR network behind the exported graph's ``(image, strength)`` signature."""
+    """A single-input SR network with the ``scale`` attribute the export stages read."""
 
     def __init__(self, net: nn.Module, scale: int) -> None:
         super().__init__()
         self.net = net
         self.scale = scale
 
-    def forward(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)
-
-    def default_strength(self) -> torch.Tensor:
-        return torch.full((1, 1, 1, 1), -1.0)
 
 
 @dataclass(frozen=True)
@@ -53,11 +50,7 @@ class QuantLoss:
 
 def prepare_plain(net: nn.Module, scale: int, target: str, size: tuple[int, int] = (256, 256)) -> PreparedModel:
     """The pipeline's *prepare* output for a plain network, with the target's default recipe at ``size``."""
-    recipe = pipeline.resolve_recipe(target)
-    options = recipe.options
-    if hasattr(options, "calibration_strengths"):
-        options = dataclasses.replace(options, calibration_strengths=(-1.0,))
-    recipe = dataclasses.replace(recipe, scale=scale, input_sizes=(size,), options=options)
+    recipe = dataclasses.replace(pipeline.resolve_recipe(target), scale=scale, input_sizes=(size,))
     graph = PlainGraph(net.eval(), scale)
     for p in graph.parameters():
         p.requires_grad_(False)

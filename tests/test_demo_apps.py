@@ -230,19 +230,24 @@ def test_apps_feed_the_default_strength_the_export_documents(manifest: dict[str,
     model = load(None, manifest["scale"]).model
     assert strength["shapes"] == [list(model.default_strength().shape)] == [[1, 1, 1, 1]]
     assert strength["default"] == float(model.default_strength()) == -1.0 and strength["value_range"] == [0.0, 1.0]
-    # Android: ModelManifest reads the default and the shape; both engines feed the strength with every tile.
+    # Android: ModelManifest reads the default and the shape when the input exists (a bare student has none);
+    # both engines feed the strength with every tile only then.
     kotlin = read(KOTLIN / "Manifest.kt")
-    assert 'defaultStrength = strength.getDouble("default")' in kotlin and "shapes(strength)" in kotlin
-    assert "override var strength: Float = manifest.defaultStrength" in read(KOTLIN / "ExecuTorchEngine.kt")
-    assert "module.forward(EValue.from(image), EValue.from(strength))" in read(KOTLIN / "ExecuTorchEngine.kt")
+    assert "val strength = optionalTensor(inputs, STRENGTH_INPUT)" in kotlin
+    assert 'defaultStrength = strength?.getDouble("default")' in kotlin and "shapes(it)" in kotlin
+    executorch = read(KOTLIN / "ExecuTorchEngine.kt")
+    assert "override var strength: Float = manifest.defaultStrength" in executorch
+    assert "listOfNotNull(image, strengthShape?.let { Tensor.fromBlob(floatArrayOf(strength), it) })" in executorch
+    assert "module.forward(*inputs.map(EValue::from).toTypedArray())" in executorch
     onnx_engine = read(KOTLIN / "OnnxQnnEngine.kt")
     assert "override var strength: Float = manifest.defaultStrength" in onnx_engine
-    assert "ModelManifest.STRENGTH_INPUT to strength" in onnx_engine
-    # iOS: TensorSpec decodes "default" as a number; CoreMLEngine starts from it and feeds it by name.
+    assert "strength?.let { ModelManifest.STRENGTH_INPUT to it }" in onnx_engine
+    # iOS: TensorSpec decodes "default" as a number; CoreMLEngine starts from it and feeds it by name when the
+    # manifest lists the input.
     assert re.search(r"public let defaultValue: Double\?", read(SWIFT / "Manifest.swift"))
     engine = read(SWIFT / "CoreMLEngine.swift")
-    assert "try manifest.defaultStrength" in engine
-    assert "Manifest.strengthInput: MLFeatureValue(multiArray: strengthArray)" in engine
+    assert "if manifest.hasStrengthInput {" in engine and "try manifest.defaultStrength" in engine
+    assert "inputs[Manifest.strengthInput] = MLFeatureValue(multiArray: strengthArray)" in engine
 
 
 def test_manifest_hash_is_what_the_android_app_checks(exported: ExportResult, manifest: dict[str, Any]) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -137,3 +140,20 @@ def test_prepare_counts_macs_of_the_whole_graph_and_the_student() -> None:
     student_params -= prepared.model.student.anchor.weight.numel()
     assert macs.student == pytest.approx(student_params / 4, rel=0.02)  # every student conv runs at input resolution
     assert macs.total > macs.student and macs.overhead == pytest.approx(macs.total - macs.student)
+
+
+def test_artifact_bytes_do_not_depend_on_the_hash_seed(fp32: ExportResult, tmp_path: Path) -> None:
+    """The exporter's debug annotations (range constraints in hash-seed order, stack traces) are stripped."""
+    script = (
+        "import sys; from pathlib import Path; from tests.test_export_onnx import _recipe; "
+        "from metasr.export.pipeline import export; export(_recipe(), Path(sys.argv[1]))"
+    )
+    for seed in ("0", "1"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        root = Path(__file__).resolve().parents[1]
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, capture_output=True, cwd=root)
+        assert (out / "onnx" / fp32.artifact.name).read_bytes() == fp32.artifact.read_bytes()
+        assert (out / "onnx" / "manifest.json").read_bytes() == fp32.manifest.read_bytes()
+    assert not onnx.load(fp32.artifact).metadata_props
+    assert not any(node.metadata_props for node in onnx.load(fp32.artifact).graph.node)

@@ -21,6 +21,7 @@ from metasr.profile.estimate import estimate_latency
 from metasr.profile.run import DeviceSpec, profile_and_write
 from metasr.recipes import with_overrides
 from metasr.runtime import open_engine
+from metasr.schemas import MANIFEST_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,7 +77,7 @@ def test_manifest_before_metasr_is_refused(onnx_artifact: Path, tmp_path: Path) 
     artifact.write_bytes(onnx_artifact.read_bytes())
     manifest = json.loads((onnx_artifact.parent / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 1}))
-    with pytest.raises(MetaSRError, match="manifest version 1, not 2 .* re-export it"):
+    with pytest.raises(MetaSRError, match=f"manifest version 1, not {MANIFEST_VERSION} .* re-export it"):
         open_engine(artifact)
 
 

@@ -3,7 +3,9 @@
 A MetaSR checkpoint holds every weight (student, device extractors, orchestrator) plus, as string
 metadata, the student config, the source names and the orchestrator config, so loading rebuilds the
 exact graph. A plain student checkpoint (the pre-orchestrator format) is wrapped with an identity
-orchestrator: its FiLM heads are zero, so the output equals the plain student's.
+orchestrator: its FiLM heads are zero, so the output equals the plain student's. For deployment,
+:func:`load_graph` drops such an orchestrator and returns the bare student, which computes the same
+output with none of the metadata work.
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
         model = _load_metasr(path, scale)
     model.orchestrator.hard = True
     return model.eval()
+
+
+def load_graph(path: str | Path, scale: int | None = None) -> MetaSR | MetaSRStudent:
+    """The graph to deploy from ``path``: MetaSR, or the bare student when the orchestrator is the identity.
+
+    An identity orchestrator (every FiLM head zero, as for a plain student checkpoint) modulates nothing,
+    so the bare student gives exactly the same output without the extractors, decisions and FiLM.
+    """
+    model = load_metasr(path, scale)
+    return model.student if model.orchestrator.is_identity() else model
 
 
 def _load_metasr(path: str | Path, scale: int | None) -> MetaSR:

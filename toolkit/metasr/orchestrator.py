@@ -121,6 +121,10 @@ class Orchestrator(nn.Module):
             modulation.append((1.0 + gate * torch.tanh(a), gate * b))
         return Decisions(select=select, fusion=fusion, inject=inject, modulation=modulation, embed=embed)
 
+    def is_identity(self) -> bool:
+        """True when every FiLM head is zero: gain 1 and bias 0 at every stage, whatever the decisions."""
+        return all(not head.weight.any() and not head.bias.any() for head in self.film)
+
     def _gate(self, logits: torch.Tensor) -> torch.Tensor:
         gate = torch.sigmoid(logits)
         if self.hard:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from metasr.errors import MetaSRError
+from metasr.quant.calibration import feeds
 from metasr.schemas import MANIFEST_VERSION
 
 HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
@@ -19,12 +19,12 @@ HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
 
 @dataclass
 class Engine:
-    """A loaded artifact: ``run(image, strength)`` maps (1,3,H,W) in [0,1] to (1,3,sH,sW)."""
+    """A loaded artifact: ``run(image[, strength])`` maps (1,3,H,W) in [0,1] to (1,3,sH,sW)."""
 
     path: Path
     runtime: str
     manifest: dict[str, Any]
-    run_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    run_fn: Callable[..., torch.Tensor]  # the artifact's inputs in manifest order
 
     @property
     def scale(self) -> int:
@@ -37,12 +37,28 @@ class Engine:
             return None
         return [(s[2], s[3]) for s in self.manifest["inputs"][0]["shapes"]]
 
-    def default_strength(self) -> torch.Tensor:
-        return default_strength(self.manifest)
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return input_names(self.manifest)
 
     def run(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
-        """Upscale ``image``; ``strength`` (1,1,1,1) in [0, 1] overrides the estimated degree (default: keep it)."""
-        return self.run_fn(image, self.default_strength() if strength is None else strength)
+        """Upscale ``image``; ``strength`` (1,1,1,1) in [0, 1] overrides the estimated degree (default: keep it).
+
+        A bare-student artifact has no strength input: passing one is refused rather than ignored.
+        """
+        if "strength" not in self.input_names:
+            if strength is not None:
+                raise MetaSRError(
+                    f"{self.path.name} is a plain student with no strength input; omit the strength "
+                    "or export a MetaSR graph"
+                )
+            return self.run_fn(image)
+        return self.run_fn(image, default_strength(self.manifest) if strength is None else strength)
+
+
+def input_names(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The artifact's inputs, in the order it takes them."""
+    return tuple(entry["name"] for entry in manifest["inputs"])
 
 
 def default_strength(manifest: dict[str, Any]) -> torch.Tensor:
@@ -60,7 +76,7 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     if manifest.get("schema_version") != MANIFEST_VERSION:
         raise MetaSRError(
             f"{path} is manifest version {manifest.get('schema_version')}, not {MANIFEST_VERSION} "
-            "(an artifact of the plain student, before MetaSR); re-export it with metasr-export"
+            "(written by an older metasr-export); re-export it with metasr-export"
         )
     return manifest
 
@@ -78,7 +94,7 @@ def open_engine(artifact: str | Path) -> Engine:
     return Engine(path, kind, manifest, run_fn)
 
 
-def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
     import onnxruntime as ort
 
     if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
@@ -88,25 +104,26 @@ def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[[torch.Tensor
     else:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def run(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        feeds = {"image": image.numpy().astype(np.float32), "strength": strength.numpy().astype(np.float32)}
-        return torch.from_numpy(session.run(["output"], feeds)[0])
+    names = input_names(manifest)
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])
 
     return run
 
 
-def _executorch_runner(path: Path) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _executorch_runner(path: Path) -> Callable[..., torch.Tensor]:
     from executorch.runtime import Runtime
 
     program = Runtime.get().load_program(path)
     methods: dict[tuple[int, int], Any] = {}
 
-    def run(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def run(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         size = (image.shape[2], image.shape[3])
         if size not in methods:
             names = program.method_names
             name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
             methods[size] = program.load_method(name)
-        return methods[size].execute([image.contiguous(), strength.contiguous()])[0]
+        return methods[size].execute([t.contiguous() for t in (image, *others)])[0]
 
     return run

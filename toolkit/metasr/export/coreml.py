@@ -34,7 +34,7 @@ from coremltools.converters.mil.mil import Function, Operation, Var, types
 from metasr.errors import MetaSRError
 from metasr.export.graph_passes import drop_aliases
 from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches
+from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
 
 NAME = "coreml"
@@ -66,8 +66,9 @@ class PixelOutput(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        return self.model(image, strength) * 255.0
+    def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = (image,) if strength is None else (image, strength)  # a bare student takes the image alone
+        return self.model(*inputs) * 255.0
 
 
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
@@ -77,7 +78,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     module = PixelOutput(prepared.model).eval()
     if options.activations == "fp16":
         return QuantizedModel(prepared, module, scheme=_scheme(options))
-    batches = calibration_batches(calibration, options.calibration_strengths)
+    batches = calibration_batches(calibration, options.calibration_strengths, prepared.input_names)
     with _converting("W8A8 calibration"):
         graph = quantize_w8a8(_export(module, prepared).module(), batches)
     return QuantizedModel(
@@ -85,7 +86,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
         graph,
         _scheme(options),
         calibration_images=len(calibration),
-        calibration_strengths=options.calibration_strengths,
+        calibration_strengths=strengths_used(options.calibration_strengths, prepared.input_names),
     )
 
 
@@ -173,13 +174,15 @@ def _expr(side: int | torch.SymInt) -> sympy.Expr:
 def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options) -> ct.models.MLModel:
     sizes = [(1, 3, h, w) for h, w in prepared.recipe.input_sizes]
     shape = ct.EnumeratedShapes(shapes=sizes, default=sizes[0]) if len(sizes) > 1 else sizes[0]
-    strength = prepared.model.default_strength().numpy().astype(_numpy_dtype(options))
+    inputs = [ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=ct.colorlayout.RGB)]
+    if "strength" in prepared.input_names:
+        strength = prepared.model.default_strength().numpy().astype(_numpy_dtype(options))
+        inputs.append(
+            ct.TensorType(name="strength", shape=strength.shape, dtype=strength.dtype, default_value=strength)
+        )
     return ct.convert(
         _export(module, prepared).run_decompositions({}),
-        inputs=[
-            ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=ct.colorlayout.RGB),
-            ct.TensorType(name="strength", shape=strength.shape, dtype=strength.dtype, default_value=strength),
-        ],
+        inputs=inputs,
         outputs=[ct.ImageType(name="output", color_layout=ct.colorlayout.RGB)],
         convert_to="mlprogram",
         minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
@@ -190,6 +193,10 @@ def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options)
 
 def _numpy_dtype(options: Options) -> type:
     return np.float16 if options.precision == "fp16" else np.float32
+
+
+def _dtype_name(options: Options) -> str:
+    return np.dtype(_numpy_dtype(options)).name
 
 
 @contextlib.contextmanager
@@ -261,7 +268,7 @@ def _inner_cast(op: Operation) -> bool:
 
 
 def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
-    """Core ML I/O: images in and out (8-bit RGB pixel buffers), strength as an optional MLMultiArray."""
+    """Core ML I/O: images in and out (8-bit RGB pixel buffers), strength (if any) as an optional MLMultiArray."""
     shapes = [[1, 3, h, w] for h, w in prepared.recipe.input_sizes]
     image = {
         "layout": "image",
@@ -270,6 +277,12 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
         "dtype": "uint8",
         "value_range": [0, 255],
     }
+    inputs: list[dict[str, Any]] = [{"name": "image", **image, "scale": "1/255, baked into the model"}]
+    if "strength" in prepared.input_names:
+        # the model stores the default; an app may leave the input out
+        inputs.append(
+            {"name": "strength", "layout": "NC11 MLMultiArray", "dtype": _dtype_name(options), "optional": True}
+        )
     return {
         "runtime": "coreml",
         "format": "mlpackage (ML program)",
@@ -279,15 +292,7 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
         "weights": options.weights,
         "activations": options.activations,
         "enumerated_shapes": shapes,
-        "inputs": [
-            {"name": "image", **image, "scale": "1/255, baked into the model"},
-            {
-                "name": "strength",
-                "layout": "NC11 MLMultiArray",
-                "dtype": np.dtype(_numpy_dtype(options)).name,
-                "optional": True,  # the model stores the default; an app may leave the input out
-            },
-        ],
+        "inputs": inputs,
         "outputs": [{"name": "output", **image}],
     }
 
@@ -422,15 +427,15 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _simulator(function: Function) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """predict(image, strength) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
+def _simulator(function: Function) -> Callable[..., torch.Tensor]:
+    """predict(image[, strength]) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
     constants = {v.name: _constant(op) for op in function.operations if _is_constant(op) for v in op.outputs}
     ops = _live_ops(function)
     output = function.outputs[0]
 
-    def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def predict(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         pixels = torch.round(image.clamp(0.0, 1.0) * 255.0)
-        feeds = {"image": pixels, "strength": strength}
+        feeds = dict(zip(function.inputs, (pixels, *others), strict=True))
         values = {**constants, **{k: v.to(_dtype(function.inputs[k])) for k, v in feeds.items()}}
         for op in ops:
             _run(op, values)

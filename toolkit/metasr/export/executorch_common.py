@@ -29,7 +29,7 @@ def method_sizes(prepared: PreparedModel) -> dict[str, tuple[int, int]]:
 
 
 def export_methods(module: torch.nn.Module, prepared: PreparedModel) -> dict[str, torch.export.ExportedProgram]:
-    """``torch.export`` of ``module(image, strength)`` at each method's static input size."""
+    """``torch.export`` of ``module(*inputs)`` at each method's static input size."""
     with quiet():
         return {
             name: torch.export.export(module, prepared.example_inputs(size))
@@ -72,18 +72,16 @@ def write_program(edge: EdgeProgramManager, path: Path) -> None:
         path.write_bytes(edge.to_executorch().buffer)
 
 
-def runtime_predict(
-    path: Path, sizes: dict[str, tuple[int, int]]
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def runtime_predict(path: Path, sizes: dict[str, tuple[int, int]]) -> Callable[..., torch.Tensor]:
     """Load the ``.pte`` in ExecuTorch's Python runtime; run the method exported for the image's size."""
     program = Runtime.get().load_program(path.read_bytes())  # caches each method it loads
     by_size = {size: name for name, size in sizes.items()}
 
-    def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def predict(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         name = by_size.get(tuple(image.shape[-2:]))
         if name is None:
             raise MetaSRError(f"the .pte has no method for input {tuple(image.shape[-2:])}; add it to input_sizes")
-        return program.load_method(name).execute([image.contiguous(), strength.contiguous()])[0]
+        return program.load_method(name).execute([t.contiguous() for t in (image, *others)])[0]
 
     return predict
 
@@ -91,13 +89,14 @@ def runtime_predict(
 def manifest_methods(prepared: PreparedModel) -> dict[str, Any]:
     """Method name -> input and output shapes, for the app."""
     s = prepared.scale
+    strength = {"strength": [1, 1, 1, 1]} if "strength" in prepared.input_names else {}
     return {
-        name: {"image": [1, 3, h, w], "strength": [1, 1, 1, 1], "output": [1, 3, h * s, w * s]}
+        name: {"image": [1, 3, h, w], **strength, "output": [1, 3, h * s, w * s]}
         for name, (h, w) in method_sizes(prepared).items()
     }
 
 
-def not_lowered(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+def not_lowered(*inputs: torch.Tensor) -> torch.Tensor:
     """Stand-in ``predict`` for a program that was not serialized because ops fell outside the delegate."""
     raise MetaSRError("the program was not lowered: some ops fall outside the delegate; see the coverage")
 

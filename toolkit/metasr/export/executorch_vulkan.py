@@ -18,8 +18,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map_only
 
 from metasr.export import executorch_common as et
-from metasr.export.stages import LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.models.metasr import MetaSR
+from metasr.export.stages import LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
 
 NAME = "executorch-vulkan"
 
@@ -59,7 +58,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         manifest_extra={
             "runtime": "executorch",
             "backend": "VulkanBackend",
-            "input_order": ["image", "strength"],
+            "input_order": list(prepared.input_names),
             "methods": et.manifest_methods(prepared),
         },
         notes=[
@@ -71,7 +70,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     )
 
 
-def _simulate(model: MetaSR, dtype: torch.dtype) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _simulate(model: SRGraph, dtype: torch.dtype) -> Callable[..., torch.Tensor]:
     """``predict`` that runs the float model with its weights, inputs and every op's result rounded to ``dtype``.
 
     That is what a GPU holding ``dtype`` tensors between ops computes when each op accumulates in fp32.
@@ -81,9 +80,9 @@ def _simulate(model: MetaSR, dtype: torch.dtype) -> Callable[[torch.Tensor, torc
         for parameter in rounded.parameters():
             parameter.copy_(_round(parameter, dtype))
 
-    def predict(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def predict(*inputs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), _RoundResults(dtype):
-            return rounded(image, strength)
+            return rounded(*inputs)
 
     return predict
 

@@ -12,7 +12,7 @@ from executorch.version import __version__ as executorch_version
 
 from metasr.export import executorch_common as et
 from metasr.export.stages import LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches
+from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
 
 NAME = "executorch-xnnpack"
@@ -35,7 +35,7 @@ class Options:
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
     """Static int8 (per-tensor activations, per-channel symmetric weights), calibrated on real photos."""
     options: Options = prepared.recipe.options
-    batches = calibration_batches(calibration, options.calibration_strengths)
+    batches = calibration_batches(calibration, options.calibration_strengths, prepared.input_names)
     with et.quiet():
         graph = capture(prepared.model, prepared.example_inputs(), prepared.dynamic_shapes())
         if options.method == "nncf":
@@ -50,7 +50,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
         program,
         scheme,
         calibration_images=len(calibration),
-        calibration_strengths=options.calibration_strengths,
+        calibration_strengths=strengths_used(options.calibration_strengths, prepared.input_names),
     )
 
 
@@ -73,7 +73,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         manifest_extra={
             "runtime": "executorch",
             "backend": "XnnpackBackend",
-            "input_order": ["image", "strength"],
+            "input_order": list(prepared.input_names),
             "methods": et.manifest_methods(prepared),
             "calibration_strengths": list(quantized.calibration_strengths),
         },

@@ -6,14 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 
 from metasr.export.onnx_graph import export_onnx, onnx_ops
-from metasr.export.stages import MAX_SIDE, MIN_CELLS, Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.export.stages import (
+    MAX_SIDE,
+    MIN_CELLS,
+    Coverage,
+    Inputs,
+    LoweredArtifact,
+    PreparedModel,
+    QuantizedModel,
+)
 from metasr.metadata import CELL
+from metasr.quant.calibration import feeds
 
 NAME = "onnx"
 
@@ -46,7 +54,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         path=path,
         coverage=Coverage(accelerated=len(ops), total=len(ops), where="ONNX Runtime CPU"),
         runtime=f"ONNX Runtime {ort.__version__} CPUExecutionProvider",
-        predict=lambda image, strength: _run(session, image, strength),
+        predict=lambda *inputs: _run(session, prepared.input_names, inputs),
         manifest_extra=_manifest_extra(options),
     )
 
@@ -59,6 +67,5 @@ def _manifest_extra(options: Options) -> dict[str, Any]:
     return extra
 
 
-def _run(session: ort.InferenceSession, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-    feeds = {"image": image.numpy().astype(np.float32), "strength": strength.numpy().astype(np.float32)}
-    return torch.from_numpy(session.run(["output"], feeds)[0])
+def _run(session: ort.InferenceSession, names: tuple[str, ...], inputs: Inputs) -> torch.Tensor:
+    return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])

@@ -22,16 +22,16 @@ class _Float16Compute(torch.nn.Module):
         super().__init__()
         self.model = copy.deepcopy(model).half()
 
-    def forward(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        return self.model(image.half(), strength.half()).float()
+    def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = (image,) if strength is None else (image, strength)  # a bare student takes the image alone
+        return self.model(*(t.half() for t in inputs)).float()
 
 
 def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool = False) -> onnx.ModelProto:
-    """Export (image, strength) -> output with torch's dynamo exporter; H and W dynamic if asked.
+    """Export the graph's inputs -> output with torch's dynamo exporter; H and W dynamic if asked.
 
     With ``fp16`` the graph computes in float16 while its inputs and outputs stay float32.
     """
-    image, strength = prepared.example_inputs()
     module = _Float16Compute(prepared.model) if fp16 else prepared.model
     shapes = prepared.dynamic_shapes() if dynamic else None
     try:
@@ -39,10 +39,10 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module,
-                (image, strength),
+                prepared.example_inputs(),
                 None,
                 dynamo=True,
-                input_names=["image", "strength"],
+                input_names=list(prepared.input_names),
                 output_names=["output"],
                 dynamic_shapes=shapes,
                 opset_version=opset,
@@ -54,7 +54,22 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
         raise MetaSRError(f"ONNX export failed ({first}); use only ops ONNX Runtime and QNN run") from exc
     model = program.model_proto
     model.producer_name, model.producer_version = "metasr-edge", ""
+    strip_export_metadata(model)
     return model
+
+
+def strip_export_metadata(model: onnx.ModelProto) -> None:
+    """Drop the exporter's debug annotations (``metadata_props`` everywhere), in place.
+
+    They hold source file paths and line numbers (stack traces), FX node dumps and the exported program's
+    range constraints, whose symbol order follows the process's hash seed, so the artifact's bytes would
+    depend on where and how it was built. No runtime reads them.
+    """
+    del model.metadata_props[:]
+    graph = model.graph
+    del graph.metadata_props[:]
+    for entry in (*graph.node, *graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        del entry.metadata_props[:]
 
 
 @contextlib.contextmanager

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 
 from metasr.errors import MetaSRError
 from metasr.export.onnx_graph import export_onnx
-from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches
+from metasr.export.stages import Coverage, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, feeds, strengths_used
 from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
 
 NAME = "onnx-qnn"
@@ -51,7 +50,8 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     if options.split_identity:
         model, count = split_identity(model)
         notes.append(f"{count} convs rewritten as residual conv + identity Add so 8-bit weights keep their small taps")
-    feeds = calibration_feeds(calibration_batches(calibration, options.calibration_strengths))
+    batches = calibration_batches(calibration, options.calibration_strengths, prepared.input_names)
+    feeds = calibration_feeds(batches, prepared.input_names)
     if options.method == "nncf":
         from metasr.quant.nncf_onnx import quantize_nncf
 
@@ -67,7 +67,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
         qdq,
         scheme=scheme,
         calibration_images=len(calibration),
-        calibration_strengths=options.calibration_strengths,
+        calibration_strengths=strengths_used(options.calibration_strengths, prepared.input_names),
         notes=notes,
     )
 
@@ -96,7 +96,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         path=path,
         coverage=Coverage(len(compute) - len(refused), len(compute), fallback, WHERE),
         runtime=f"ONNX Runtime {ort.__version__} QNNExecutionProvider {_qnn().__version__} (HTP x86-64 emulator)",
-        predict=lambda image, strength: _run(session, image, strength),
+        predict=lambda *inputs: _run(session, prepared.input_names, inputs),
         manifest_extra=extra,
         notes=notes,
     )
@@ -162,9 +162,9 @@ def _context_model(path: Path, soc_model: str, session: ort.InferenceSession, pr
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise MetaSRError(f"QNN could not compile an EPContext model for {soc_model} ({last}); check context_soc_model")
-    image, strength = prepared.example_inputs()
-    compiled = _run(open_session(context, soc_model), image, strength)
-    if not torch.equal(compiled, _run(session, image, strength)):
+    inputs, names = prepared.example_inputs(), prepared.input_names
+    compiled = _run(open_session(context, soc_model), names, inputs)
+    if not torch.equal(compiled, _run(session, names, inputs)):
         raise MetaSRError(f"EPContext model for {soc_model} disagrees with the QDQ model; drop context_soc_model")
     return {"file": context.name, "soc_model": soc_model, "embed_mode": 1}
 
@@ -192,7 +192,7 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
         "backend": "htp",
         "opset": options.opset,
         "static_input_shape": [1, 3, h, w],
-        "input_names": ["image", "strength"],
+        "input_names": list(prepared.input_names),
         "quantization": {
             "format": "QDQ",
             "scheme": options.scheme,
@@ -200,14 +200,13 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
             "weights": "int8 symmetric per-channel",
             "method": options.method,
             "identity_split": options.split_identity,
-            "calibration_strengths": list(options.calibration_strengths),
+            "calibration_strengths": list(strengths_used(options.calibration_strengths, prepared.input_names)),
         },
     }
 
 
-def _run(session: ort.InferenceSession, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-    feeds = {"image": image.numpy().astype(np.float32), "strength": strength.numpy().astype(np.float32)}
-    return torch.from_numpy(session.run(["output"], feeds)[0])
+def _run(session: ort.InferenceSession, names: tuple[str, ...], inputs: Inputs) -> torch.Tensor:
+    return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from metasr.assembly import load_metasr
+from metasr.assembly import load_graph
 from metasr.checkpoint import bundled_weights
 from metasr.data.sample_images import VALIDATION_NAMES, calibration_images, validation_images
 from metasr.errors import MetaSRError
@@ -27,9 +27,11 @@ from metasr.export.stages import (
     PreparedModel,
     QuantizedModel,
     TargetModule,
+    with_defaults,
 )
 from metasr.images import to_numpy
 from metasr.metadata import CELL
+from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe, default_recipe_path, load_recipe
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import max_abs_error, y_psnr
@@ -65,24 +67,27 @@ def resolve_recipe(target: str, recipe_path: str | Path | None = None) -> Recipe
 
 
 def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
-    """Stage 1: read the float MetaSR graph (the bundled student, wrapped, unless a checkpoint is given)."""
+    """Stage 1: read the float graph (the bundled default unless a checkpoint is given); a plain student, or any
+    MetaSR whose orchestrator is the identity, loads as the bare student."""
     path = Path(checkpoint) if checkpoint else bundled_weights(scale)
-    return LoadedModel(model=load_metasr(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
+    return LoadedModel(model=load_graph(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
 
 
 def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:
     """Stage 2: fold training-time branches into plain convs, switch to sparse gates, measure the graph."""
     _check_sizes(recipe)
     model = copy.deepcopy(loaded.model).eval().reparameterize()
-    model.orchestrator.hard = True  # deployed gates are sparse (see Orchestrator)
+    student = model.student if isinstance(model, MetaSR) else model
+    if isinstance(model, MetaSR):
+        model.orchestrator.hard = True  # deployed gates are sparse (see Orchestrator)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not the fixed anchor and filters
     for p in model.parameters():
         p.requires_grad_(False)
     image = torch.zeros(1, 3, *recipe.input_size)
     out_pixels = recipe.input_size[0] * recipe.input_size[1] * model.scale**2
-    total = count_macs(model, (image, model.default_strength()))
-    student = count_macs(model.student, (image,))
-    return PreparedModel(model, loaded.source, recipe, params, Macs(total / out_pixels, student / out_pixels))
+    total = count_macs(model, with_defaults(model, image))
+    convs = count_macs(student, (image,))
+    return PreparedModel(model, loaded.source, recipe, params, Macs(total / out_pixels, convs / out_pixels))
 
 
 def quantize(prepared: PreparedModel, target: TargetModule) -> QuantizedModel:
@@ -105,12 +110,12 @@ def lower(quantized: QuantizedModel, target: TargetModule, staging: Path) -> Low
 def validate(lowered: LoweredArtifact, prepared: PreparedModel) -> ParityResult:
     """Stage 5: Y-PSNR and max abs error of the artifact vs the float model on real photos."""
     model = prepared.model
-    strength = model.default_strength()
     psnrs, max_err = [], 0.0
     for image in validation_images(*prepared.recipe.input_size):
+        inputs = with_defaults(model, image)
         with torch.no_grad():
-            reference = to_numpy(model(image, strength))
-        output = to_numpy(lowered.predict(image, strength))
+            reference = to_numpy(model(*inputs))
+        output = to_numpy(lowered.predict(*inputs))
         psnrs.append(y_psnr(output, reference))
         max_err = max(max_err, max_abs_error(output, reference))
     return ParityResult(psnrs, max_err, list(VALIDATION_NAMES), prepared.recipe.parity_floor_db)

@@ -10,18 +10,32 @@ from typing import Any, Protocol
 import torch
 
 from metasr.metadata import CELL
+from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe
 
 MIN_CELLS = 2  # the smallest input the exported graphs take, in metadata cells per side
 MAX_SIDE = 8192
 
+SRGraph = MetaSR | MetaSRStudent  # what an export lowers: the content-adaptive graph, or the bare student
+Inputs = tuple[torch.Tensor, ...]  # one tensor per graph input, in ``input_names`` order
+
+
+def input_names(model: SRGraph) -> tuple[str, ...]:
+    """The graph's inputs: ``(image, strength)`` for MetaSR, ``(image,)`` for a bare student."""
+    return ("image", "strength") if isinstance(model, MetaSR) else ("image",)
+
+
+def with_defaults(model: SRGraph, image: torch.Tensor) -> Inputs:
+    """``image`` plus the graph's other inputs at their defaults (strength -1: the estimated degree)."""
+    return (image, model.default_strength().to(image.device)) if isinstance(model, MetaSR) else (image,)
+
 
 @dataclass
 class LoadedModel:
     """Output of *load*: float weights and where they came from."""
 
-    model: MetaSR
+    model: SRGraph
     source: str
 
 
@@ -42,7 +56,7 @@ class Macs:
 class PreparedModel:
     """Output of *prepare*: the reparameterized float reference and its static facts."""
 
-    model: MetaSR
+    model: SRGraph
     source: str
     recipe: Recipe
     parameters: int
@@ -52,17 +66,22 @@ class PreparedModel:
     def scale(self) -> int:
         return self.model.scale
 
-    def example_inputs(self, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, strength) at ``size`` (default: the recipe's first input size), strength at its default."""
-        h, w = size or self.recipe.input_size
-        return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)), self.model.default_strength()
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return input_names(self.model)
 
-    def dynamic_shapes(self) -> dict[str, dict[int, Any] | None]:
-        """torch.export shapes for ``(image, strength)`` with free height and width: multiples of the metadata
-        cell, at least two cells (the orchestrator's content grid must line up with the metadata grid)."""
+    def example_inputs(self, size: tuple[int, int] | None = None) -> Inputs:
+        """The graph's inputs at ``size`` (default: the recipe's first input size), strength at its default."""
+        h, w = size or self.recipe.input_size
+        return with_defaults(self.model, torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)))
+
+    def dynamic_shapes(self) -> tuple[dict[int, Any] | None, ...]:
+        """torch.export shapes with free image height and width: multiples of the metadata cell, at least two
+        cells (the orchestrator's content grid must line up with the metadata grid; the bare student keeps the
+        same rule, so an app tiles every artifact alike)."""
         height = CELL * torch.export.Dim("cells_high", min=MIN_CELLS, max=MAX_SIDE // CELL)
         width = CELL * torch.export.Dim("cells_wide", min=MIN_CELLS, max=MAX_SIDE // CELL)
-        return {"image": {2: height, 3: width}, "strength": None}
+        return ({2: height, 3: width}, *(None for _ in self.input_names[1:]))  # positional: wrappers take *inputs
 
 
 @dataclass
@@ -98,7 +117,7 @@ class LoweredArtifact:
     path: Path
     coverage: Coverage
     runtime: str
-    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (image, strength) -> output
+    predict: Callable[..., torch.Tensor]  # (*inputs in input_names order) -> output
     manifest_extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 

@@ -78,6 +78,10 @@ class MetaSRStudent(nn.Module):
         self.upsample = nn.PixelShuffle(s)
 
     @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @property
     def num_stages(self) -> int:
         return self.config.num_blocks
 

@@ -12,6 +12,7 @@ import yaml
 
 from metasr.assembly import build_metasr
 from metasr.errors import MetaSRError
+from metasr.export.stages import with_defaults
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.recipes import RECIPES_DIR
@@ -80,13 +81,14 @@ def estimate_latency(manifest: dict[str, Any], input_size: tuple[int, int], devi
 def _layer_work(
     manifest: dict[str, Any], input_size: tuple[int, int], act_bytes: int, weight_bytes: int
 ) -> list[tuple[str, int, int]]:
-    """(layer, MACs, bytes read + written) for each conv of the MetaSR graph described by ``manifest``."""
+    """(layer, MACs, bytes read + written) for each conv of the graph (MetaSR or bare student) in ``manifest``."""
     spec = manifest["model"]
-    student = MetaSRStudent(StudentConfig(**spec["student"]))
-    model = build_metasr(student, tuple(spec["sources"]), spec["orchestrator"]).eval().reparameterize()
-    model = model.to("meta")  # shapes only, no arithmetic
+    model = MetaSRStudent(StudentConfig(**spec["student"]))
+    if spec["graph"] == "metasr":
+        model = build_metasr(model, tuple(spec["sources"]), spec["orchestrator"])
+    model = model.eval().reparameterize().to("meta")  # shapes only, no arithmetic
     padded = [math.ceil(side / CELL) * CELL for side in input_size]  # apps pad frames to whole metadata cells
-    inputs = (torch.zeros(1, 3, *padded, device="meta"), model.default_strength().to("meta"))
+    inputs = with_defaults(model, torch.zeros(1, 3, *padded, device="meta"))
     layers = layer_work(model, inputs)
     return [
         (

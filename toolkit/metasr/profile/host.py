@@ -51,13 +51,12 @@ def profile_host(engine: Engine, input_size: tuple[int, int], runs: int = 20, wa
     """Warm up, then time ``runs`` inferences on a fixed random frame; peak RSS over the timed runs."""
     h, w = input_size
     image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    strength = engine.default_strength()
     for _ in range(warmup):
-        engine.run(image, strength)
+        engine.run(image)
     latencies = []
     with _PeakRss() as rss:
         for _ in range(runs):
             start = time.perf_counter()
-            engine.run(image, strength)
+            engine.run(image)
             latencies.append((time.perf_counter() - start) * 1000.0)
     return HostProfile(engine.runtime, input_size, warmup, LatencyStats.of(latencies), rss.peak / 2**20)

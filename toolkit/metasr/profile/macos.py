@@ -12,7 +12,7 @@ import numpy as np
 
 from metasr.errors import MetaSRError
 from metasr.profile.timing import LatencyStats
-from metasr.runtime import default_strength
+from metasr.runtime import default_strength, input_names
 
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY")
 
@@ -46,7 +46,9 @@ def profile_coreml(
     latency = {}
     for units in COMPUTE_UNITS:
         model = ct.models.MLModel(str(package), compute_units=getattr(ct.ComputeUnit, units))
-        feeds = {"image": image, "strength": default_strength(manifest).numpy()}
+        feeds = {"image": image}
+        if "strength" in input_names(manifest):
+            feeds["strength"] = default_strength(manifest).numpy()
         for _ in range(warmup):
             model.predict(feeds)
         times = []

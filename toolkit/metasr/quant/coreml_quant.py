@@ -59,11 +59,11 @@ class ConvW8A8Quantizer(Quantizer):
 
 
 def quantize_w8a8(graph: torch.fx.GraphModule, batches: list[Batch]) -> torch.fx.GraphModule:
-    """Calibrate activation ranges on ``batches`` (photo, strength) and return the quantize/dequantize graph."""
+    """Calibrate activation ranges on ``batches`` (the graph's inputs each) and return the quantize/dequantize graph."""
     prepared = prepare_pt2e(graph, ConvW8A8Quantizer())
     with torch.no_grad():
-        for image, strength in batches:
-            prepared(image, strength)
+        for batch in batches:
+            prepared(*batch)
     return convert_pt2e(prepared)
 
 

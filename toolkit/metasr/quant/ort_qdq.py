@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
 from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
-from metasr.quant.calibration import Batch
+from metasr.quant.calibration import Batch, feeds
 
 Feed = dict[str, np.ndarray]
 
@@ -36,11 +36,9 @@ class FeedReader(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def calibration_feeds(batches: list[Batch]) -> list[Feed]:
-    """One {image, strength} feed per calibration batch."""
-    return [
-        {"image": image.numpy().astype(np.float32), "strength": s.numpy().astype(np.float32)} for image, s in batches
-    ]
+def calibration_feeds(batches: list[Batch], input_names: tuple[str, ...]) -> list[Feed]:
+    """One feed (input name -> array) per calibration batch."""
+    return [feeds(input_names, batch) for batch in batches]
 
 
 def split_identity(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:

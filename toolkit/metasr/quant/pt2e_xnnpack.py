@@ -62,7 +62,7 @@ def _minmax(spec: QuantizationSpec) -> QuantizationSpec:
 
 
 def capture(
-    model: torch.nn.Module, example: tuple[torch.Tensor, ...], dynamic_shapes: dict[str, Any] | None
+    model: torch.nn.Module, example: tuple[torch.Tensor, ...], dynamic_shapes: tuple[Any, ...] | None
 ) -> torch.fx.GraphModule:
     """Pre-autograd graph of ``model(*example)`` (dynamic image height/width if given), splits rewritten as slices.
 

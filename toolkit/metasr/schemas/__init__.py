@@ -11,7 +11,9 @@ import jsonschema
 
 from metasr.errors import MetaSRError
 
-MANIFEST_VERSION = 2  # 2: the MetaSR graph, inputs (image, strength); 1 was the plain student with modulation
+# 3: the graph is MetaSR (inputs image, strength) or the bare student (input image alone, model.graph says which);
+# 2: always MetaSR; 1: the plain student with a modulation input
+MANIFEST_VERSION = 3
 
 
 @cache

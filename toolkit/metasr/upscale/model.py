@@ -1,4 +1,5 @@
-"""The model behind metasr-upscale: the MetaSR graph in float (bundled or a checkpoint), or an exported artifact."""
+"""The model behind metasr-upscale: the float graph (bundled or a checkpoint; MetaSR or the bare student), or an
+exported artifact."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from metasr.assembly import load_metasr
+from metasr.assembly import load_graph
 from metasr.checkpoint import bundled_weights
 from metasr.errors import MetaSRError
-from metasr.models.metasr import DEFAULT_STRENGTH
+from metasr.models import MetaSRStudent
+from metasr.models.metasr import MetaSR
 from metasr.runtime import open_engine
 from metasr.upscale.tiling import ModelFn, TilePlan, plan_tiles
 
@@ -50,12 +52,12 @@ def load_upscaler(
         raise MetaSRError("pass --artifact or --checkpoint, not both")
     if strength is not None and not 0.0 <= strength <= 1.0:
         raise MetaSRError(f"strength {strength} is outside [0, 1]; omit it to use the estimated degradation degree")
-    value = torch.full((1, 1, 1, 1), DEFAULT_STRENGTH if strength is None else strength)
+    value = None if strength is None else torch.full((1, 1, 1, 1), strength)
     if artifact is None:
-        model = load_metasr(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
+        model = load_graph(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
         name = f"{checkpoint.name if checkpoint else f'MetaSR x{model.scale}'} (float)"
         size = tile or DEFAULT_TILE
-        run = functools.partial(model, strength=value)
+        run = _float_runner(model, value, name)
         return _checked(name, model.scale, run, (size, size), overlap, DEFAULT_OVERLAP, False)
     engine = open_engine(artifact)
     if scale is not None and scale != engine.scale:
@@ -75,6 +77,15 @@ def load_upscaler(
     name = f"{artifact.name} ({engine.runtime})"
     run = functools.partial(engine.run, strength=value)
     return _checked(name, engine.scale, run, tile_hw, overlap, default_tile["overlap"], sizes is not None)
+
+
+def _float_runner(model: MetaSR | MetaSRStudent, strength: torch.Tensor | None, name: str) -> ModelFn:
+    """``image -> output`` of the float graph; a strength for a bare student is refused, not ignored."""
+    if not isinstance(model, MetaSR):
+        if strength is not None:
+            raise MetaSRError(f"{name} is a plain student with no strength input; omit --strength")
+        return model
+    return functools.partial(model, strength=model.default_strength() if strength is None else strength)
 
 
 def _checked(

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from metasr import __version__
-from metasr.export.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel
-from metasr.models.metasr import DEFAULT_STRENGTH
+from metasr.export.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel, SRGraph
+from metasr.models.metasr import DEFAULT_STRENGTH, MetaSR
 from metasr.schemas import MANIFEST_VERSION, check
 
 STRENGTH_DESCRIPTION = (
@@ -34,6 +34,15 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
     """What an app needs to feed the artifact: inputs, outputs, scale, tiling, hash, version."""
     recipe, model = prepared.recipe, prepared.model
     s = prepared.scale
+    strength = {
+        "name": "strength",
+        "shapes": [[1, 1, 1, 1]],
+        "layout": "NC11",
+        "dtype": "float32",
+        "value_range": [0.0, 1.0],
+        "default": DEFAULT_STRENGTH,
+        "description": STRENGTH_DESCRIPTION,
+    }
     manifest: dict[str, Any] = {
         "schema_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
@@ -50,15 +59,7 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
                 "color": "RGB",
                 "value_range": [0.0, 1.0],
             },
-            {
-                "name": "strength",
-                "shapes": [[1, 1, 1, 1]],
-                "layout": "NC11",
-                "dtype": "float32",
-                "value_range": [0.0, 1.0],
-                "default": DEFAULT_STRENGTH,
-                "description": STRENGTH_DESCRIPTION,
-            },
+            *([strength] if "strength" in prepared.input_names else []),
         ],
         "outputs": [
             {
@@ -71,11 +72,7 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
             }
         ],
         "tile": {"size": recipe.tile.size, "overlap": recipe.tile.overlap},
-        "model": {
-            "student": model.config.to_dict(),
-            "sources": list(model.orchestrator.sources),
-            "orchestrator": model.orchestrator.config,
-        },
+        "model": _model_section(model),
         "macs_per_output_pixel": _macs(prepared.macs_per_output_pixel),
     }
     extra = dict(lowered.manifest_extra)
@@ -84,6 +81,19 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
         manifest[key] = [{**entry, **overrides.get(entry["name"], {})} for entry in manifest[key]]
     manifest.update(extra)
     return manifest
+
+
+def _model_section(model: SRGraph) -> dict[str, Any]:
+    """What the graph is: MetaSR (student, sources, orchestrator) or the bare student (no metadata)."""
+    if isinstance(model, MetaSR):
+        orchestrator = model.orchestrator
+        return {
+            "graph": "metasr",
+            "student": model.config.to_dict(),
+            "sources": list(orchestrator.sources),
+            "orchestrator": orchestrator.config,
+        }
+    return {"graph": "student", "student": model.config.to_dict(), "sources": []}
 
 
 def build_report(

@@ -5,19 +5,20 @@ import CoreVideo
 import Foundation
 
 /// The Core ML artifact (`metasr-export --target coreml`): image input "image" (RGB, 1/255 scaling inside the
-/// model), tensor input "strength" (1, 1, 1, 1), image output "output".
+/// model), tensor input "strength" (1, 1, 1, 1) unless the artifact is a bare student, image output "output".
 public final class CoreMLEngine {
     public let manifest: Manifest
     public let computeUnits: MLComputeUnits
     public let tiler: Tiler
     /// Restoration strength fed with every tile: [0, 1] replaces the degradation degree the model estimates
     /// (0 = treat the frame as clean, 1 = restore as hard as possible); the manifest's default (-1) keeps it.
+    /// A bare student (no strength input in its manifest) has no estimate to override and ignores it.
     public var strength: Float {
-        get { strengthArray[0].floatValue }
-        set { strengthArray[0] = NSNumber(value: newValue) }
+        get { strengthArray?[0].floatValue ?? Manifest.noStrength }
+        set { strengthArray?[0] = NSNumber(value: newValue) }
     }
     private let model: MLModel
-    private let strengthArray: MLMultiArray
+    private let strengthArray: MLMultiArray?
     private let context = CIContext(options: [.cacheIntermediates: false])
     private var tileBuffer: CVPixelBuffer?
 
@@ -34,13 +35,16 @@ public final class CoreMLEngine {
         guard inputs[Manifest.imageInput]?.type == .image else {
             throw MetaSRError("\(manifest.file) has no image input '\(Manifest.imageInput)'; re-export it")
         }
-        guard let constraint = inputs[Manifest.strengthInput]?.multiArrayConstraint else {
-            throw MetaSRError("\(manifest.file) has no tensor input '\(Manifest.strengthInput)'; re-export it")
+        var strength: MLMultiArray?
+        if manifest.hasStrengthInput {
+            guard let constraint = inputs[Manifest.strengthInput]?.multiArrayConstraint else {
+                throw MetaSRError("\(manifest.file) has no tensor input '\(Manifest.strengthInput)'; re-export it")
+            }
+            let shape = try manifest.input(named: Manifest.strengthInput).shapes[0].map { NSNumber(value: $0) }
+            let array = try MLMultiArray(shape: shape, dataType: constraint.dataType)
+            array[0] = NSNumber(value: try manifest.defaultStrength)
+            strength = array
         }
-        let shape = try manifest.input(named: Manifest.strengthInput).shapes[0].map { NSNumber(value: $0) }
-        let strength = try MLMultiArray(shape: shape, dataType: constraint.dataType)
-        let value = try manifest.defaultStrength
-        strength[0] = NSNumber(value: value)
         self.manifest = manifest
         self.computeUnits = configuration.computeUnits
         self.tiler = try Tiler(manifest: manifest)
@@ -50,10 +54,11 @@ public final class CoreMLEngine {
 
     /// One model call on a tile-sized pixel buffer (32BGRA); returns the upscaled image buffer.
     public func predict(_ tile: CVPixelBuffer) throws -> CVPixelBuffer {
-        let features = try MLDictionaryFeatureProvider(dictionary: [
-            Manifest.imageInput: MLFeatureValue(pixelBuffer: tile),
-            Manifest.strengthInput: MLFeatureValue(multiArray: strengthArray),
-        ])
+        var inputs: [String: MLFeatureValue] = [Manifest.imageInput: MLFeatureValue(pixelBuffer: tile)]
+        if let strengthArray {
+            inputs[Manifest.strengthInput] = MLFeatureValue(multiArray: strengthArray)
+        }
+        let features = try MLDictionaryFeatureProvider(dictionary: inputs)
         let result = try model.prediction(from: features)
         guard let output = result.featureValue(for: Manifest.outputName)?.imageBufferValue else {
             throw MetaSRError("\(manifest.file) returned no image output '\(Manifest.outputName)'; re-export it")

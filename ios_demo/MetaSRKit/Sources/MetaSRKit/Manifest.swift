@@ -36,9 +36,11 @@ public struct Manifest: Codable, Equatable, Sendable {
     }
 
     public static let fileName = "manifest.json"
-    public static let supportedSchemaVersion = 2
+    public static let supportedSchemaVersion = 3
     public static let imageInput = "image"
     public static let strengthInput = "strength"
+    /// What `strength` reads for a bare student, which has no strength input (the value is never fed).
+    public static let noStrength: Float = -1
     public static let outputName = "output"
     /// The Core ML artifact `metasr-export --target coreml` writes (%d is the scale); Xcode compiles it to .mlmodelc.
     public static let artifactPattern = "metasr_x%d.mlpackage"
@@ -65,6 +67,11 @@ public struct Manifest: Codable, Equatable, Sendable {
             let shape = try input(named: Self.imageInput).shapes[0]
             return (shape[2], shape[3])
         }
+    }
+
+    /// Whether the artifact takes a strength input: MetaSR graphs do, a bare student does not.
+    public var hasStrengthInput: Bool {
+        inputs.contains { $0.name == Self.strengthInput }
     }
 
     /// The strength to feed when the user picks none: -1, "use the degradation degree the model estimates".

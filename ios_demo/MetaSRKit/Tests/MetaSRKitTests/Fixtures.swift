@@ -36,6 +36,7 @@ enum Fixtures {
       "macs_per_output_pixel": {"metadata_and_orchestrator": 804.5, "student": 12609.0, "total": 13413.5},
       "minimum_deployment_target": "iOS17",
       "model": {
+        "graph": "metasr",
         "orchestrator": {
           "content_channels": 16,
           "embed_channels": 32,
@@ -62,7 +63,7 @@ enum Fixtures {
       "precision": "fp16",
       "runtime": "coreml",
       "scale": 2,
-      "schema_version": 2,
+      "schema_version": 3,
       "target": "coreml",
       "tile": {
         "overlap": 16,

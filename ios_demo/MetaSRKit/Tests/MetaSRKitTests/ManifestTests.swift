@@ -5,7 +5,7 @@ import XCTest
 final class ManifestTests: XCTestCase {
     func testDecodesTheExporterManifest() throws {
         let manifest = try Fixtures.manifest()
-        XCTAssertEqual(manifest.schemaVersion, 2)
+        XCTAssertEqual(manifest.schemaVersion, 3)
         XCTAssertEqual(manifest.target, "coreml")
         XCTAssertEqual(manifest.scale, 2)
         XCTAssertEqual(manifest.file, String(format: Manifest.artifactPattern, manifest.scale))

@@ -8,7 +8,7 @@ import java.io.File
 /** A `.pte` (XNNPACK or Vulkan delegate) run through ExecuTorch's Android library. */
 class ExecuTorchEngine(override val manifest: ModelManifest, artifact: File) : SrEngine {
     private val module: Module = Module.load(artifact.absolutePath)
-    private val strengthShape = LongArray(manifest.strengthShape.size) { manifest.strengthShape[it].toLong() }
+    private val strengthShape = manifest.strengthShape?.let { shape -> LongArray(shape.size) { shape[it].toLong() } }
     override val backend: String
     override var strength: Float = manifest.defaultStrength
 
@@ -23,8 +23,9 @@ class ExecuTorchEngine(override val manifest: ModelManifest, artifact: File) : S
 
     override fun run(input: FloatArray, height: Int, width: Int): FloatArray {
         val image = Tensor.fromBlob(input, longArrayOf(1, 3, height.toLong(), width.toLong()))
-        val strength = Tensor.fromBlob(floatArrayOf(strength), strengthShape)
-        val outputs = module.forward(EValue.from(image), EValue.from(strength)) // the manifest's input_order
+        // the manifest's input_order: (image, strength), or (image) for a bare student
+        val inputs = listOfNotNull(image, strengthShape?.let { Tensor.fromBlob(floatArrayOf(strength), it) })
+        val outputs = module.forward(*inputs.map(EValue::from).toTypedArray())
         check(outputs.isNotEmpty()) { "ExecuTorch '$METHOD' returned nothing; see logcat tag ExecuTorch" }
         return outputs[0].toTensor().dataAsFloatArray
     }

@@ -16,8 +16,8 @@ class ModelManifest(
     val scale: Int,
     /** Every exported image input shape, [1, 3, H, W]; static-shape targets run only these. */
     val imageShapes: List<IntArray>,
-    /** [1, 1, 1, 1]: one restoration strength per call. */
-    val strengthShape: IntArray,
+    /** [1, 1, 1, 1]: one restoration strength per call; null for a bare student, which takes the image alone. */
+    val strengthShape: IntArray?,
     /** The value to feed when the user picks none: -1, "use the degradation degree the model estimates". */
     val defaultStrength: Float,
     val tileSize: Int,
@@ -51,7 +51,7 @@ class ModelManifest(
 
     companion object {
         const val FILE_NAME = "manifest.json"
-        const val SCHEMA_VERSION = 2
+        const val SCHEMA_VERSION = 3
         const val IMAGE_INPUT = "image"
         const val STRENGTH_INPUT = "strength"
         const val OUTPUT = "output"
@@ -66,10 +66,10 @@ class ModelManifest(
             val inputs = json.getJSONArray("inputs")
             val image = tensor(inputs, IMAGE_INPUT)
             require(image.getString("layout") == "NCHW") { "image input must be NCHW" }
-            val strength = tensor(inputs, STRENGTH_INPUT)
-            val strengthShape = shapes(strength)[0]
-            require(strengthShape.fold(1, Int::times) == 1) {
-                "strength input must hold one value, not ${strengthShape.toList()}"
+            val strength = optionalTensor(inputs, STRENGTH_INPUT) // absent for a bare student
+            val strengthShape = strength?.let { shapes(it)[0] }
+            require(strengthShape == null || strengthShape.fold(1, Int::times) == 1) {
+                "strength input must hold one value, not ${strengthShape?.toList()}"
             }
             tensor(json.getJSONArray("outputs"), OUTPUT) // the output must exist under its contracted name
             val tile = json.getJSONObject("tile")
@@ -80,7 +80,7 @@ class ModelManifest(
                 scale = json.getInt("scale"),
                 imageShapes = shapes(image),
                 strengthShape = strengthShape,
-                defaultStrength = strength.getDouble("default").toFloat(),
+                defaultStrength = strength?.getDouble("default")?.toFloat() ?: NO_STRENGTH,
                 tileSize = tile.getInt("size"),
                 tileOverlap = tile.getInt("overlap"),
                 executionProvider = json.optStringOrNull("execution_provider"),
@@ -89,9 +89,14 @@ class ModelManifest(
             )
         }
 
+        /** What [defaultStrength] reads for an artifact without a strength input (it is never fed). */
+        const val NO_STRENGTH = -1f
+
         private fun tensor(list: JSONArray, name: String): JSONObject =
+            optionalTensor(list, name) ?: throw IllegalArgumentException("manifest has no tensor named '$name'")
+
+        private fun optionalTensor(list: JSONArray, name: String): JSONObject? =
             (0 until list.length()).map(list::getJSONObject).firstOrNull { it.getString("name") == name }
-                ?: throw IllegalArgumentException("manifest has no tensor named '$name'")
 
         private fun shapes(tensor: JSONObject): List<IntArray> {
             val shapes = tensor.getJSONArray("shapes")

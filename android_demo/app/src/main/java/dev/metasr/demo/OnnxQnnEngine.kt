@@ -16,7 +16,7 @@ import java.nio.FloatBuffer
 class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, artifact: File) : SrEngine {
     private val env: OrtEnvironment = OrtEnvironment.getEnvironment()
     private val session: OrtSession
-    private val strengthShape = LongArray(manifest.strengthShape.size) { manifest.strengthShape[it].toLong() }
+    private val strengthShape = manifest.strengthShape?.let { shape -> LongArray(shape.size) { shape[it].toLong() } }
     override val backend: String
     override var strength: Float = manifest.defaultStrength
 
@@ -40,16 +40,20 @@ class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, arti
 
     override fun run(input: FloatArray, height: Int, width: Int): FloatArray {
         val shape = longArrayOf(1, 3, height.toLong(), width.toLong())
-        val strength = FloatBuffer.wrap(floatArrayOf(strength))
-        OnnxTensor.createTensor(env, FloatBuffer.wrap(input), shape).use { image ->
-            OnnxTensor.createTensor(env, strength, strengthShape).use { strength ->
-                val feeds = mapOf(ModelManifest.IMAGE_INPUT to image, ModelManifest.STRENGTH_INPUT to strength)
-                session.run(feeds, setOf(ModelManifest.OUTPUT)).use { result ->
-                    val output = result.get(ModelManifest.OUTPUT).get() as OnnxTensor
-                    val buffer = output.floatBuffer
-                    return FloatArray(buffer.remaining()).also { buffer.get(it) }
-                }
+        val image = OnnxTensor.createTensor(env, FloatBuffer.wrap(input), shape)
+        // a bare student takes the image alone
+        val strength = strengthShape?.let { OnnxTensor.createTensor(env, FloatBuffer.wrap(floatArrayOf(strength)), it) }
+        try {
+            val feeds = mapOf(ModelManifest.IMAGE_INPUT to image) +
+                listOfNotNull(strength?.let { ModelManifest.STRENGTH_INPUT to it })
+            session.run(feeds, setOf(ModelManifest.OUTPUT)).use { result ->
+                val output = result.get(ModelManifest.OUTPUT).get() as OnnxTensor
+                val buffer = output.floatBuffer
+                return FloatArray(buffer.remaining()).also { buffer.get(it) }
             }
+        } finally {
+            strength?.close()
+            image.close()
         }
     }
 

@@ -13,7 +13,8 @@ interface SrEngine : AutoCloseable {
     /**
      * Restoration strength fed with every tile: a value in [0, 1] replaces the degradation degree the model
      * estimates (0 = treat the frame as clean, 1 = restore as hard as possible); the manifest's default (-1)
-     * keeps the estimate.
+     * keeps the estimate. A bare-student artifact (no strength input in its manifest) ignores it: it has no
+     * degradation estimate to override.
      */
     var strength: Float
 
