@@ -77,9 +77,10 @@ def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:
     """Stage 2: fold training-time branches into plain convs, switch to sparse gates, measure the graph."""
     _check_sizes(recipe)
     model = copy.deepcopy(loaded.model).eval().reparameterize()
-    student = model.student if isinstance(model, MetaSR) else model
+    student = model
     if isinstance(model, MetaSR):
         model.orchestrator.hard = True  # deployed gates are sparse (see Orchestrator)
+        student = model.student
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)  # not the fixed anchor and filters
     for p in model.parameters():
         p.requires_grad_(False)

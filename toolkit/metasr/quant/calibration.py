@@ -12,7 +12,7 @@ CALIBRATION_STRENGTHS: tuple[float, ...] = (-1.0, 0.0, 0.5, 1.0)
 
 
 def calibration_batches(
-    images: list[torch.Tensor], strengths: tuple[float, ...], input_names: tuple[str, ...] = ("image", "strength")
+    images: list[torch.Tensor], strengths: tuple[float, ...], input_names: tuple[str, ...]
 ) -> list[Batch]:
     """Each image with each strength (-1 keeps the estimated degradation degree, [0, 1] overrides it); a graph
     without a strength input (the bare student) gets each image once.
