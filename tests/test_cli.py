@@ -41,7 +41,7 @@ def test_truncated_checkpoint(tmp_path: Path, small_student: MetaSRStudent) -> N
     ckpt = tmp_path / "s.safetensors"
     save_student(small_student, ckpt)
     ckpt.write_bytes(ckpt.read_bytes()[:100])
-    result = _run("--target", "onnx", "--checkpoint", str(ckpt), "--input-size", "32x32", "--out", str(tmp_path / "o"))
+    result = _run("--target", "onnx", "--checkpoint", str(ckpt), "--input-size", "64x64", "--out", str(tmp_path / "o"))
     assert result.exit_code != 0
     (line,) = _error_lines(result)
     assert "is corrupt or truncated" in line

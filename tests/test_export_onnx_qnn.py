@@ -121,17 +121,10 @@ def test_a8w8_variant_uses_8bit_activations_and_passes_floor(tmp_path: Path) -> 
     assert all(_initializer(model, n.input[2]).data_type == onnx.TensorProto.UINT8 for n in quantizers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MetaSRError,
-    reason="NNCF leaves the metadata and orchestrator ops with float edges: 11 small convs keep standalone "
-    "per-channel weight DequantizeLinear nodes the QNN EP refuses, and with float weights instead the HTP "
-    "emulator fails to finalize the graph at the orchestrator's float Concat (QNN_COMMON_ERROR_MEM_ALLOC)",
-)
-def test_nncf_a8w8_runs_fully_on_htp(tmp_path: Path) -> None:
-    result = export(_recipe("recipes/onnx-qnn-a8w8-nncf.yaml"), tmp_path)
-    assert result.parity.passed and result.coverage.fraction == 1.0
-    assert json.loads(result.manifest.read_text())["quantization"]["method"] == "nncf"
+def test_nncf_is_refused_for_a_metasr_graph_up_front(tmp_path: Path) -> None:
+    with pytest.raises(MetaSRError, match="does not run on the QNN HTP.*use method: ort"):
+        export(_recipe(method="nncf", scheme="a8w8"), tmp_path)
+    assert leftovers(tmp_path) == []
 
 
 def test_nncf_needs_a8w8(tmp_path: Path) -> None:

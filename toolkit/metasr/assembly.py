@@ -15,10 +15,19 @@ from pathlib import Path
 
 import torch
 
-from metasr.checkpoint import CONFIG_KEY, load_checked, load_student, read_state, save_state
+from metasr.checkpoint import (
+    CONFIG_KEY,
+    check_scale,
+    json_metadata,
+    load_checked,
+    load_student,
+    read_state,
+    save_state,
+    student_config,
+)
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
-from metasr.models import MetaSRStudent, StudentConfig
+from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
 from metasr.orchestrator import Orchestrator
 
@@ -76,11 +85,19 @@ def _load_metasr(path: str | Path, scale: int | None) -> MetaSR:
     state, metadata = read_state(path)
     if SOURCES_KEY not in metadata:
         return build_metasr(load_student(path, scale))
-    config = StudentConfig(**json.loads(metadata[CONFIG_KEY]))
-    if scale is not None and config.scale != scale:
-        raise MetaSRError(f"checkpoint {path} is a x{config.scale} model but --scale {scale} was asked; fix one")
-    model = build_metasr(
-        MetaSRStudent(config), tuple(json.loads(metadata[SOURCES_KEY])), json.loads(metadata[ORCHESTRATOR_KEY])
-    )
+    if CONFIG_KEY not in metadata or ORCHESTRATOR_KEY not in metadata:
+        raise MetaSRError(f"checkpoint {path} lacks its student or orchestrator config; re-save it with save_metasr")
+    config = student_config(metadata, state, path)
+    check_scale(path, config.scale, scale)
+    sources = json_metadata(metadata, SOURCES_KEY, path)
+    orchestrator = json_metadata(metadata, ORCHESTRATOR_KEY, path)
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise MetaSRError(f"checkpoint {path}: metadata '{SOURCES_KEY}' is not a list of source names; re-save it")
+    if not isinstance(orchestrator, dict):
+        raise MetaSRError(f"checkpoint {path}: metadata '{ORCHESTRATOR_KEY}' is not a mapping; re-save it")
+    try:
+        model = build_metasr(MetaSRStudent(config), tuple(sources), orchestrator)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MetaSRError(f"checkpoint {path}: its orchestrator config does not build ({exc}); re-save it") from exc
     load_checked(model, state, path)
     return model

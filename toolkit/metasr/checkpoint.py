@@ -6,7 +6,7 @@ import json
 import os
 import pickle
 import tempfile
-import zipfile
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 
@@ -124,50 +124,127 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     if not path.is_file():
         raise MetaSRError(f"checkpoint {path} does not exist; pass an existing .safetensors or .pt file")
     if path.suffix == ".safetensors":
-        try:
-            from safetensors import safe_open
+        return _finite(_read_safetensors(path), path)
+    return _finite((_read_torch(path), {}), path)
 
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-            return load_file(str(path)), metadata
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise MetaSRError(
-                f"checkpoint {path} is corrupt or truncated ({exc}); re-download or re-export it"
-            ) from exc
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise MetaSRError(
+            f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); re-download or re-export it"
+        ) from exc
+
+
+def _read_torch(path: Path) -> dict[str, torch.Tensor]:
+    """A torch file's state dict, unpickled with ``weights_only`` (only tensors and plain containers)."""
+    corrupt = f"checkpoint {path} is not a torch file, or corrupt or truncated"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # no refused object: random bytes, a broken pickle stream
+            raise MetaSRError(f"{corrupt} ({_first_line(exc)}); re-download or re-save it") from exc
         raise MetaSRError(
             f"checkpoint {path} holds arbitrary Python objects and was refused (never executed); "
             "save plain weights with safetensors or torch.save(model.state_dict())"
         ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise MetaSRError(f"checkpoint {path} is corrupt or truncated ({exc}); re-download or re-save it") from exc
+    except Exception as exc:  # weights_only ran no code; damaged bytes surface as any of a dozen error types
+        raise MetaSRError(f"{corrupt} ({_first_line(exc)}); re-download or re-save it") from exc
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise MetaSRError(f"checkpoint {path} is not a state dict of tensors; save model.state_dict()")
-    return obj, {}
+    return obj
+
+
+def _finite(
+    loaded: tuple[dict[str, torch.Tensor], dict[str, str]], path: Path
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``loaded`` unchanged, once every floating-point tensor is checked to hold only finite values."""
+    for name, tensor in loaded[0].items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+            raise MetaSRError(
+                f"checkpoint {path} has {bad} values in '{name}' (a diverged run?); use an earlier checkpoint"
+            )
+    return loaded
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of ``exc``'s message, for a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+
+
+def json_metadata(metadata: dict[str, str], key: str, path: str | Path) -> object:
+    """The JSON value stored under ``key`` in a checkpoint's metadata; malformed JSON raises MetaSRError."""
+    try:
+        return json.loads(metadata[key])
+    except (ValueError, RecursionError) as exc:
+        raise MetaSRError(f"checkpoint {path}: metadata '{key}' is not valid JSON; re-save the checkpoint") from exc
+
+
+def student_config(metadata: dict[str, str], state: dict[str, torch.Tensor], path: str | Path) -> StudentConfig:
+    """The :class:`StudentConfig` stored in a checkpoint's metadata, checked key by key and against the
+    student's weights in ``state`` (keys ``head.weight`` ..., or ``student.head.weight`` ... in a MetaSR file)."""
+    raw = json_metadata(metadata, CONFIG_KEY, path)
+    known = {f.name for f in fields(StudentConfig)}
+    if not isinstance(raw, dict) or set(raw) - known:
+        extra = sorted(set(raw) - known) if isinstance(raw, dict) else []
+        problem = f"unknown keys {extra[:3]}" if extra else "not a mapping"
+        raise MetaSRError(f"checkpoint {path}: student config is {problem}; re-save it with this metasr version")
+    try:
+        config = StudentConfig(**raw)
+        _check_config(config)
+    except (TypeError, ValueError) as exc:
+        raise MetaSRError(f"checkpoint {path}: student config is invalid ({_first_line(exc)}); re-save it") from exc
+    prefix = "student." if "student.head.weight" in state else ""
+    if config != infer_config(state, path, prefix):
+        raise MetaSRError(f"checkpoint {path}: its student config does not match its weights; re-save it")
+    return config
+
+
+def _check_config(config: StudentConfig) -> None:
+    for f in fields(StudentConfig):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 4096:
+            raise ValueError(f"{f.name} = {value!r} is not a positive integer")
+
+
+def check_scale(path: str | Path, actual: int, asked: int | None) -> None:
+    """Refuse a checkpoint whose scale differs from the one the command was asked for."""
+    if asked is not None and actual != asked:
+        raise MetaSRError(
+            f"checkpoint {path} is a x{actual} model but x{asked} was asked (--scale or the recipe's scale); "
+            f"pass --scale {actual} or a x{asked} checkpoint"
+        )
 
 
 def load_student(path: str | Path, scale: int | None = None) -> MetaSRStudent:
     """Build a :class:`MetaSRStudent` from a checkpoint, checking that every weight matches."""
     state, metadata = read_state(path)
-    config = StudentConfig(**json.loads(metadata[CONFIG_KEY])) if CONFIG_KEY in metadata else None
-    if config is None:
-        config = _infer_config(state, path)
-    if scale is not None and config.scale != scale:
-        raise MetaSRError(f"checkpoint {path} is a x{config.scale} model but --scale {scale} was asked; fix one")
+    config = student_config(metadata, state, path) if CONFIG_KEY in metadata else infer_config(state, path)
+    check_scale(path, config.scale, scale)
     model = MetaSRStudent(config)
     load_checked(model, state, path)
     return model.eval()
 
 
-def _infer_config(state: dict[str, torch.Tensor], path: str | Path) -> StudentConfig:
+def infer_config(state: dict[str, torch.Tensor], path: str | Path, prefix: str = "") -> StudentConfig:
+    """The student config that the weights in ``state`` (keys under ``prefix``) were built with."""
     try:
-        channels, in_channels = state["head.weight"].shape[:2]
-        blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-        scale = int(round((state["tail.weight"].shape[0] / in_channels) ** 0.5))
+        channels, in_channels = state[f"{prefix}head.weight"].shape[:2]
+        blocks = len({k.split(".")[len(prefix.split("."))] for k in state if k.startswith(f"{prefix}blocks.")})
+        scale = int(round((state[f"{prefix}tail.weight"].shape[0] / in_channels) ** 0.5))
     except KeyError as exc:
         raise MetaSRError(f"checkpoint {path} lacks {exc}; pass a MetaSR student checkpoint") from exc
+    except (ValueError, ZeroDivisionError, IndexError) as exc:
+        raise MetaSRError(
+            f"checkpoint {path} has mis-shaped head/tail weights; pass a MetaSR student checkpoint"
+        ) from exc
     return StudentConfig(scale=scale, channels=channels, num_blocks=blocks, in_channels=in_channels)

@@ -14,6 +14,7 @@ from metasr.export.pipeline import STAGES, TARGETS, export, resolve_recipe
 from metasr.export.stages import ExportResult
 from metasr.progress import console, progress_bar
 from metasr.recipes import with_overrides
+from metasr.signals import raise_on_termination
 
 TARGET_CHOICES = [*TARGETS, "all"]
 
@@ -46,6 +47,7 @@ def export_command(
     profile_device: str | None,
 ) -> None:
     """Export the MetaSR graph to TARGET, validate it, and write artifact + report + manifest."""
+    raise_on_termination()
     targets = list(TARGETS) if target == "all" else [target]
     if recipe is not None and len(targets) > 1:
         raise click.UsageError("--recipe names one target's recipe; use it with a single --target")
@@ -112,6 +114,7 @@ def train_command(
     data: Path, out: Path, scale: int, steps: int, seed: int, until: int | None, checkpoint_every: int
 ) -> None:
     """Train the plain student on bicubic-downscaled photos (resumes from OUT/state.safetensors)."""
+    raise_on_termination()
     from metasr.train import TrainConfig, train_student
 
     config = TrainConfig(

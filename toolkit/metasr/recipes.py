@@ -8,17 +8,26 @@ bad values raise :class:`MetaSRError` naming the key and the nearest valid one.
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
 from metasr.errors import MetaSRError
+from metasr.metadata.base import CELL
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+MIN_CELLS = 2  # the smallest input the exported graphs take, in metadata cells per side
+MAX_SIDE = 8192  # the largest input side any target is exported and checked for
+MIN_TILE = 16
+
+
+class RecipeValueError(ValueError):
+    """A recipe value outside its allowed range; the loader prefixes the file and key."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,14 @@ class Tile:
 
     size: int = 256
     overlap: int = 16
+
+    def __post_init__(self) -> None:
+        if not MIN_TILE <= self.size <= MAX_SIDE:
+            raise RecipeValueError(f"tile size {self.size} is outside [{MIN_TILE}, {MAX_SIDE}]; use e.g. 256")
+        if self.overlap < 0 or 2 * self.overlap >= self.size:
+            raise RecipeValueError(
+                f"tile overlap {self.overlap} must be >= 0 and under half the tile size {self.size}; use e.g. 16"
+            )
 
 
 @dataclass(frozen=True)
@@ -41,10 +58,41 @@ class Recipe:
     latency_budget_ms: float | None = None
     options: Any = None
 
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4):
+            raise RecipeValueError(f"scale {self.scale} is not supported; use 2 or 4")
+        if not self.input_sizes:
+            raise RecipeValueError("input_sizes is empty; list at least one size, e.g. [[256, 256]]")
+        for h, w in self.input_sizes:
+            check_input_size(h, w)
+        if not math.isfinite(self.parity_floor_db) or self.parity_floor_db < 0:
+            raise RecipeValueError(f"parity_floor_db {self.parity_floor_db} must be a finite dB value >= 0, e.g. 40")
+        budget = self.latency_budget_ms
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise RecipeValueError(f"latency_budget_ms {budget} must be a positive number of ms, or omitted")
+
     @property
     def input_size(self) -> tuple[int, int]:
         """The default (first) input size, height x width."""
         return self.input_sizes[0]
+
+
+def check_input_size(h: int, w: int) -> None:
+    """MetaSR describes the frame on metadata cells: every input side is a whole number of them, at least
+    ``MIN_CELLS``, at most ``MAX_SIDE`` pixels."""
+    if max(h, w) > MAX_SIDE:
+        raise RecipeValueError(
+            f"input size {h}x{w} exceeds {MAX_SIDE} pixels per side; export at most {MAX_SIDE} and tile larger frames"
+        )
+    if h % CELL or w % CELL or min(h, w) < MIN_CELLS * CELL:
+        raise RecipeValueError(
+            f"input size {h}x{w} does not fit MetaSR's {CELL}x{CELL}-pixel metadata cells; "
+            f"use multiples of {CELL}, at least {MIN_CELLS * CELL}x{MIN_CELLS * CELL} (e.g. {_fit(h)}x{_fit(w)})"
+        )
+
+
+def _fit(side: int) -> int:
+    return min(max(MIN_CELLS, round(side / CELL)) * CELL, MAX_SIDE)
 
 
 def default_recipe_path(target: str) -> Path:
@@ -62,11 +110,6 @@ def parse_recipe(raw: dict[str, Any], options_type: type | None, source: str = "
     options_raw = raw.pop("options", None) or {}
     recipe = _build(Recipe, raw, source)
     options = _build(options_type, options_raw, f"{source}: options") if options_type else None
-    if recipe.scale not in (2, 4):
-        raise MetaSRError(f"{source}: scale {recipe.scale} is not supported; use 2 or 4")
-    for h, w in recipe.input_sizes:
-        if h < 8 or w < 8:
-            raise MetaSRError(f"{source}: input size {h}x{w} is too small; use at least 8x8")
     if hasattr(options, "calibration_strengths"):
         _check_strengths(options.calibration_strengths, f"{source}: options: calibration_strengths")
     return Recipe(**{**{f.name: getattr(recipe, f.name) for f in fields(Recipe)}, "options": options})
@@ -76,7 +119,10 @@ def with_overrides(recipe: Recipe, **overrides: Any) -> Recipe:
     """A copy of ``recipe`` with the non-None overrides applied (CLI flags win over the file)."""
     values = {f.name: getattr(recipe, f.name) for f in fields(Recipe)}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Recipe(**values)
+    try:
+        return Recipe(**values)
+    except RecipeValueError as exc:
+        raise MetaSRError(str(exc)) from exc
 
 
 def load_mapping(path: str | Path, kind: str, alternative: str = "") -> dict[str, Any]:
@@ -91,17 +137,13 @@ def load_mapping(path: str | Path, kind: str, alternative: str = "") -> dict[str
 def _load_extending(path: Path, kind: str, alternative: str, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise MetaSRError(f"{kind} recipe {path} does not exist; pass a file from recipes/ {alternative}".rstrip())
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise MetaSRError(f"{kind} recipe {path} is not valid YAML ({first}); fix the syntax") from exc
+    raw = _read_yaml(path, kind)
     if not isinstance(raw, dict):
         raise MetaSRError(f"{kind} recipe {path} must be a mapping of keys to values")
     base = raw.pop("extends", None)
     if base is None:
         return raw
-    if not isinstance(base, str):
+    if not isinstance(base, str) or not base or "\0" in base:
         raise MetaSRError(f"{kind} recipe {path}: extends must name one recipe file, got {base!r}")
     base_path = (path.parent / base).resolve()
     chain = (*chain, path.resolve())
@@ -112,6 +154,31 @@ def _load_extending(path: Path, kind: str, alternative: str, chain: tuple[Path, 
             f"{kind} recipe {path} extends {base}, which does not exist; name a recipe relative to {path.parent}"
         )
     return _merged(_load_extending(base_path, kind, alternative, chain), raw)
+
+
+def _read_yaml(path: Path, kind: str) -> Any:
+    """The YAML document in ``path``; unreadable, non-UTF-8, malformed or pathological files raise MetaSRError."""
+    where = f"{kind} recipe {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetaSRError(f"{where} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise MetaSRError(f"{where} cannot be read ({exc.strerror}); check the path and its permissions") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise MetaSRError(f"{where} is not valid YAML{at} ({problem}); fix the syntax") from exc
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetaSRError(f"{where} is not valid YAML ({first}); fix the syntax") from exc
+    except RecursionError as exc:
+        raise MetaSRError(f"{where} nests too deeply to read; a recipe needs only a few levels") from exc
+    except (ValueError, OverflowError) as exc:  # e.g. a 5,000-digit integer, an escape beyond U+10FFFF
+        raise MetaSRError(f"{where} holds a value YAML cannot convert ({exc}); fix that value") from exc
 
 
 def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -145,9 +212,15 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             near = difflib.get_close_matches(str(key), names, n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"valid keys: {', '.join(names)}"
             raise MetaSRError(f"{where}: unknown key '{key}'; {hint}")
+    for f in fields(cls):
+        if f.name not in raw and f.default is MISSING and f.default_factory is MISSING:
+            raise MetaSRError(f"{where}: missing key '{f.name}'; add it (e.g. {f.name}: ...)")
     hints = typing.get_type_hints(cls)
     values = {k: _coerce(hints[k], v, f"{where}: {k}") for k, v in raw.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except RecipeValueError as exc:
+        raise MetaSRError(f"{where}: {exc}") from exc
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -178,7 +251,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if is_dataclass(tp):
         return _build(tp, value, where)
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf
+        if not math.isfinite(number):
+            raise MetaSRError(f"{where}: expected a finite number, got {'nan' if number != number else 'inf'}")
+        return number
     if tp in (int, str, bool) and type(value) is tp:
         return value
     raise MetaSRError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")

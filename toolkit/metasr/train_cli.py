@@ -8,6 +8,7 @@ import click
 
 from metasr.cli import train_command
 from metasr.errors import MetaSRError
+from metasr.signals import raise_on_termination
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -15,6 +16,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 @click.group(context_settings=CONTEXT)
 def train_group() -> None:
     """Train MetaSR components: the plain student, the degree estimator, the content classifier, the teacher."""
+    raise_on_termination()
 
 
 train_group.add_command(train_command, name="student")
@@ -88,6 +90,7 @@ def teacher(recipe: Path, until: int | None, ship: Path | None) -> None:
 @click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
 def distill_command(recipe: Path, until: int | None) -> None:
     """Distil the teacher and its orchestrator into the student (resumes from OUT/state.safetensors)."""
+    raise_on_termination()
     from metasr.distill.recipe import load_distill_recipe
     from metasr.distill.trainer import distill
 

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from metasr.export.onnx_graph import export_onnx, onnx_ops
+from metasr.export.onnx_graph import check_opset, export_onnx, onnx_ops
 from metasr.export.stages import (
     MAX_SIDE,
     MIN_CELLS,
@@ -33,6 +33,9 @@ class Options:
     precision: Literal["fp32", "fp16"] = "fp32"
     dynamic_size: bool = True
     opset: int = 20
+
+    def __post_init__(self) -> None:
+        check_opset(self.opset)
 
 
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:

@@ -13,6 +13,18 @@ import torch
 
 from metasr.errors import MetaSRError
 from metasr.export.stages import PreparedModel
+from metasr.recipes import RecipeValueError
+
+MIN_OPSET = 17  # the oldest opset the graph's ops (DepthToSpace, Resize, Clip) export to as used here
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the installed onnx package (and so the exporter) cannot write."""
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise RecipeValueError(
+            f"opset {opset} is outside the {MIN_OPSET}-{newest} that onnx {onnx.__version__} writes; use e.g. 20"
+        )
 
 
 class _Float16Compute(torch.nn.Module):
@@ -53,6 +65,9 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MetaSRError(f"ONNX export failed ({first}); use only ops ONNX Runtime and QNN run") from exc
     model = program.model_proto
+    written = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:
+        raise MetaSRError(f"the ONNX exporter wrote opset {written}, not the recipe's {opset}; use opset {written}")
     model.producer_name, model.producer_version = "metasr-edge", ""
     strip_export_metadata(model)
     return model

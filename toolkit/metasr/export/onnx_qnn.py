@@ -18,8 +18,9 @@ import onnxruntime as ort
 import torch
 
 from metasr.errors import MetaSRError
-from metasr.export.onnx_graph import export_onnx
+from metasr.export.onnx_graph import check_opset, export_onnx
 from metasr.export.stages import Coverage, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.models.metasr import MetaSR
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, feeds, strengths_used
 from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
 
@@ -39,6 +40,9 @@ class Options:
     opset: int = 21
     context_soc_model: str | None = None
     calibration_strengths: tuple[float, ...] = CALIBRATION_STRENGTHS
+
+    def __post_init__(self) -> None:
+        check_opset(self.opset)
 
 
 def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel:
@@ -175,6 +179,13 @@ def _check(options: Options, prepared: PreparedModel) -> None:
         raise MetaSRError(f"onnx-qnn needs opset >= 21 for 16-bit QuantizeLinear, got {options.opset}; set opset: 21")
     if options.method == "nncf" and options.scheme != "a8w8":
         raise MetaSRError("NNCF's ONNX backend quantizes to 8 bits only; use scheme: a8w8 or method: ort")
+    if options.method == "nncf" and isinstance(prepared.model, MetaSR):
+        # NNCF leaves the metadata and orchestrator ops with float edges: standalone per-channel weight
+        # DequantizeLinear nodes the QNN EP refuses, and a float Concat the HTP cannot finalize.
+        raise MetaSRError(
+            "NNCF's QDQ model of a MetaSR graph does not run on the QNN HTP (float orchestrator ops); "
+            "use method: ort (recipes/onnx-qnn-a8w8.yaml), or export a plain student"
+        )
     if len(prepared.recipe.input_sizes) != 1:
         raise MetaSRError("onnx-qnn compiles one static input shape for the HTP; give exactly one input size")
     _qnn()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib
+import os
 import shutil
 import tempfile
 import time
@@ -18,7 +19,6 @@ from metasr.checkpoint import bundled_weights
 from metasr.data.sample_images import VALIDATION_NAMES, calibration_images, validation_images
 from metasr.errors import MetaSRError
 from metasr.export.stages import (
-    MIN_CELLS,
     ExportResult,
     LoadedModel,
     LoweredArtifact,
@@ -30,7 +30,6 @@ from metasr.export.stages import (
     with_defaults,
 )
 from metasr.images import to_numpy
-from metasr.metadata import CELL
 from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe, default_recipe_path, load_recipe
 from metasr.validate.macs import count_macs
@@ -75,7 +74,6 @@ def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
 
 def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:
     """Stage 2: fold training-time branches into plain convs, switch to sparse gates, measure the graph."""
-    _check_sizes(recipe)
     model = copy.deepcopy(loaded.model).eval().reparameterize()
     student = model
     if isinstance(model, MetaSR):
@@ -158,9 +156,7 @@ def export(
     """Run every stage for ``recipe.target``; on any failure nothing is left in ``out_dir``."""
     target = target_module(recipe.target)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{recipe.target}-", dir=out_dir))
-    staging.chmod(0o755)
+    staging = _open_staging(out_dir, recipe.target)
     seconds: dict[str, float] = {}
     notify = on_stage or (lambda _stage: None)
 
@@ -184,28 +180,78 @@ def export(
             )
         notify("write")
         return write(lowered, prepared, quantized, parity, staging, out_dir, seconds)
+    except OSError as exc:  # a full disk, a file-size limit, a folder turned read-only mid-run
+        raise MetaSRError(
+            f"{recipe.target}: writing under {out_dir} failed ({exc.strerror or exc}); "
+            "free disk space or choose another --out"
+        ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_sizes(recipe: Recipe) -> None:
-    """MetaSR describes the frame on metadata cells: every input side must be a whole number of them, at least two."""
-    for h, w in recipe.input_sizes:
-        if h % CELL or w % CELL or min(h, w) < MIN_CELLS * CELL:
-            raise MetaSRError(
-                f"input size {h}x{w} does not fit MetaSR's {CELL}x{CELL}-pixel metadata cells; "
-                f"use multiples of {CELL}, at least {MIN_CELLS * CELL}x{MIN_CELLS * CELL} (e.g. {_fit(h)}x{_fit(w)})"
-            )
+def _open_staging(out_dir: Path, target: str) -> Path:
+    """Check ``out_dir`` and ``out_dir/target`` before any heavy work, clear staging left by killed runs, and
+    create this run's staging folder (named with the process id, so a later run knows when it is stale)."""
+    final = out_dir / target
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MetaSRError(
+            f"cannot create output folder {out_dir} ({exc.strerror or exc}); choose a writable --out"
+        ) from exc
+    if final.exists() and not final.is_dir():
+        raise MetaSRError(f"{final} is a file, not a folder; move it away or choose another --out")
+    foreign = sorted(p.name for p in final.iterdir() if not _written_by_metasr(p.name)) if final.is_dir() else []
+    if foreign:
+        raise MetaSRError(
+            f"{final} holds files metasr did not write ({', '.join(foreign[:3])}); move them or choose another --out"
+        )
+    _remove_stale(out_dir)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{target}-{os.getpid()}-", dir=out_dir))
+        staging.chmod(0o755)
+    except OSError as exc:
+        raise MetaSRError(f"cannot write into {out_dir} ({exc.strerror or exc}); choose a writable --out") from exc
+    return staging
 
 
-def _fit(side: int) -> int:
-    return max(MIN_CELLS, round(side / CELL)) * CELL
+def _written_by_metasr(name: str) -> bool:
+    """Artifacts (``metasr*``), reports, manifest and profiles: what re-export may replace."""
+    return name.startswith(("metasr", "profile-")) or name in ("report.json", "report.md", "manifest.json")
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Delete ``.staging-*`` and ``.old-*`` folders whose process is gone (a kill -9, a power cut)."""
+    for path in out_dir.iterdir():
+        if path.name.startswith((".staging-", ".old-")) and not _alive(_owner_pid(path.name)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _owner_pid(name: str) -> int | None:
+    return next((int(part) for part in name.split("-")[1:] if part.isdigit()), None)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
     """Move ``src`` to ``dst``, replacing an existing ``dst`` only once the new one is in place."""
-    old = dst.with_name(f".old-{dst.name}-{time.time_ns()}")
+    old = dst.with_name(f".old-{dst.name}-{os.getpid()}-{time.time_ns()}")
     if dst.exists():
         dst.rename(old)
-    src.rename(dst)
+    try:
+        src.rename(dst)
+    except OSError:
+        if old.exists():
+            old.rename(dst)
+        raise
     shutil.rmtree(old, ignore_errors=True)

@@ -12,10 +12,7 @@ import torch
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
-from metasr.recipes import Recipe
-
-MIN_CELLS = 2  # the smallest input the exported graphs take, in metadata cells per side
-MAX_SIDE = 8192
+from metasr.recipes import MAX_SIDE, MIN_CELLS, Recipe
 
 SRGraph = MetaSR | MetaSRStudent  # what an export lowers: the content-adaptive graph, or the bare student
 Inputs = tuple[torch.Tensor, ...]  # one tensor per graph input, in ``input_names`` order
