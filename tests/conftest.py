@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,3 +80,15 @@ class PicklePayload:
 
     def __reduce__(self):
         return (os.mkdir, (str(self.marker),))
+
+
+def terminate_once(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float = 120) -> int:
+    """Wait until ``ready()`` (the command has started writing), send SIGTERM, and return its exit code."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None and time.monotonic() < deadline, f"the command ended before {what} appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=timeout)[0].decode()
+    assert proc.returncode != 0, output
+    return proc.returncode

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from metasr.errors import MetaSRError
 from metasr.export.pipeline import resolve_recipe
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.upscale.command import upscale_command
-from tests.conftest import leftovers
+from tests.conftest import leftovers, terminate_once
 
 ONNX = "target: onnx\n"
 RECIPES: dict[str, tuple[bytes, str]] = {  # recipe file bytes -> expected message fragment
@@ -188,13 +186,7 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
 def test_sigterm_during_export_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _cli("--target", "onnx", "--input-size", "64x64", "--out", str(out))
-    deadline = time.monotonic() + 120
-    while not (out.is_dir() and any(p.name.startswith(".staging-") for p in out.iterdir())):
-        assert proc.poll() is None and time.monotonic() < deadline, "export ended before its staging folder appeared"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    output = proc.communicate(timeout=120)[0].decode()
-    assert proc.returncode != 0, output
+    terminate_once(proc, lambda: any(name.startswith(".staging-") for name in leftovers(out)), "its staging folder")
     assert leftovers(out) == []
 
 

@@ -22,6 +22,7 @@ from metasr.models import MetaSRStudent, StudentConfig
 from metasr.upscale.batch import Batch
 from metasr.upscale.command import upscale_command
 from metasr.upscale.image_io import read_image
+from metasr.upscale.jpeg_stream import STRIP_MCU_ROWS, JpegStreamWriter
 from metasr.upscale.model import Upscaler, load_upscaler
 from metasr.upscale.png_stream import PngStreamWriter
 from metasr.upscale.tiling import axis_spans, axis_weights, upscale_strips
@@ -307,3 +308,53 @@ def test_exif_orientation_matches_pillow(tmp_path: Path) -> None:
         path.write_bytes(buffer.getvalue())
         expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
         np.testing.assert_array_equal(read_image(path).rgb, expected)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_png_colour_key_becomes_alpha(tmp_path: Path, checkpoint: Path, mode: str) -> None:
+    """tRNS in an RGB or greyscale PNG (one transparent colour) is read as alpha and kept in the output."""
+    pixels = np.asarray(Image.fromarray(_photo(16)).convert(mode)).copy()
+    key = (1, 2, 3) if mode == "RGB" else int(np.setdiff1d(np.arange(256), pixels)[0])  # not elsewhere in the photo
+    pixels[4:12, 4:12] = key
+    Image.fromarray(pixels).save(tmp_path / "key.png", transparency=key)
+    decoded = read_image(tmp_path / "key.png")
+    transparent = np.zeros((16, 16), bool)
+    transparent[4:12, 4:12] = True
+    assert decoded.grey == (mode == "L") and decoded.alpha is not None
+    np.testing.assert_array_equal(decoded.alpha, np.where(transparent, 0, 255))
+    result = CliRunner().invoke(
+        upscale_command, [str(tmp_path / "key.png"), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "o" / "key.png") as out:
+        assert out.mode == ("RGBA" if mode == "RGB" else "LA") and out.size == (32, 32)
+        alpha = np.asarray(out.getchannel("A"))
+    assert alpha[10:22, 10:22].max() == 0 and alpha[:4].min() == 255
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "channels", "mcu_rows"),
+    [(150, 45, 3, 1), (77, 45, 1, 1), (40, 33, 3, 1), (300, 301, 3, STRIP_MCU_ROWS), (90, 17, 1, 3)],
+)
+def test_jpeg_stream_is_the_whole_image_encode(height: int, width: int, channels: int, mcu_rows: int) -> None:
+    """Strips stitched with RST0..RST7 are byte for byte Pillow's whole-image encode with that restart interval,
+    and decode to the same pixels as the unstreamed encode (no restart markers) the writer used before."""
+    rng = np.random.default_rng(height)
+    ramp = np.linspace(0, 220, height)[:, None] + rng.integers(0, 30, (height, width))
+    pixels = np.stack([ramp, ramp[::-1], 250 - ramp], axis=2)[..., :channels].clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    writer = JpegStreamWriter(buffer, width, height, channels, 95, icc=b"profile", strip_mcu_rows=mcu_rows)
+    for i in range(0, height, 7):
+        writer.write(pixels[i : i + 7])
+    writer.close()
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    mcu = 8 if channels == 1 else 16
+    interval = -(-width // mcu) * mcu_rows
+    whole, before = io.BytesIO(), io.BytesIO()
+    image.save(whole, "JPEG", quality=95, icc_profile=b"profile", subsampling="4:2:0", restart_marker_blocks=interval)
+    image.save(before, "JPEG", quality=95, icc_profile=b"profile")
+    assert buffer.getvalue() == whole.getvalue()
+    assert buffer.getvalue().count(b"\xff\xd0") == (-(-height // (mcu * mcu_rows)) + 6) // 8  # RST0 every 8th join
+    with Image.open(buffer) as streamed, Image.open(before) as unstreamed:
+        assert streamed.info["icc_profile"] == b"profile"
+        np.testing.assert_array_equal(np.asarray(streamed), np.asarray(unstreamed))

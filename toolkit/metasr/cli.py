@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -162,17 +161,12 @@ def profile_command(
     artifact: Path, device: str, input_size: str | None, runs: int, budget_ms: float | None, runner: Path | None
 ) -> None:
     """Time ARTIFACT on a device and write JSON, markdown and a PNG chart beside it."""
+    from metasr.profile.run import check_budget_ms, recipe_budget
+
+    raise_on_termination()
     size = parse_size(input_size) if input_size else None
     try:
-        budget = budget_ms if budget_ms is not None else _recipe_budget(artifact)
+        budget = check_budget_ms(budget_ms, "--budget-ms") if budget_ms is not None else recipe_budget(artifact)
         _profile(artifact, device, size, runs, budget, runner)
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _recipe_budget(artifact: Path) -> float | None:
-    """latency_budget_ms of the recipe the artifact was exported with (from its report.json)."""
-    report = artifact.parent / "report.json"
-    if not report.is_file():
-        return None
-    return json.loads(report.read_text())["recipe"].get("latency_budget_ms")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ import torch
 
 from metasr.errors import MetaSRError
 from metasr.quant.calibration import feeds
-from metasr.schemas import MANIFEST_VERSION
+from metasr.schemas import MANIFEST_VERSION, check
 
 HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
+COREML_SUFFIXES = {".mlpackage", ".mlmodel", ".mlmodelc"}
+REEXPORT = "re-export the artifact with metasr-export"
 
 
 @dataclass
@@ -33,9 +37,7 @@ class Engine:
     @property
     def static_sizes(self) -> list[tuple[int, int]] | None:
         """The input sizes the artifact accepts, or None when height and width are free (whole metadata cells)."""
-        if "dynamic_size" in self.manifest:
-            return None
-        return [(s[2], s[3]) for s in self.manifest["inputs"][0]["shapes"]]
+        return static_sizes(self.manifest)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -67,31 +69,137 @@ def default_strength(manifest: dict[str, Any]) -> torch.Tensor:
     return torch.full(spec["shapes"][0], float(spec["default"]))
 
 
+def static_sizes(manifest: dict[str, Any]) -> list[tuple[int, int]] | None:
+    """The (H, W) inputs a static-shape artifact takes; None when ``dynamic_size`` leaves them free."""
+    if "dynamic_size" in manifest:
+        return None
+    return [(shape[2], shape[3]) for shape in manifest["inputs"][0]["shapes"]]
+
+
+def takes_size(manifest: dict[str, Any], size: tuple[int, int]) -> bool:
+    """Whether the artifact accepts an (H, W) image input."""
+    sizes = static_sizes(manifest)
+    if sizes is not None:
+        return tuple(size) in sizes
+    free = manifest["dynamic_size"]
+    return all(side % free["multiple_of"] == 0 and free["min"] <= side <= free["max"] for side in size)
+
+
+def allowed_sizes(manifest: dict[str, Any]) -> str:
+    """The image sizes the artifact accepts, in words: "64x96, 128x128" or the dynamic rule."""
+    sizes = static_sizes(manifest)
+    if sizes is not None:
+        return ", ".join(f"{h}x{w}" for h, w in sizes)
+    free = manifest["dynamic_size"]
+    return f"sides that are multiples of {free['multiple_of']} from {free['min']} to {free['max']}"
+
+
 def read_manifest(artifact: Path) -> dict[str, Any]:
-    """The manifest.json written beside ``artifact`` by metasr-export."""
+    """The manifest.json written beside ``artifact`` by metasr-export, checked against the manifest schema.
+
+    Whatever the file holds, the only exception is a one-line MetaSRError.
+    """
     path = artifact.parent / "manifest.json"
     if not path.is_file():
         raise MetaSRError(f"no manifest.json beside {artifact}; export the artifact with metasr-export")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not UTF-8, not JSON, nested too deep
+        raise MetaSRError(f"{path} is not a JSON manifest ({one_line(exc)}); {REEXPORT}") from exc
+    if not isinstance(manifest, dict):
+        raise MetaSRError(f"{path} holds a JSON {type(manifest).__name__}, not a manifest object; {REEXPORT}")
     if manifest.get("schema_version") != MANIFEST_VERSION:
         raise MetaSRError(
-            f"{path} is manifest version {manifest.get('schema_version')}, not {MANIFEST_VERSION} "
+            f"{path} is manifest version {one_line(repr(manifest.get('schema_version')), 40)}, not {MANIFEST_VERSION} "
             "(written by an older metasr-export); re-export it with metasr-export"
         )
+    try:
+        check(manifest, "manifest")
+    except (MetaSRError, RecursionError) as exc:
+        raise MetaSRError(f"{path}: {one_line(exc)}; {REEXPORT}") from exc
+    image = manifest["inputs"][0]
+    if image["name"] != "image" or any(len(shape) != 4 for shape in image["shapes"]):
+        raise MetaSRError(f"{path}: the first input must be the image, with shapes [1, 3, H, W]; {REEXPORT}")
+    if "dynamic_size" in manifest and manifest["dynamic_size"]["min"] > manifest["dynamic_size"]["max"]:
+        raise MetaSRError(f"{path}: dynamic_size has min above max; {REEXPORT}")
     return manifest
 
 
-def open_engine(artifact: str | Path) -> Engine:
-    """Load ``artifact`` (.onnx or .pte) in its host runtime."""
+def one_line(message: object, limit: int = 300) -> str:
+    """``message`` on one line (whitespace collapsed), cut to ``limit`` characters."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def artifact_manifest(artifact: Path) -> dict[str, Any]:
+    """The manifest of an artifact this host can run; a missing file or another kind of artifact is refused."""
+    if not artifact.exists():
+        raise MetaSRError(f"artifact {artifact} does not exist; run metasr-export first")
+    if artifact.suffix in COREML_SUFFIXES:
+        raise MetaSRError(
+            f"{artifact.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact"
+        )
+    if artifact.suffix not in HOST_RUNNABLE:
+        suffix = f"suffix '{artifact.suffix}'" if artifact.suffix else "no suffix"
+        raise MetaSRError(f"{artifact.name} has {suffix}, not a known artifact type; pass a .onnx or .pte artifact")
+    return read_manifest(artifact)
+
+
+def open_engine(artifact: str | Path, manifest: dict[str, Any] | None = None) -> Engine:
+    """Load ``artifact`` (.onnx or .pte) in its host runtime; a file it cannot load is a one-line MetaSRError.
+
+    ``manifest``: what :func:`artifact_manifest` returned for it, when the caller has read it already.
+    """
     path = Path(artifact)
-    if not path.exists():
-        raise MetaSRError(f"artifact {path} does not exist; run metasr-export first")
-    kind = HOST_RUNNABLE.get(path.suffix)
-    if kind is None:
-        raise MetaSRError(f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact")
-    manifest = read_manifest(path)
-    run_fn = _onnx_runner(path, manifest) if kind == "onnxruntime" else _executorch_runner(path)
+    manifest = artifact_manifest(path) if manifest is None else manifest
+    kind = HOST_RUNNABLE[path.suffix]
+    if kind == "onnxruntime":
+        run_fn = _onnx_runner(path, manifest)
+    else:
+        _check_executorch(path, manifest)
+        run_fn = _executorch_runner(path)
     return Engine(path, kind, manifest, run_fn)
+
+
+@contextmanager
+def loading(path: Path, runtime: str) -> Iterator[None]:
+    """Turn ``runtime``'s refusal of ``path`` (ONNX Runtime's or ExecuTorch's own exceptions) into a MetaSRError."""
+    try:
+        yield
+    except _runtime_errors() as exc:
+        raise MetaSRError(
+            f"{runtime} failed on {path.name} ({one_line(exc, 200)}); the file is damaged or not an artifact "
+            f"for this runtime: {REEXPORT}"
+        ) from exc
+
+
+def _runtime_errors() -> tuple[type[Exception], ...]:
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    ort_errors = (state.Fail, state.InvalidArgument, state.InvalidGraph, state.InvalidProtobuf, state.NoModel)
+    return (RuntimeError, ValueError, state.NoSuchFile, state.NotImplemented, state.RuntimeException, *ort_errors)
+
+
+def _check_executorch(path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse what would crash or fail inside ExecuTorch: a file that is no program, a backend it lacks.
+
+    ExecuTorch logs a bad file identifier byte for byte, and non-UTF-8 bytes there abort the whole process.
+    """
+    with open(path, "rb") as f:
+        identifier = f.read(8)[4:]
+    if not re.fullmatch(rb"ET\d\d", identifier):
+        raise MetaSRError(f"{path.name} is not an ExecuTorch program (no ET file identifier); {REEXPORT}")
+    if manifest["target"] == "executorch-vulkan" and not _has_backend("VulkanBackend"):
+        raise MetaSRError(
+            f"{path.name} is a Vulkan artifact and needs a Vulkan-capable ExecuTorch runtime (an Android phone), "
+            "which this host's ExecuTorch lacks; use the executorch-xnnpack or onnx artifact here"
+        )
+
+
+def _has_backend(name: str) -> bool:
+    from executorch.runtime import Runtime
+
+    return Runtime.get().backend_registry.is_available(name)
 
 
 def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
@@ -100,9 +208,11 @@ def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Te
     if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
         from metasr.export.onnx_qnn import open_session
 
-        session = open_session(path, manifest.get("context_model", {}).get("soc_model"))
+        with loading(path, "ONNX Runtime (QNN)"):
+            session = open_session(path, manifest.get("context_model", {}).get("soc_model"))
     else:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        with loading(path, "ONNX Runtime"):
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     names = input_names(manifest)
 
@@ -115,15 +225,17 @@ def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Te
 def _executorch_runner(path: Path) -> Callable[..., torch.Tensor]:
     from executorch.runtime import Runtime
 
-    program = Runtime.get().load_program(path)
+    with loading(path, "ExecuTorch"):
+        program = Runtime.get().load_program(path)
     methods: dict[tuple[int, int], Any] = {}
 
     def run(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         size = (image.shape[2], image.shape[3])
-        if size not in methods:
-            names = program.method_names
-            name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
-            methods[size] = program.load_method(name)
-        return methods[size].execute([t.contiguous() for t in (image, *others)])[0]
+        with loading(path, "ExecuTorch"):  # a delegate this runtime lacks fails here, not at load_program
+            if size not in methods:
+                names = program.method_names
+                name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
+                methods[size] = program.load_method(name)
+            return methods[size].execute([t.contiguous() for t in (image, *others)])[0]
 
     return run

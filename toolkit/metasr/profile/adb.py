@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 from metasr.errors import MetaSRError
 from metasr.profile.results import BenchmarkResults, load_results
 from metasr.profile.timing import LatencyStats
+from metasr.runtime import read_manifest
 
 # Mirrors android_demo/app/src/main/java/dev/metasr/demo/BenchmarkContract.kt (a test keeps them equal).
 COMPONENT = "dev.metasr.demo/.BenchmarkActivity"
@@ -82,7 +82,7 @@ def profile_with_app(
         local = Path(tmp) / RESULTS_FILE
         adb("pull", f"{DEVICE_FILES_DIR}/{RESULTS_FILE}", str(local))
         results = load_results(local)
-    expected = json.loads((artifact.parent / "manifest.json").read_text())["model_sha256"]
+    expected = read_manifest(artifact)["model_sha256"]
     if results.artifact.model_sha256 != expected:
         raise MetaSRError(
             f"the phone timed {results.artifact.file} with hash {results.artifact.model_sha256[:12]}…, not the "

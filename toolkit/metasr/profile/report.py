@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +53,12 @@ def write_profile(report: ProfileReport, folder: Path) -> dict[str, Path]:
     stem = "profile-" + report.device.replace(":", "-")
     paths = {ext: folder / f"{stem}.{ext}" for ext in ("json", "md", "png")}
     data = dataclasses.asdict(report) | {"headline_ms": report.headline_ms, "over_budget_ms": report.over_budget_ms}
-    _atomic_write(paths["json"], (json.dumps(data, indent=2) + "\n").encode())
-    _atomic_write(paths["md"], render_markdown(report).encode())
-    tmp = paths["png"].with_name(f".{paths['png'].name}.tmp.png")
-    render_chart(report, tmp)
-    os.replace(tmp, paths["png"])
+    with _replacing(paths["json"]) as tmp:
+        tmp.write_bytes((json.dumps(data, indent=2) + "\n").encode())
+    with _replacing(paths["md"]) as tmp:
+        tmp.write_bytes(render_markdown(report).encode())
+    with _replacing(paths["png"]) as tmp:
+        render_chart(report, tmp)
     return paths
 
 
@@ -105,10 +108,15 @@ def render_chart(report: ProfileReport, path: Path) -> None:
     plt.close(fig)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path`` that replaces it on success and is removed on any failure or interrupt."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _fmt(value: float | None) -> str:

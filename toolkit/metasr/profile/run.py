@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from metasr.errors import MetaSRError
 from metasr.profile.report import ProfileReport, ProfileRow, write_profile
-from metasr.runtime import open_engine, read_manifest
+from metasr.runtime import REEXPORT, allowed_sizes, loading, one_line, open_engine, read_manifest, takes_size
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ def profile_artifact(
         raise MetaSRError(f"artifact {artifact} does not exist; run metasr-export first")
     manifest = read_manifest(artifact)
     size = input_size or tuple(manifest["inputs"][0]["shapes"][0][2:4])
+    h, w = size
+    if min(size) < 1:
+        raise MetaSRError(f"input size {h}x{w} has an empty side; pass --input-size HxW with sides of at least 1")
+    if device.kind != "estimate" and not takes_size(manifest, size):  # an estimate pads any frame to whole cells
+        raise MetaSRError(
+            f"{artifact.name} takes {allowed_sizes(manifest)}, not {h}x{w}; pass --input-size with one of those"
+        )
     dispatch = {"host": _host, "adb": _adb, "macos": _macos, "estimate": _estimate}[device.kind]
     return dispatch(artifact, manifest, device, size, runs, runner)
 
@@ -64,6 +73,8 @@ def profile_and_write(
     runner: Path | None = None,
 ) -> tuple[ProfileReport, dict[str, Path]]:
     """Profile, write JSON/markdown/PNG into ``<artifact dir>/profile/``, then enforce the budget."""
+    if budget_ms is not None:
+        check_budget_ms(budget_ms, "--budget-ms (or the recipe's latency_budget_ms)")
     report = profile_artifact(artifact, device, input_size, runs, runner)
     report.budget_ms = budget_ms
     paths = write_profile(report, artifact.parent / "profile")
@@ -71,16 +82,57 @@ def profile_and_write(
     return report, paths
 
 
+def check_budget_ms(budget_ms: object, source: str) -> float:
+    """``budget_ms`` as a float when it is a usable budget (finite, > 0); otherwise a MetaSRError naming ``source``."""
+    if isinstance(budget_ms, bool) or not isinstance(budget_ms, int | float) or not 0 < budget_ms < math.inf:
+        raise MetaSRError(f"{source} is {one_line(repr(budget_ms), 40)}; give a finite number of milliseconds above 0")
+    return float(budget_ms)
+
+
+def recipe_budget(artifact: Path) -> float | None:
+    """latency_budget_ms of the recipe the artifact was exported with (from its report.json), if it set one."""
+    report = export_report(artifact)
+    if report is None:
+        return None
+    recipe = report.get("recipe")
+    if not isinstance(recipe, dict):
+        raise MetaSRError(f"{artifact.parent / 'report.json'} has no recipe section; {REEXPORT}, or pass --budget-ms")
+    budget = recipe.get("latency_budget_ms")
+    source = f"latency_budget_ms in {artifact.parent / 'report.json'}"
+    return None if budget is None else check_budget_ms(budget, source)
+
+
+def export_report(artifact: Path) -> dict[str, Any] | None:
+    """The report.json metasr-export wrote beside ``artifact``; None when there is none."""
+    path = artifact.parent / "report.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise MetaSRError(f"{path} is not a JSON report ({one_line(exc)}); {REEXPORT}") from exc
+    if not isinstance(report, dict):
+        raise MetaSRError(f"{path} holds a JSON {type(report).__name__}, not an export report; {REEXPORT}")
+    return report
+
+
 def _coverage_placement(artifact: Path) -> dict[str, int]:
     """Ops per compute unit from the export report's placement check."""
-    report_path = artifact.parent / "report.json"
-    if not report_path.is_file():
+    report = export_report(artifact)
+    if report is None:
         return {}
-    cov = json.loads(report_path.read_text())["coverage"]
+    cov = report.get("coverage")
+    valid = isinstance(cov, dict) and isinstance(cov.get("where"), str)
+    if not (valid and _count(cov.get("accelerated_ops")) and _count(cov.get("total_ops"))):
+        raise MetaSRError(f"{artifact.parent / 'report.json'} has no valid coverage section; {REEXPORT}")
     placement = {cov["where"]: cov["accelerated_ops"]}
     if cov["total_ops"] > cov["accelerated_ops"]:
         placement["CPU fallback"] = cov["total_ops"] - cov["accelerated_ops"]
     return placement
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
@@ -106,7 +158,8 @@ def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
 def _qnn_placement(artifact, manifest, device, size) -> ProfileReport:
     from metasr.export.onnx_qnn import cpu_assigned_ops, open_session
 
-    session = open_session(artifact, allow_fallback=True)
+    with loading(artifact, "ONNX Runtime (QNN)"):
+        session = open_session(artifact, allow_fallback=True)
     fallback = cpu_assigned_ops(session)
     nodes = sum(len(g.get_nodes()) for g in session.get_provider_graph_assignment_info())
     placement = {"Qualcomm HTP (emulated)": nodes - len(fallback)} | (

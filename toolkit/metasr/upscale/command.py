@@ -10,6 +10,7 @@ from rich.table import Table
 
 from metasr.errors import MetaSRError
 from metasr.progress import console, progress_bar
+from metasr.signals import raise_on_termination
 from metasr.upscale.batch import Batch, FileResult, collect_inputs
 from metasr.upscale.model import load_upscaler
 
@@ -52,6 +53,7 @@ def upscale_command(
     Videos are re-encoded as H.264 (MP4/MOV keep their container, MKV/WebM become .mkv), audio copied.
     Files that fail are reported one line each; the others are still written, and the exit code is 1.
     """
+    raise_on_termination()
     try:
         upscaler = load_upscaler(artifact, checkpoint, int(scale) if scale else None, tile, overlap, strength)
     except MetaSRError as exc:

@@ -1,6 +1,6 @@
 """Reading and writing the images metasr-upscale handles: PNG and JPEG, 8 and 16 bit, alpha, greyscale.
 
-Pixels stay integers (uint8 or uint16) in memory; PNG output is streamed row block by row block.
+Pixels stay integers (uint8 or uint16) in memory; PNG and JPEG output are streamed row block by row block.
 16-bit PNGs are decoded with FFmpeg (PyAV) because Pillow reduces 16-bit colour to 8 bit.
 CMYK JPEGs are converted to RGB (Pillow's plain conversion, no ICC colour management) with a note.
 """
@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from metasr.errors import MetaSRError
+from metasr.upscale.jpeg_stream import MAX_SIDE, JpegStreamWriter
 from metasr.upscale.png_stream import PngStreamWriter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -85,11 +86,17 @@ def _png_bitdepth(path: Path) -> int:
 
 
 def _from_pil(img: Image.Image) -> DecodedImage:
-    """8-bit images: every Pillow mode a PNG or JPEG decodes to (the ICC profile is dropped for CMYK)."""
+    """8-bit images: every Pillow mode a PNG or JPEG decodes to (the ICC profile is dropped for CMYK).
+
+    A transparency key (PNG tRNS: a palette's alphas, or the one grey level or RGB colour that is
+    transparent) becomes an alpha channel.
+    """
     fmt, icc, notes = img.format or "PNG", img.info.get("icc_profile"), []
     mode = img.mode
     if mode == "P":
         mode = "RGBA" if "transparency" in img.info else "RGB"
+    elif mode in ("1", "L", "RGB") and "transparency" in img.info:
+        mode = "RGBA" if mode == "RGB" else "LA"
     elif mode == "CMYK":
         notes.append("CMYK converted to RGB without colour management")
         mode, icc = "RGB", None
@@ -143,8 +150,8 @@ def atomic_output(final: Path) -> Iterator[Path]:
     The temp file is created private (0600); it gets the usual umask-based mode before the rename.
     """
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    try:  # removed on every way out: an error, Ctrl-C, SIGTERM (see metasr.signals)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
@@ -162,20 +169,25 @@ def _umask() -> int:
 class ImageWriter:
     """Turns upscaled float RGB row blocks into the output file: grey and alpha restored, 8 or 16 bit.
 
-    PNG is streamed; JPEG (no streaming encoder in Pillow) is assembled as uint8 and encoded at the end.
+    Both formats are streamed: PNG by :class:`PngStreamWriter`, JPEG (quality 95, 4:2:0) by :class:`JpegStreamWriter`.
     """
 
     def __init__(self, file: BinaryIO, decoded: DecodedImage, scale: int) -> None:
-        self.decoded, self.scale, self.file = decoded, scale, file
+        self.decoded, self.scale = decoded, scale
         self.dtype = decoded.rgb.dtype
         h, w = decoded.size
         self.height, self.width = h * scale, w * scale
+        self._out: PngStreamWriter | JpegStreamWriter
         if decoded.format == "JPEG":
-            self._png = None
-            self._jpeg = np.empty((self.height, self.width, decoded.channels), np.uint8)
+            if max(self.height, self.width) > MAX_SIDE:
+                raise MetaSRError(
+                    f"the {self.width}x{self.height} output exceeds JPEG's {MAX_SIDE} pixels a side; "
+                    "convert the input to PNG first"
+                )
+            self._out = JpegStreamWriter(file, self.width, self.height, decoded.channels, JPEG_QUALITY, decoded.icc)
         else:
             bits = 16 if self.dtype == np.uint16 else 8
-            self._png = PngStreamWriter(file, self.width, self.height, decoded.channels, bits, decoded.icc)
+            self._out = PngStreamWriter(file, self.width, self.height, decoded.channels, bits, decoded.icc)
 
     def write(self, row0: int, rgb: np.ndarray) -> None:
         """Add output rows ``row0 .. row0 + len(rgb)`` given as float RGB in [0, 1]."""
@@ -188,18 +200,11 @@ class ImageWriter:
         block = np.rint(np.clip(pixels, 0.0, 1.0) * peak).astype(self.dtype)
         if self.decoded.alpha is not None:
             block = np.concatenate([block, self._alpha_rows(row0, len(rgb))[..., None]], axis=2)
-        if self._png is not None:
-            self._png.write(block)
-        else:
-            self._jpeg[row0 : row0 + len(block)] = block
+        self._out.write(block)
 
     def close(self) -> None:
         """Finish the file."""
-        if self._png is not None:
-            self._png.close()
-            return
-        pixels = self._jpeg[..., 0] if self._jpeg.shape[2] == 1 else self._jpeg
-        Image.fromarray(pixels).save(self.file, "JPEG", quality=JPEG_QUALITY, icc_profile=self.decoded.icc)
+        self._out.close()
 
     def _alpha_rows(self, row0: int, rows: int) -> np.ndarray:
         """Bicubic upscale of the alpha rows ``row0 .. row0 + rows``, reading only the input rows they need."""

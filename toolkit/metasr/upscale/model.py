@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,8 +15,8 @@ from metasr.checkpoint import bundled_weights
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
-from metasr.runtime import open_engine
-from metasr.upscale.tiling import ModelFn, TilePlan, plan_tiles
+from metasr.runtime import allowed_sizes, artifact_manifest, open_engine, static_sizes, takes_size
+from metasr.upscale.tiling import ModelFn, TilePlan, plan_tiles, whole_cells
 
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 16
@@ -54,29 +55,40 @@ def load_upscaler(
         raise MetaSRError(f"strength {strength} is outside [0, 1]; omit it to use the estimated degradation degree")
     value = None if strength is None else torch.full((1, 1, 1, 1), strength)
     if artifact is None:
+        size = tile or DEFAULT_TILE
+        tile_overlap = _overlap((size, size), overlap, DEFAULT_OVERLAP)
         model = load_graph(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
         name = f"{checkpoint.name if checkpoint else f'MetaSR x{model.scale}'} (float)"
-        size = tile or DEFAULT_TILE
-        run = _float_runner(model, value, name)
-        return _checked(name, model.scale, run, (size, size), overlap, DEFAULT_OVERLAP, False)
-    engine = open_engine(artifact)
-    if scale is not None and scale != engine.scale:
-        raise MetaSRError(f"{artifact.name} is a x{engine.scale} model but --scale {scale} was asked; fix one")
-    default_tile = engine.manifest["tile"]
-    sizes = engine.static_sizes
-    if sizes is None:
-        size = tile or default_tile["size"]
-        tile_hw = (size, size)
-    elif tile is None:
-        tile_hw = sizes[0]
-    elif (tile, tile) in sizes:
-        tile_hw = (tile, tile)
-    else:
-        shapes = ", ".join(f"{h}x{w}" for h, w in sizes)
-        raise MetaSRError(f"{artifact.name} takes only {shapes} inputs; drop --tile or pass one of those sizes")
-    name = f"{artifact.name} ({engine.runtime})"
+        return Upscaler(name, model.scale, _float_runner(model, value, name), (size, size), tile_overlap, False)
+    manifest = artifact_manifest(artifact)  # everything the manifest can refuse is refused before loading
+    if scale is not None and scale != manifest["scale"]:
+        raise MetaSRError(f"{artifact.name} is a x{manifest['scale']} model but --scale {scale} was asked; fix one")
+    tile_hw = _artifact_tile(artifact.name, manifest, tile)
+    tile_overlap = _overlap(tile_hw, overlap, manifest["tile"]["overlap"])
+    engine = open_engine(artifact, manifest)
     run = functools.partial(engine.run, strength=value)
-    return _checked(name, engine.scale, run, tile_hw, overlap, default_tile["overlap"], sizes is not None)
+    static = engine.static_sizes is not None
+    return Upscaler(f"{artifact.name} ({engine.runtime})", engine.scale, run, tile_hw, tile_overlap, static)
+
+
+def _artifact_tile(name: str, manifest: dict[str, Any], tile: int | None) -> tuple[int, int]:
+    """The (H, W) tile for an artifact: ``tile`` (default: the manifest's), which the artifact must take."""
+    sizes = static_sizes(manifest)
+    if sizes is not None:
+        if tile is None:
+            return sizes[0]
+        if (tile, tile) not in sizes:
+            shapes = allowed_sizes(manifest)
+            raise MetaSRError(f"{name} takes only {shapes} inputs; drop --tile or pass one of those sizes")
+        return tile, tile
+    size = tile or manifest["tile"]["size"]
+    padded = (whole_cells(size),) * 2  # what the artifact is fed: a full tile padded to whole cells
+    if not takes_size(manifest, padded):
+        raise MetaSRError(
+            f"tile {size} is fed to {name} as {padded[0]}x{padded[1]}, but it takes {allowed_sizes(manifest)}; "
+            "pass a smaller --tile"
+        )
+    return size, size
 
 
 def _float_runner(model: MetaSR | MetaSRStudent, strength: torch.Tensor | None, name: str) -> ModelFn:
@@ -88,10 +100,9 @@ def _float_runner(model: MetaSR | MetaSRStudent, strength: torch.Tensor | None, 
     return functools.partial(model, strength=model.default_strength() if strength is None else strength)
 
 
-def _checked(
-    name: str, scale: int, run: ModelFn, tile: tuple[int, int], overlap: int | None, default: int, static: bool
-) -> Upscaler:
+def _overlap(tile: tuple[int, int], overlap: int | None, default: int) -> int:
+    """``overlap`` (default: ``default``), refused unless under half the tile."""
     overlap = default if overlap is None else overlap
     if min(tile) < 16 or overlap < 0 or 2 * overlap >= min(tile):
         raise MetaSRError(f"tile {tile[0]}x{tile[1]} with overlap {overlap} is invalid; use overlap < tile/2")
-    return Upscaler(name, scale, run, tile, overlap, static)
+    return overlap

@@ -127,7 +127,7 @@ def upscale_strips(
         carry = acc[done:].copy()
 
 
-def _whole_cells(side: int) -> int:
+def whole_cells(side: int) -> int:
     """``side`` rounded up to whole metadata cells, at least the smallest input the exported graphs take."""
     return max(MIN_CELLS, math.ceil(side / CELL)) * CELL
 
@@ -137,7 +137,7 @@ def _run_tile(tile: np.ndarray, model: ModelFn, model_size: tuple[int, int] | No
     h, w = tile.shape[:2]
     peak = float(np.iinfo(tile.dtype).max)
     x = tile.astype(np.float32) / peak
-    size = model_size or (_whole_cells(h), _whole_cells(w))
+    size = model_size or (whole_cells(h), whole_cells(w))
     if (h, w) != size:
         x = np.pad(x, ((0, size[0] - h), (0, size[1] - w), (0, 0)), mode="reflect")
     with torch.inference_mode():
