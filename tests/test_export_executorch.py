@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +103,21 @@ def test_xnnpack_export_twice_is_byte_identical(xnnpack_responsive: ExportResult
     again = _responsive("executorch-xnnpack", tmp_path, sizes=SIZE)
     assert again.artifact.read_bytes() == xnnpack_responsive.artifact.read_bytes()
     assert again.manifest.read_bytes() == xnnpack_responsive.manifest.read_bytes()
+
+
+def test_xnnpack_bytes_do_not_depend_on_the_hash_seed(xnnpack_responsive: ExportResult, tmp_path: Path) -> None:
+    """A fresh process with another PYTHONHASHSEED writes the fixture's .pte and manifest byte for byte."""
+    seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"
+    script = (
+        "import sys; from pathlib import Path; from tests.test_export_executorch import _responsive, SIZE; "
+        "_responsive('executorch-xnnpack', Path(sys.argv[1]), sizes=SIZE)"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True, cwd=root)
+    target = tmp_path / "executorch-xnnpack"
+    assert (target / xnnpack_responsive.artifact.name).read_bytes() == xnnpack_responsive.artifact.read_bytes()
+    assert (target / "manifest.json").read_bytes() == xnnpack_responsive.manifest.read_bytes()
 
 
 def test_nncf_variant_is_fully_delegated_and_follows_strength(tmp_path: Path) -> None:
