@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup export export-all test lint corpus train bench bench-quick bench-train clean
+.PHONY: setup export export-all test wheel-check lint corpus train bench bench-quick bench-train clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 	$(BIN)/ruff check toolkit tests benchmarks
 	$(BIN)/ruff format --check toolkit tests benchmarks
 	$(BIN)/python -m pytest -q tests
+
+# Build the wheel, install it into a fresh venv, export and profile from outside the repository (CI runs it).
+wheel-check: $(STAMP)
+	PYTHON=$(PYTHON) scripts/wheel_check.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check toolkit tests benchmarks && $(BIN)/ruff format --check toolkit tests benchmarks

@@ -16,14 +16,14 @@ from torch import nn
 from benchmarks.architectures import load_trained
 from benchmarks.quality import Run
 from metasr.assembly import load_metasr
-from metasr.checkpoint import bundled_weights
 from metasr.distill.evaluate import student_runs
 from metasr.distill.teacher_system import load_teacher, teacher_metadata, teacher_sources
 from metasr.images import bicubic_upscale
 from metasr.metadata import CELL
+from metasr.model_zoo import default_model
 from metasr.models.metasr import MetaSR
 
-WEIGHTS = Path(str(bundled_weights(2).parent))
+WEIGHTS = default_model(2).path.parent
 REALWORLD = WEIGHTS / "metasr_x2_realworld.safetensors"
 
 

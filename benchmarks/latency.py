@@ -24,10 +24,10 @@ from executorch.extension.pybindings import portable_lib
 from executorch.runtime import Runtime
 from torch import nn
 
-from metasr.export import executorch_common as et
-from metasr.export.onnx import Options as OnnxOptions
-from metasr.export.onnx_graph import quiet_loggers as quiet_onnx_loggers
-from metasr.export.stages import Coverage
+from metasr.exporter import executorch_common as et
+from metasr.exporter.onnx import Options as OnnxOptions
+from metasr.exporter.onnx_graph import quiet_loggers as quiet_onnx_loggers
+from metasr.exporter.stages import Coverage
 from metasr.profile.timing import LatencyStats
 from metasr.quant.pt2e_xnnpack import capture, quantize_pt2e
 

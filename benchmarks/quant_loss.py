@@ -19,8 +19,8 @@ from torch import nn
 
 from metasr.data.sample_images import calibration_images
 from metasr.errors import MetaSRError
-from metasr.export import pipeline
-from metasr.export.stages import Macs, PreparedModel
+from metasr.exporter import pipeline
+from metasr.exporter.stages import Macs, PreparedModel
 from metasr.validate.macs import count_macs
 
 TARGETS = tuple(pipeline.TARGETS)

@@ -36,10 +36,11 @@ from benchmarks.legibility import TextReader, legibility, text_samples
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
 from benchmarks.quant_loss import TARGETS, prepare_plain, quant_loss
 from benchmarks.report import render
-from metasr.checkpoint import bundled_weights, shipped_teacher_path
+from metasr.checkpoint import shipped_teacher_path
 from metasr.data.folder import list_images, load_for_training, split_images
-from metasr.export import pipeline
+from metasr.exporter import pipeline
 from metasr.metadata import CELL
+from metasr.model_zoo import default_model
 from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
@@ -118,7 +119,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
     for scale in settings.scales:
         rows.append(E.bicubic(scale))
         rows += [E.trained(name, scale, budget) for name in settings.architectures]
-        path = bundled_weights(scale)
+        path = default_model(scale).path
         rows.append(E.metasr("MetaSR graph, shipped default", path, scale, _shipped_training(scale)))
         if scale == 2 and settings.realworld:
             distilled = "distilled from the teacher, realistic degradations"
@@ -132,7 +133,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
 
 def _shipped_training(scale: int) -> str:
     """How the default model for ``scale`` was trained: a distilled graph where one ships, else the plain student."""
-    return DISTILLED_DEFAULT if bundled_weights(scale).name.startswith("metasr_") else PLAIN
+    return DISTILLED_DEFAULT if default_model(scale).graph == "metasr" else PLAIN
 
 
 def quality_rows(

@@ -1,7 +1,7 @@
 """Peak memory of metasr-upscale on a large image, measured in a child process per output format.
 
 Makes a SIZE x SIZE photo-like image (the astronaut, mirrored to fill) as PNG and as JPEG (quality 95),
-runs ``python -m metasr.upscale.command`` on each in its own subprocess (PNG in, PNG out; JPEG in, JPEG
+runs ``python -m metasr.upscaling.command`` on each in its own subprocess (PNG in, PNG out; JPEG in, JPEG
 out; both streamed) and prints a markdown table, one row per format:
 
     | format | input | output | model | tile | peak RSS | time |
@@ -65,7 +65,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="upscale-memory-") as tmp:
             src, out = Path(tmp) / f"big{SUFFIXES[fmt]}", Path(tmp) / "out"
             make_input(src, args.size)
-            cmd = [sys.executable, "-m", "metasr.upscale.command", str(src), "-o", str(out), "--tile", str(args.tile)]
+            cmd = [sys.executable, "-m", "metasr.upscaling.command", str(src), "-o", str(out), "--tile", str(args.tile)]
             if args.artifact:
                 cmd += ["--artifact", str(args.artifact)]
             peak_mib, seconds = run(cmd, env)

@@ -21,9 +21,9 @@ from safetensors.torch import save_file
 from metasr.checkpoint import CONFIG_KEY, read_state, save_student
 from metasr.cli import export_command
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import resolve_recipe
+from metasr.exporter.pipeline import resolve_recipe
 from metasr.models import MetaSRStudent, StudentConfig
-from metasr.upscale.command import upscale_command
+from metasr.upscaling.command import upscale_command
 from tests.conftest import leftovers, terminate_once
 
 ONNX = "target: onnx\n"

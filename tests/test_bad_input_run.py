@@ -24,7 +24,7 @@ from PIL import Image
 from metasr.cli import profile_command
 from metasr.errors import MetaSRError
 from metasr.runtime import allowed_sizes, input_names, read_manifest, takes_size
-from metasr.upscale.command import upscale_command
+from metasr.upscaling.command import upscale_command
 from tests.conftest import leftovers, terminate_once
 
 # The Android app's fixture: a real executorch-xnnpack manifest (256x256 static), kept equal in structure to
@@ -195,7 +195,7 @@ def test_sigterm_during_upscale_leaves_nothing(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)).save(src, compress_level=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "metasr.upscale.command", str(src), "-o", str(out)]
+    cmd = [sys.executable, "-m", "metasr.upscaling.command", str(src), "-o", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     terminate_once(proc, lambda: any(name.endswith(".part") for name in leftovers(out)), "its .part file")
     assert leftovers(out) == []

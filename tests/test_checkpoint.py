@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from metasr.checkpoint import bundled_weights, load_student, save_student
+from metasr.checkpoint import load_student, save_student
 from metasr.errors import MetaSRError
+from metasr.model_zoo import default_model, model_card
 from metasr.models import MetaSRStudent
 from tests.conftest import PicklePayload
 
@@ -70,12 +71,11 @@ def test_not_a_student_checkpoint(tmp_path: Path) -> None:
 @pytest.mark.parametrize("scale", [2, 4])
 def test_bundled_weights_load_and_are_small(scale: int) -> None:
     from metasr.assembly import load_metasr
-    from metasr.checkpoint import bundled_student
 
-    path = bundled_weights(scale)
+    path = default_model(scale).path
     assert path.stat().st_size < 2 * 1024 * 1024
     assert load_metasr(path, scale).scale == scale
-    assert load_student(bundled_student(scale), scale).config.scale == scale
+    assert load_student(model_card(f"student-x{scale}").path, scale).config.scale == scale
 
 
 def test_plain_student_loads_as_the_same_sparse_graph_every_time(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_pickle_checkpoint_refused_never_executed(tmp_path: Path) -> None:
 def test_bad_input_size_and_recipe_with_all(tmp_path: Path) -> None:
     result = _run("--target", "onnx", "--input-size", "64by64")
     assert result.exit_code == 2 and "'64by64' is not HxW" in result.output
-    result = _run("--target", "all", "--recipe", "recipes/onnx.yaml")
+    result = _run("--target", "all", "--recipe", "onnx")
     assert result.exit_code == 2 and "single --target" in result.output
 
 
@@ -74,3 +74,29 @@ def test_successful_export_prints_table(tmp_path: Path, small_student: MetaSRStu
     assert result.exit_code == 0, result.output
     assert "metasr-export" in result.output and "onnx" in result.output
     assert (tmp_path / "o" / "onnx" / "metasr_x2.onnx").is_file()
+
+
+def test_list_names_every_target_and_bundled_recipe() -> None:
+    result = _run("--list")
+    assert result.exit_code == 0, result.output
+    targets, recipes = result.output.splitlines()
+    assert targets == "targets: coreml, executorch-xnnpack, executorch-vulkan, onnx, onnx-qnn, all"
+    assert "coreml-w8a8" in recipes.split(": ")[1].split(", ") and "onnx-qnn-a8w8" in recipes
+
+
+def test_version_and_shipped_scales_only() -> None:
+    from metasr import __version__
+
+    assert _run("--version").output == f"metasr-edge {__version__}\n"
+    result = _run("--target", "onnx", "--scale", "3")
+    assert result.exit_code == 2 and "'3' is not one of '2', '4'" in result.output
+
+
+def test_recipe_alone_exports_to_its_own_target(tmp_path: Path, small_student: MetaSRStudent) -> None:
+    ckpt = tmp_path / "s.safetensors"
+    save_student(small_student, ckpt)
+    args = ("--recipe", "onnx-fp16", "--checkpoint", str(ckpt), "--input-size", "64x64", "--out", str(tmp_path / "o"))
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "onnx" / "manifest.json").is_file()
+    assert _run("--out", str(tmp_path / "o")).exit_code == 2  # neither a target nor a recipe

@@ -143,8 +143,8 @@ def test_graph_reading_content_runs_wholly_on_the_accelerator(target: str, tmp_p
     import dataclasses
 
     from metasr.assembly import build_metasr
-    from metasr.export.pipeline import export, resolve_recipe
-    from metasr.export.stages import LoadedModel
+    from metasr.exporter.pipeline import export, resolve_recipe
+    from metasr.exporter.stages import LoadedModel
     from metasr.models import MetaSRStudent, StudentConfig
     from metasr.recipes import with_overrides
 

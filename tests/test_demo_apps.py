@@ -25,8 +25,8 @@ import onnx
 import pytest
 
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import TARGETS, export, load, prepare, resolve_recipe
-from metasr.export.stages import Coverage, ExportResult, LoweredArtifact
+from metasr.exporter.pipeline import TARGETS, export, load, prepare, resolve_recipe
+from metasr.exporter.stages import Coverage, ExportResult, LoweredArtifact
 from metasr.profile.results import RUNTIME_TARGETS, load_results, percentile, summarize, write_results
 from metasr.recipes import with_overrides
 from metasr.schemas import MANIFEST_VERSION, check, load_schema

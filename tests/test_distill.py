@@ -22,7 +22,6 @@ from metasr.distill.teacher_system import load_teacher
 from metasr.distill.teacher_trainer import train_teacher
 from metasr.distill.trainer import distill
 from metasr.models import MetaSRStudent, StudentConfig
-from metasr.recipes import RECIPES_DIR
 from metasr.train_cli import distill_command, train_group
 
 SOURCES = ("edges", "degradation", "luminance")
@@ -217,7 +216,10 @@ def test_content_evaluation_set_covers_every_class(corpus: Path) -> None:
     assert set(scores.per_class) == set(CLASSES) and all(15 < v < 60 for v in scores.per_class.values())
 
 
-TRAINING_RECIPES = sorted(RECIPES_DIR.glob("distill-*.yaml")) + sorted(RECIPES_DIR.glob("teacher-*.yaml"))
+TRAINING_RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+TRAINING_RECIPES = sorted(TRAINING_RECIPES_DIR.glob("distill-*.yaml")) + sorted(
+    TRAINING_RECIPES_DIR.glob("teacher-*.yaml")
+)
 
 
 @pytest.mark.parametrize("path", TRAINING_RECIPES, ids=lambda p: p.name)

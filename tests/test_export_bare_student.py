@@ -10,16 +10,17 @@ import pytest
 import torch
 
 from metasr.assembly import build_metasr, load_graph, load_metasr, save_metasr
-from metasr.checkpoint import bundled_student, bundled_weights, save_student
+from metasr.checkpoint import save_student
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import export, resolve_recipe
+from metasr.exporter.pipeline import export, resolve_recipe
+from metasr.model_zoo import default_model, model_card
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.profile.estimate import estimate_latency
 from metasr.recipes import with_overrides
 from metasr.runtime import open_engine
 from metasr.schemas import check
-from metasr.upscale.model import load_upscaler
+from metasr.upscaling.model import load_upscaler
 from tests.conftest import responsive_metasr
 
 SIZE = ((64, 96),)
@@ -36,7 +37,7 @@ def plain_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_identity_orchestrator_loads_as_the_bare_student(plain_checkpoint: Path, tmp_path: Path) -> None:
     assert isinstance(load_graph(plain_checkpoint), MetaSRStudent)
-    assert isinstance(load_graph(bundled_student(4)), MetaSRStudent)
+    assert isinstance(load_graph(model_card("student-x4").path), MetaSRStudent)
     wrapped = tmp_path / "wrapped.safetensors"  # a MetaSR checkpoint whose FiLM heads are all zero
     save_metasr(build_metasr(load_graph(plain_checkpoint), sources=("degradation",)), wrapped)
     student = load_graph(wrapped)
@@ -47,7 +48,7 @@ def test_identity_orchestrator_loads_as_the_bare_student(plain_checkpoint: Path,
 
 
 def test_modulating_orchestrator_stays_metasr(tmp_path: Path) -> None:
-    assert isinstance(load_graph(bundled_weights(2)), MetaSR)
+    assert isinstance(load_graph(default_model(2).path), MetaSR)
     path = tmp_path / "responsive.safetensors"
     save_metasr(responsive_metasr(), path)
     assert isinstance(load_graph(path), MetaSR)

@@ -15,13 +15,13 @@ from coremltools.proto.FeatureTypes_pb2 import ImageFeatureType
 
 from metasr.data.sample_images import calibration_images, validation_images
 from metasr.errors import MetaSRError
-from metasr.export import coreml
-from metasr.export.pipeline import export, load, prepare, resolve_recipe, validate
-from metasr.export.stages import ExportResult, LoadedModel
+from metasr.exporter import coreml
+from metasr.exporter.pipeline import export, load, prepare, resolve_recipe, validate
+from metasr.exporter.stages import ExportResult, LoadedModel
 from metasr.images import to_numpy
 from metasr.models.metasr import MetaSR
 from metasr.quant.coreml_quant import MIN_COMPRESSED_WEIGHTS
-from metasr.recipes import RECIPES_DIR, Recipe, with_overrides
+from metasr.recipes import Recipe, with_overrides
 from metasr.validate.metrics import y_psnr
 from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
 
@@ -29,7 +29,7 @@ SIZES = ((64, 64), (96, 128))
 
 
 def small(name: str = "coreml") -> Recipe:
-    return with_overrides(resolve_recipe("coreml", RECIPES_DIR / f"{name}.yaml"), input_sizes=SIZES)
+    return with_overrides(resolve_recipe("coreml", name), input_sizes=SIZES)
 
 
 def package_files(package: Path) -> dict[str, bytes]:

@@ -14,10 +14,10 @@ import torch
 from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
-from metasr.export.executorch_common import runtime_predict
-from metasr.export.executorch_vulkan import _simulate
-from metasr.export.pipeline import export, lower, prepare, resolve_recipe, target_module
-from metasr.export.stages import ExportResult, LoadedModel, QuantizedModel
+from metasr.exporter.executorch_common import runtime_predict
+from metasr.exporter.executorch_vulkan import _simulate
+from metasr.exporter.pipeline import export, lower, prepare, resolve_recipe, target_module
+from metasr.exporter.stages import ExportResult, LoadedModel, QuantizedModel
 from metasr.models.metasr import MetaSR
 from metasr.quant.pt2e_xnnpack import capture
 from metasr.recipes import Recipe, with_overrides
@@ -34,7 +34,7 @@ Sizes = tuple[tuple[int, int], ...]
 
 
 def _recipe(target: str, path: str | None = None, sizes: Sizes = SIZE) -> Recipe:
-    return with_overrides(resolve_recipe(target, Path(path) if path else None), input_sizes=sizes)
+    return with_overrides(resolve_recipe(target, path), input_sizes=sizes)
 
 
 def _responsive(target: str, out: Path, path: str | None = None, sizes: Sizes = SIZES) -> ExportResult:
@@ -122,7 +122,7 @@ def test_xnnpack_bytes_do_not_depend_on_the_hash_seed(xnnpack_responsive: Export
 
 def test_nncf_variant_is_fully_delegated_and_follows_strength(tmp_path: Path) -> None:
     """The NNCF path on the small responsive model; `metasr-export --target all` checks floors on trained weights."""
-    result = _responsive("executorch-xnnpack", tmp_path, "recipes/executorch-xnnpack-nncf.yaml", SIZE)
+    result = _responsive("executorch-xnnpack", tmp_path, "executorch-xnnpack-nncf", SIZE)
     assert result.coverage.fallback == [] and result.coverage.fraction == 1.0
     assert "NNCF" in json.loads(result.report.read_text())["quantization"]["scheme"]
     model = prepare(LoadedModel(responsive_metasr(), "test"), _recipe("executorch-xnnpack")).model

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from metasr.assembly import load_metasr
-from metasr.checkpoint import bundled_weights
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import export, load, prepare, resolve_recipe
-from metasr.export.stages import ExportResult, LoadedModel
+from metasr.exporter.pipeline import export, load, prepare, resolve_recipe
+from metasr.exporter.stages import ExportResult, LoadedModel
+from metasr.model_zoo import default_model
 from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe, with_overrides
 from metasr.runtime import open_engine
@@ -29,7 +29,7 @@ SIZE = ((64, 96),)
 
 
 def _recipe(path: str | None = None, **options: object) -> Recipe:
-    recipe = with_overrides(resolve_recipe("onnx", Path(path) if path else None), input_sizes=SIZE)
+    recipe = with_overrides(resolve_recipe("onnx", path), input_sizes=SIZE)
     return dataclasses.replace(recipe, options=dataclasses.replace(recipe.options, **options))
 
 
@@ -54,7 +54,9 @@ def test_fp32_export_passes_floor_and_writes_manifest(fp32: ExportResult) -> Non
     assert (strength["shapes"], strength["value_range"], strength["default"]) == ([[1, 1, 1, 1]], [0.0, 1.0], -1.0)
     assert manifest["tile"] == {"size": 256, "overlap": 16}
     assert manifest["dynamic_size"] == {"multiple_of": 32, "min": 64, "max": 8192}
-    assert manifest["model"]["sources"] == list(load_metasr(bundled_weights(2)).orchestrator.sources)  # the default's
+    assert manifest["model"]["sources"] == list(
+        load_metasr(default_model(2).path).orchestrator.sources
+    )  # the default's
     model = onnx.load(fp32.artifact)
     assert [i.name for i in model.graph.input] == ["image", "strength"]
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -78,7 +80,7 @@ def test_dynamic_graph_runs_other_whole_cell_sizes(fp32: ExportResult) -> None:
 
 
 def test_fp16_variant_is_smaller_and_still_close(tmp_path: Path) -> None:
-    result = export(_recipe("recipes/onnx-fp16.yaml", dynamic_size=False), tmp_path)
+    result = export(_recipe("onnx-fp16", dynamic_size=False), tmp_path)
     assert 55.0 <= result.parity.min_psnr_db < 140.0
     initializers = onnx.load(result.artifact).graph.initializer
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in initializers)
@@ -145,7 +147,7 @@ def test_artifact_bytes_do_not_depend_on_the_hash_seed(fp32: ExportResult, tmp_p
     """The exporter's debug annotations (range constraints in hash-seed order, stack traces) are stripped."""
     script = (
         "import sys; from pathlib import Path; from tests.test_export_onnx import _recipe; "
-        "from metasr.export.pipeline import export; export(_recipe(), Path(sys.argv[1]))"
+        "from metasr.exporter.pipeline import export; export(_recipe(), Path(sys.argv[1]))"
     )
     for seed in ("0", "1"):
         out = tmp_path / seed

@@ -15,9 +15,9 @@ import torch
 from onnx import helper, numpy_helper
 
 from metasr.errors import MetaSRError
-from metasr.export.onnx_qnn import open_session, qnn_ep_name
-from metasr.export.pipeline import export, prepare, resolve_recipe
-from metasr.export.stages import ExportResult, LoadedModel
+from metasr.exporter.onnx_qnn import open_session, qnn_ep_name
+from metasr.exporter.pipeline import export, prepare, resolve_recipe
+from metasr.exporter.stages import ExportResult, LoadedModel
 from metasr.models.metasr import MetaSR
 from metasr.quant.ort_qdq import split_identity
 from metasr.recipes import Recipe, with_overrides
@@ -114,7 +114,7 @@ def test_export_twice_is_byte_identical(a16w8: ExportResult, tmp_path: Path) -> 
 
 
 def test_a8w8_variant_uses_8bit_activations_and_passes_floor(tmp_path: Path) -> None:
-    result = export(_recipe("recipes/onnx-qnn-a8w8.yaml"), tmp_path)
+    result = export(_recipe("onnx-qnn-a8w8"), tmp_path)
     assert result.parity.passed and result.coverage.fraction == 1.0
     model = onnx.load(result.artifact)
     quantizers = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from metasr.cli import profile_command
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import export, resolve_recipe
+from metasr.exporter.pipeline import export, resolve_recipe
 from metasr.profile.adb import ERROR_FILE, RESULTS_FILE, parse_executor_runner, parse_perf_test
 from metasr.profile.estimate import estimate_latency
 from metasr.profile.run import DeviceSpec, profile_and_write

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import TARGETS, resolve_recipe, target_module
-from metasr.recipes import RECIPES_DIR, load_mapping, load_recipe, with_overrides
+from metasr.exporter.pipeline import TARGETS, resolve_recipe, target_module
+from metasr.recipes import EXPORT_RECIPES_DIR, load_mapping, load_recipe, with_overrides
 
-# Export recipes are named after their target; devices.yaml and the training recipes are not export recipes.
-EXPORT_RECIPES = sorted(p for p in RECIPES_DIR.glob("*.yaml") if p.stem.startswith(tuple(TARGETS)))
+EXPORT_RECIPES = sorted(EXPORT_RECIPES_DIR.glob("*.yaml"))  # bundled with the package
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING_RECIPES_DIR = ROOT / "recipes"  # distill and teacher recipes: repository workflows (corpus, checkpoints)
 
 
 @pytest.mark.parametrize("path", EXPORT_RECIPES, ids=lambda p: p.name)
@@ -22,14 +23,14 @@ def test_every_shipped_recipe_is_valid(path: Path) -> None:
     assert recipe.parity_floor_db > 0
 
 
-@pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("distill-*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(TRAINING_RECIPES_DIR.glob("distill-*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_distill_recipe_is_valid(path: Path) -> None:
     from metasr.distill.recipe import load_distill_recipe
 
     recipe = load_distill_recipe(path)  # refuses unknown sources and bad values
     assert recipe.steps > 0
     for weights in (recipe.teacher, recipe.init_student):  # the shipped files it names exist (paths from the root)
-        assert weights is None or (RECIPES_DIR.parent / weights).is_file(), f"{path.name} names missing {weights}"
+        assert weights is None or (ROOT / weights).is_file(), f"{path.name} names missing {weights}"
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -116,3 +117,18 @@ def test_extends_refuses_a_missing_base_and_a_cycle(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(MetaSRError, match="extends itself through"):
         load_distill_recipe(tmp_path / "a.yaml")
+
+
+def test_bundled_recipe_by_name_and_typo_suggestion() -> None:
+    from metasr.recipes import recipe_path
+
+    assert recipe_path("coreml-w8a8") == recipe_path("coreml-w8a8.yaml") == EXPORT_RECIPES_DIR / "coreml-w8a8.yaml"
+    with pytest.raises(MetaSRError, match="did you mean 'coreml-w8a8'"):
+        recipe_path("coreml-w8a9")
+    assert resolve_recipe(None, "executorch-xnnpack-nncf").target == "executorch-xnnpack"
+
+
+def test_recipe_file_without_target_needs_one(tmp_path: Path) -> None:
+    path = _write(tmp_path, "scale: 2\n")
+    with pytest.raises(MetaSRError, match="names no target"):
+        resolve_recipe(None, path)

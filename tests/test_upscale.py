@@ -15,18 +15,19 @@ from PIL import Image, ImageOps
 from skimage import data
 
 from metasr.assembly import load_metasr, save_metasr
-from metasr.checkpoint import bundled_student, load_student, save_student
+from metasr.checkpoint import load_student, save_student
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, to_numpy, to_tensor
+from metasr.model_zoo import model_card
 from metasr.models import MetaSRStudent, StudentConfig
-from metasr.upscale.batch import Batch
-from metasr.upscale.command import upscale_command
-from metasr.upscale.image_io import read_image
-from metasr.upscale.jpeg_stream import STRIP_MCU_ROWS, JpegStreamWriter
-from metasr.upscale.model import Upscaler, load_upscaler
-from metasr.upscale.png_stream import PngStreamWriter
-from metasr.upscale.tiling import axis_spans, axis_weights, upscale_strips
-from metasr.upscale.video import RouteStabilizer
+from metasr.upscaling.batch import Batch
+from metasr.upscaling.command import upscale_command
+from metasr.upscaling.image_io import read_image
+from metasr.upscaling.jpeg_stream import STRIP_MCU_ROWS, JpegStreamWriter
+from metasr.upscaling.model import Upscaler, load_upscaler
+from metasr.upscaling.png_stream import PngStreamWriter
+from metasr.upscaling.tiling import axis_spans, axis_weights, upscale_strips
+from metasr.upscaling.video import RouteStabilizer
 from metasr.validate.metrics import y_psnr
 from tests.conftest import leftovers, responsive_metasr
 
@@ -51,7 +52,7 @@ def _photo(size: int) -> np.ndarray:
 def test_tiled_equals_untiled_on_a_photo() -> None:
     hr = data.astronaut().astype(np.float32) / 255.0  # 512x512; the input is its 256x256 bicubic downscale
     lr = np.rint(to_numpy(bicubic_downscale(to_tensor(hr), 2)) * 255).astype(np.uint8)
-    plain = bundled_student(2)  # in an identity orchestrator: every tile sees the same model
+    plain = model_card("student-x2").path  # in an identity orchestrator: every tile sees the same model
     upscaler = load_upscaler(checkpoint=plain, tile=96, overlap=16)
     assert upscaler.plan(256, 256).count == 9
     tiled = _upscale(lr, upscaler)

@@ -30,23 +30,6 @@ def shipped_teacher_path() -> Path:
     return shipped_weights("teacher_x2.safetensors")
 
 
-def bundled_weights(scale: int) -> Path:
-    """The default model shipped for ``scale``: the distilled MetaSR graph if one ships, else the plain student."""
-    for name in (f"metasr_x{scale}.safetensors", f"student_x{scale}.safetensors"):
-        path = shipped_weights(name)
-        if path.is_file():
-            return path
-    raise MetaSRError(f"no bundled model for scale {scale}; use --scale 2 or 4, or pass --checkpoint")
-
-
-def bundled_student(scale: int) -> Path:
-    """The plain student shipped for ``scale`` (the starting point of distillation)."""
-    path = shipped_weights(f"student_x{scale}.safetensors")
-    if not path.is_file():
-        raise MetaSRError(f"no bundled student for scale {scale}; use --scale 2 or 4")
-    return path
-
-
 def save_student(model: MetaSRStudent, path: str | Path) -> None:
     """Write the model's weights and config as safetensors, atomically (temp file, then rename)."""
     save_state(model.state_dict(), path, {CONFIG_KEY: json.dumps(model.config.to_dict(), sort_keys=True)})

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from metasr.cli_options import CONTEXT, SCALE, version_option
 from metasr.errors import MetaSRError
-from metasr.export.pipeline import STAGES, TARGETS, export, resolve_recipe
-from metasr.export.stages import ExportResult
+from metasr.exporter.pipeline import STAGES, TARGETS, export, resolve_recipe
+from metasr.exporter.stages import ExportResult
 from metasr.progress import console, progress_bar
-from metasr.recipes import with_overrides
+from metasr.recipes import bundled_recipes, with_overrides
 from metasr.signals import raise_on_termination
 
 TARGET_CHOICES = [*TARGETS, "all"]
@@ -26,31 +27,41 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--target", "-t", required=True, help=f"One of: {', '.join(TARGET_CHOICES)}.")
-@click.option("--recipe", type=click.Path(path_type=Path), help="Recipe YAML (default: recipes/<target>.yaml).")
+@click.command(context_settings=CONTEXT)
+@click.option("--target", "-t", help=f"One of: {', '.join(TARGET_CHOICES)} (default: the recipe's own target).")
+@click.option("--recipe", help="Recipe YAML file, or a bundled recipe's name (default: the target's own recipe).")
 @click.option(
     "--checkpoint", type=click.Path(path_type=Path), help="MetaSR or plain student weights (.safetensors or .pt)."
 )
-@click.option("--scale", type=click.IntRange(2, 4), help="Upscaling factor (2 or 4); overrides the recipe.")
+@click.option("--scale", type=SCALE, help="Upscaling factor; overrides the recipe.")
 @click.option("--input-size", "input_sizes", multiple=True, help="HxW model input size; repeat for several.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
 @click.option("--profile", "profile_device", help="Profile each artifact right after export (see metasr-profile).")
+@click.option("--list", "list_only", is_flag=True, help="List the targets and bundled recipes, then exit.")
+@version_option
 def export_command(
-    target: str,
-    recipe: Path | None,
+    target: str | None,
+    recipe: str | None,
     checkpoint: Path | None,
-    scale: int | None,
+    scale: str | None,
     input_sizes: tuple[str, ...],
     out: Path,
     profile_device: str | None,
+    list_only: bool,
 ) -> None:
     """Export the MetaSR graph to TARGET, validate it, and write artifact + report + manifest."""
     raise_on_termination()
+    if list_only:
+        click.echo("targets: " + ", ".join(TARGET_CHOICES))
+        click.echo("recipes: " + ", ".join(bundled_recipes()))
+        return
+    if target is None and recipe is None:
+        raise click.UsageError("pass --target (or --recipe); metasr-export --list shows both")
     targets = list(TARGETS) if target == "all" else [target]
     if recipe is not None and len(targets) > 1:
         raise click.UsageError("--recipe names one target's recipe; use it with a single --target")
     sizes = tuple(parse_size(s) for s in input_sizes) or None
+    scale = int(scale) if scale else None
     try:
         recipes = [with_overrides(resolve_recipe(t, recipe), scale=scale, input_sizes=sizes) for t in targets]
     except MetaSRError as exc:
@@ -101,23 +112,23 @@ def summary_table(results: list[ExportResult]) -> Table:
     return table
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Folder of training photos.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint folder (resumes).")
-@click.option("--scale", type=click.IntRange(2, 4), default=2, show_default=True)
+@click.option("--scale", type=SCALE, default="2", show_default=True)
 @click.option("--steps", type=int, default=5000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
 def train_command(
-    data: Path, out: Path, scale: int, steps: int, seed: int, until: int | None, checkpoint_every: int
+    data: Path, out: Path, scale: str, steps: int, seed: int, until: int | None, checkpoint_every: int
 ) -> None:
     """Train the plain student on bicubic-downscaled photos (resumes from OUT/state.safetensors)."""
     raise_on_termination()
     from metasr.train import TrainConfig, train_student
 
     config = TrainConfig(
-        data=data, out=out, scale=scale, steps=steps, seed=seed, until=until, checkpoint_every=checkpoint_every
+        data=data, out=out, scale=int(scale), steps=steps, seed=seed, until=until, checkpoint_every=checkpoint_every
     )
     try:
         result = train_student(config)
@@ -150,13 +161,14 @@ def profile_table(report) -> Table:
     return table
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.option("--device", default="host", show_default=True, help="host | adb[:SERIAL] | macos | estimate:NAME")
 @click.option("--input-size", help="HxW (default: the manifest's first input size).")
 @click.option("--runs", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--budget-ms", type=float, help="Latency budget; default: the export recipe's latency_budget_ms.")
 @click.option("--runner", type=click.Path(path_type=Path), help="adb: executor_runner / onnxruntime_perf_test binary.")
+@version_option
 def profile_command(
     artifact: Path, device: str, input_size: str | None, runs: int, budget_ms: float | None, runner: Path | None
 ) -> None:

@@ -20,7 +20,7 @@ import yaml
 from metasr.errors import MetaSRError
 from metasr.metadata.base import CELL
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+EXPORT_RECIPES_DIR = Path(__file__).resolve().parent / "exporter" / "recipes"  # package data: works from a wheel
 MIN_CELLS = 2  # the smallest input the exported graphs take, in metadata cells per side
 MAX_SIDE = 8192  # the largest input side any target is exported and checked for
 MIN_TILE = 16
@@ -95,8 +95,34 @@ def _fit(side: int) -> int:
     return min(max(MIN_CELLS, round(side / CELL)) * CELL, MAX_SIDE)
 
 
+def bundled_recipes() -> list[str]:
+    """Names of the export recipes that ship with the package (``<target>`` defaults and their variants)."""
+    return sorted(p.stem for p in EXPORT_RECIPES_DIR.glob("*.yaml"))
+
+
 def default_recipe_path(target: str) -> Path:
-    return RECIPES_DIR / f"{target}.yaml"
+    return EXPORT_RECIPES_DIR / f"{target}.yaml"
+
+
+def recipe_path(recipe: str | Path) -> Path:
+    """A recipe file, or the bundled recipe of that name (``coreml-w8a8`` or ``coreml-w8a8.yaml``)."""
+    path = Path(recipe)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    bundled = EXPORT_RECIPES_DIR / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if bundled.is_file():
+        return bundled
+    near = difflib.get_close_matches(path.stem, bundled_recipes(), n=1)
+    hint = f"did you mean '{near[0]}'?" if near else "metasr-export --list shows the bundled recipes"
+    raise MetaSRError(f"export recipe '{recipe}' is neither a file nor a bundled recipe; {hint}")
+
+
+def recipe_target(path: str | Path) -> str:
+    """The ``target`` key of an export recipe, read before its options can be checked."""
+    target = load_mapping(path, "export").get("target")
+    if not isinstance(target, str):
+        raise MetaSRError(f"export recipe {path} names no target; add e.g. 'target: onnx' or pass --target")
+    return target
 
 
 def load_recipe(path: str | Path, options_type: type | None = None) -> Recipe:
@@ -136,7 +162,7 @@ def load_mapping(path: str | Path, kind: str, alternative: str = "") -> dict[str
 
 def _load_extending(path: Path, kind: str, alternative: str, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
-        raise MetaSRError(f"{kind} recipe {path} does not exist; pass a file from recipes/ {alternative}".rstrip())
+        raise MetaSRError(f"{kind} recipe {path} does not exist; pass an existing recipe file {alternative}".rstrip())
     raw = _read_yaml(path, kind)
     if not isinstance(raw, dict):
         raise MetaSRError(f"{kind} recipe {path} must be a mapping of keys to values")

@@ -206,7 +206,7 @@ def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Te
     import onnxruntime as ort
 
     if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
-        from metasr.export.onnx_qnn import open_session
+        from metasr.exporter.onnx_qnn import open_session
 
         with loading(path, "ONNX Runtime (QNN)"):
             session = open_session(path, manifest.get("context_model", {}).get("soc_model"))

@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 
 from metasr.cli import train_command
+from metasr.cli_options import CONTEXT, version_option
 from metasr.errors import MetaSRError
 from metasr.signals import raise_on_termination
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-
 
 @click.group(context_settings=CONTEXT)
+@version_option
 def train_group() -> None:
     """Train MetaSR components: the plain student, the degree estimator, the content classifier, the teacher."""
     raise_on_termination()
@@ -88,6 +88,7 @@ def teacher(recipe: Path, until: int | None, ship: Path | None) -> None:
     "--recipe", type=click.Path(path_type=Path), required=True, help="Distill recipe (recipes/distill-*.yaml)."
 )
 @click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
+@version_option
 def distill_command(recipe: Path, until: int | None) -> None:
     """Distil the teacher and its orchestrator into the student (resumes from OUT/state.safetensors)."""
     raise_on_termination()

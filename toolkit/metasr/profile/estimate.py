@@ -12,13 +12,13 @@ import yaml
 
 from metasr.assembly import build_metasr
 from metasr.errors import MetaSRError
-from metasr.export.stages import with_defaults
+from metasr.exporter.stages import with_defaults
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent, StudentConfig
-from metasr.recipes import RECIPES_DIR
 from metasr.validate.macs import layer_work
 
-DEVICES_FILE = RECIPES_DIR / "devices.yaml"
+DEVICES_FILE = Path(__file__).resolve().with_name("devices.yaml")  # package data
+DEVICES_NAME = "metasr/profile/devices.yaml"
 
 # target -> (compute unit, activation bytes, weight bytes, throughput key)
 TARGET_COST = {
@@ -59,14 +59,14 @@ def estimate_latency(manifest: dict[str, Any], input_size: tuple[int, int], devi
     """Sum over layers of max(MACs / effective throughput, bytes / bandwidth), plus dispatch overhead."""
     devices = load_devices()
     if device not in devices:
-        raise MetaSRError(f"unknown device '{device}'; choose one of {', '.join(devices)} (recipes/devices.yaml)")
+        raise MetaSRError(f"unknown device '{device}'; choose one of {', '.join(devices)} ({DEVICES_NAME})")
     spec = devices[device]
     unit_name, act_bytes, weight_bytes, key = TARGET_COST[manifest["target"]]
     if unit_name not in spec["units"]:
-        raise MetaSRError(f"{device} has no {unit_name} in recipes/devices.yaml; estimate another target or device")
+        raise MetaSRError(f"{device} has no {unit_name} in {DEVICES_NAME}; estimate another target or device")
     unit = spec["units"][unit_name]
     if key not in unit:
-        raise MetaSRError(f"{device} {unit_name} lists no {key}; add it to recipes/devices.yaml")
+        raise MetaSRError(f"{device} {unit_name} lists no {key}; add it to {DEVICES_NAME}")
     macs_per_s = unit[key] * 1e12 / 2 * unit["efficiency"]
     bytes_per_s = spec["memory_bandwidth_gbs"] * 1e9
     layers = []
@@ -83,6 +83,11 @@ def _layer_work(
 ) -> list[tuple[str, int, int]]:
     """(layer, MACs, bytes read + written) for each conv of the graph (MetaSR or bare student) in ``manifest``."""
     spec = manifest["model"]
+    if spec["graph"] == "custom":
+        raise MetaSRError(
+            f"{manifest['file']} holds a custom network ({spec['class']}) the cost model cannot rebuild from its "
+            "manifest; profile it with --device host, adb or macos"
+        )
     model = MetaSRStudent(StudentConfig(**spec["student"]))
     if spec["graph"] == "metasr":
         model = build_metasr(model, tuple(spec["sources"]), spec["orchestrator"])

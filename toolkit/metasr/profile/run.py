@@ -156,7 +156,7 @@ def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
 
 
 def _qnn_placement(artifact, manifest, device, size) -> ProfileReport:
-    from metasr.export.onnx_qnn import cpu_assigned_ops, open_session
+    from metasr.exporter.onnx_qnn import cpu_assigned_ops, open_session
 
     with loading(artifact, "ONNX Runtime (QNN)"):
         session = open_session(artifact, allow_fallback=True)

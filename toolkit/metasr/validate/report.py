@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from metasr import __version__
-from metasr.export.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel, SRGraph
+from metasr.exporter.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel, SRGraph
+from metasr.exporter.user_model import UserModel
 from metasr.models.metasr import DEFAULT_STRENGTH, MetaSR
 from metasr.schemas import MANIFEST_VERSION, check
 
@@ -84,7 +85,7 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
 
 
 def _model_section(model: SRGraph) -> dict[str, Any]:
-    """What the graph is: MetaSR (student, sources, orchestrator) or the bare student (no metadata)."""
+    """What the graph is: MetaSR (student, sources, orchestrator), the bare student, or a user's own network."""
     if isinstance(model, MetaSR):
         orchestrator = model.orchestrator
         return {
@@ -93,6 +94,8 @@ def _model_section(model: SRGraph) -> dict[str, Any]:
             "sources": list(orchestrator.sources),
             "orchestrator": orchestrator.config,
         }
+    if isinstance(model, UserModel):
+        return {"graph": "custom", "class": model.class_name, "sources": []}
     return {"graph": "student", "student": model.config.to_dict(), "sources": []}
 
 

@@ -36,7 +36,7 @@ interface SrEngine : AutoCloseable {
 
 /**
  * The manifest targets this app can run, the runtime id it reports in benchmark results, and the artifact name
- * the exporter writes for each (toolkit/metasr/export/<target>.py; %d is the scale).
+ * the exporter writes for each (toolkit/metasr/exporter/<target>.py; %d is the scale).
  */
 enum class EngineKind(val target: String, val runtime: String, private val artifactPattern: String) {
     EXECUTORCH_XNNPACK("executorch-xnnpack", "executorch-xnnpack", "metasr_x%d.pte"),

@@ -18,8 +18,8 @@ import onnxruntime as ort
 import torch
 
 from metasr.errors import MetaSRError
-from metasr.export.onnx_graph import check_opset, export_onnx
-from metasr.export.stages import Coverage, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.onnx_graph import check_opset, export_onnx
+from metasr.exporter.stages import Coverage, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.models.metasr import MetaSR
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, feeds, strengths_used
 from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
@@ -184,7 +184,7 @@ def _check(options: Options, prepared: PreparedModel) -> None:
         # DequantizeLinear nodes the QNN EP refuses, and a float Concat the HTP cannot finalize.
         raise MetaSRError(
             "NNCF's QDQ model of a MetaSR graph does not run on the QNN HTP (float orchestrator ops); "
-            "use method: ort (recipes/onnx-qnn-a8w8.yaml), or export a plain student"
+            "use method: ort (--recipe onnx-qnn-a8w8), or export a plain student"
         )
     if len(prepared.recipe.input_sizes) != 1:
         raise MetaSRError("onnx-qnn compiles one static input shape for the HTP; give exactly one input size")
@@ -239,5 +239,5 @@ def _qnn_devices() -> list[ort.OrtEpDevice]:
     return [d for d in ort.get_ep_devices() if d.ep_name == qnn_ep_name()]
 
 
-if __name__ == "__main__":  # compile an EPContext model: python -m metasr.export.onnx_qnn QDQ SOC_MODEL CONTEXT
+if __name__ == "__main__":  # compile an EPContext model: python -m metasr.exporter.onnx_qnn QDQ SOC_MODEL CONTEXT
     open_session(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), log_warnings=True)

@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from metasr.export.onnx_graph import check_opset, export_onnx, onnx_ops
-from metasr.export.stages import (
+from metasr.exporter.onnx_graph import check_opset, export_onnx, onnx_ops
+from metasr.exporter.stages import (
     MAX_SIDE,
     MIN_CELLS,
     Coverage,

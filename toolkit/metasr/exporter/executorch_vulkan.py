@@ -17,8 +17,8 @@ from executorch.runtime import Runtime
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map_only
 
-from metasr.export import executorch_common as et
-from metasr.export.stages import LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
+from metasr.exporter import executorch_common as et
+from metasr.exporter.stages import LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
 
 NAME = "executorch-vulkan"
 

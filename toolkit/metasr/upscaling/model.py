@@ -11,12 +11,12 @@ from typing import Any
 import torch
 
 from metasr.assembly import load_graph
-from metasr.checkpoint import bundled_weights
 from metasr.errors import MetaSRError
+from metasr.model_zoo import default_model
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
 from metasr.runtime import allowed_sizes, artifact_manifest, open_engine, static_sizes, takes_size
-from metasr.upscale.tiling import ModelFn, TilePlan, plan_tiles, whole_cells
+from metasr.upscaling.tiling import ModelFn, TilePlan, plan_tiles, whole_cells
 
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 16
@@ -57,7 +57,7 @@ def load_upscaler(
     if artifact is None:
         size = tile or DEFAULT_TILE
         tile_overlap = _overlap((size, size), overlap, DEFAULT_OVERLAP)
-        model = load_graph(checkpoint or bundled_weights(scale or 2), scale).reparameterize()
+        model = load_graph(checkpoint or default_model(scale or 2).path, scale).reparameterize()
         name = f"{checkpoint.name if checkpoint else f'MetaSR x{model.scale}'} (float)"
         return Upscaler(name, model.scale, _float_runner(model, value, name), (size, size), tile_overlap, False)
     manifest = artifact_manifest(artifact)  # everything the manifest can refuse is refused before loading

@@ -12,7 +12,7 @@ import onnx
 import torch
 
 from metasr.errors import MetaSRError
-from metasr.export.stages import PreparedModel
+from metasr.exporter.stages import PreparedModel
 from metasr.recipes import RecipeValueError
 
 MIN_OPSET = 17  # the oldest opset the graph's ops (DepthToSpace, Resize, Clip) export to as used here

@@ -17,7 +17,7 @@ from executorch.exir.lowered_backend_module import LoweredBackendModule
 from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
-from metasr.export.stages import Coverage, PreparedModel
+from metasr.exporter.stages import Coverage, PreparedModel
 
 _DELEGATE_CALL = torch.ops.higher_order.executorch_call_delegate
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metasr.export.stages import MIN_CELLS
+from metasr.exporter.stages import MIN_CELLS
 from metasr.metadata import CELL
 
 Span = tuple[int, int]

@@ -32,8 +32,8 @@ from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 from coremltools.converters.mil.mil import Function, Operation, Var, types
 
 from metasr.errors import MetaSRError
-from metasr.export.graph_passes import drop_aliases
-from metasr.export.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.graph_passes import drop_aliases
+from metasr.exporter.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
 
@@ -210,7 +210,7 @@ def _converting(what: str) -> Iterator[None]:
         raise
     except Exception as exc:  # torch.export and coremltools raise many types; report the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetaSRError(f"{what} failed ({first}); use only ops listed in metasr.export.coreml.ANE_OPS") from exc
+        raise MetaSRError(f"{what} failed ({first}); use only ops listed in metasr.exporter.coreml.ANE_OPS") from exc
 
 
 def _save(mlmodel: ct.models.MLModel, path: Path) -> None:

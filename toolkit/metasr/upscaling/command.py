@@ -8,22 +8,23 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from metasr.cli_options import CONTEXT, SCALE, version_option
 from metasr.errors import MetaSRError
 from metasr.progress import console, progress_bar
 from metasr.signals import raise_on_termination
-from metasr.upscale.batch import Batch, FileResult, collect_inputs
-from metasr.upscale.model import load_upscaler
+from metasr.upscaling.batch import Batch, FileResult, collect_inputs
+from metasr.upscaling.model import load_upscaler
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--artifact", type=click.Path(path_type=Path), help="Exported .onnx or .pte artifact to run.")
 @click.option(
     "--checkpoint", type=click.Path(path_type=Path), help="MetaSR or plain student weights (.safetensors or .pt)."
 )
-@click.option("--scale", type=click.Choice(["2", "4"]), help="Upscaling factor (default: the model's, or 2).")
+@click.option("--scale", type=SCALE, help="Upscaling factor (default: the model's, or 2).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
 @click.option("--tile", type=click.IntRange(min=16), help="Tile size, input pixels (default: manifest's, or 256).")
 @click.option("--overlap", type=click.IntRange(min=0), help="Tile overlap, input pixels (default: manifest's, or 16).")
@@ -33,6 +34,7 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
     help="Restoration strength in [0, 1], overriding the estimated degradation (default: the estimate).",
 )
 @click.option("--compare", is_flag=True, help="Also write NAME_compare.png: bicubic | output, side by side.")
+@version_option
 def upscale_command(
     inputs: tuple[Path, ...],
     artifact: Path | None,

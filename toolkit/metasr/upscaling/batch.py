@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from metasr.errors import MetaSRError
-from metasr.upscale.compare import CropTap, Window, bicubic_panel, side_by_side
-from metasr.upscale.image_io import IMAGE_SUFFIXES, ImageWriter, atomic_output, output_name, read_image
-from metasr.upscale.model import Upscaler
-from metasr.upscale.tiling import upscale_strips
-from metasr.upscale.video import VIDEO_SUFFIXES, RouteStabilizer, output_suffix, upscale_video
+from metasr.upscaling.compare import CropTap, Window, bicubic_panel, side_by_side
+from metasr.upscaling.image_io import IMAGE_SUFFIXES, ImageWriter, atomic_output, output_name, read_image
+from metasr.upscaling.model import Upscaler
+from metasr.upscaling.tiling import upscale_strips
+from metasr.upscaling.video import VIDEO_SUFFIXES, RouteStabilizer, output_suffix, upscale_video
 
 Progress = Callable[[int, int], None]  # (done, total) within the current file
 

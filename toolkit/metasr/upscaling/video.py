@@ -11,9 +11,9 @@ import av
 import numpy as np
 
 from metasr.errors import MetaSRError
-from metasr.upscale.image_io import MIN_SIDE
-from metasr.upscale.model import Upscaler
-from metasr.upscale.tiling import upscale_strips
+from metasr.upscaling.image_io import MIN_SIDE
+from metasr.upscaling.model import Upscaler
+from metasr.upscaling.tiling import upscale_strips
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm"}
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "matroska"}  # WebM cannot hold H.264

@@ -15,10 +15,9 @@ from pathlib import Path
 import torch
 
 from metasr.assembly import load_graph
-from metasr.checkpoint import bundled_weights
 from metasr.data.sample_images import VALIDATION_NAMES, calibration_images, validation_images
 from metasr.errors import MetaSRError
-from metasr.export.stages import (
+from metasr.exporter.stages import (
     ExportResult,
     LoadedModel,
     LoweredArtifact,
@@ -30,18 +29,19 @@ from metasr.export.stages import (
     with_defaults,
 )
 from metasr.images import to_numpy
+from metasr.model_zoo import default_model
 from metasr.models.metasr import MetaSR
-from metasr.recipes import Recipe, default_recipe_path, load_recipe
+from metasr.recipes import Recipe, default_recipe_path, load_recipe, recipe_path, recipe_target
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import max_abs_error, y_psnr
 from metasr.validate.report import artifact_size, write_reports
 
 TARGETS: dict[str, str] = {
-    "coreml": "metasr.export.coreml",
-    "executorch-xnnpack": "metasr.export.executorch_xnnpack",
-    "executorch-vulkan": "metasr.export.executorch_vulkan",
-    "onnx": "metasr.export.onnx",
-    "onnx-qnn": "metasr.export.onnx_qnn",
+    "coreml": "metasr.exporter.coreml",
+    "executorch-xnnpack": "metasr.exporter.executorch_xnnpack",
+    "executorch-vulkan": "metasr.exporter.executorch_vulkan",
+    "onnx": "metasr.exporter.onnx",
+    "onnx-qnn": "metasr.exporter.onnx_qnn",
 }
 
 STAGES = ("load", "prepare", "quantize", "lower", "validate", "write")
@@ -56,19 +56,24 @@ def target_module(name: str) -> TargetModule:
     return importlib.import_module(TARGETS[name])  # type: ignore[return-value]
 
 
-def resolve_recipe(target: str, recipe_path: str | Path | None = None) -> Recipe:
-    """Load ``recipe_path`` or the target's default recipe, validated against the target's options."""
-    module = target_module(target)
-    recipe = load_recipe(recipe_path or default_recipe_path(target), module.Options)
-    if recipe.target != target:
-        raise MetaSRError(f"recipe is for target '{recipe.target}', not '{target}'; pass --target {recipe.target}")
-    return recipe
+def resolve_recipe(target: str | None, recipe: str | Path | None = None) -> Recipe:
+    """Load a recipe (a file, or a bundled recipe's name) or the target's default, checked against its options.
+
+    With ``target`` None the recipe's own ``target`` key decides."""
+    if target is None and recipe is None:
+        raise MetaSRError("name a target or a recipe; metasr-export --list shows both")
+    path = recipe_path(recipe) if recipe is not None else default_recipe_path(target)
+    target = target or recipe_target(path)
+    loaded = load_recipe(path, target_module(target).Options)
+    if loaded.target != target:
+        raise MetaSRError(f"recipe is for target '{loaded.target}', not '{target}'; pass --target {loaded.target}")
+    return loaded
 
 
 def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
     """Stage 1: read the float graph (the bundled default unless a checkpoint is given); a plain student, or any
     MetaSR whose orchestrator is the identity, loads as the bare student."""
-    path = Path(checkpoint) if checkpoint else bundled_weights(scale)
+    path = Path(checkpoint) if checkpoint else default_model(scale).path
     return LoadedModel(model=load_graph(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
 
 

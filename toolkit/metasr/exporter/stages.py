@@ -9,12 +9,13 @@ from typing import Any, Protocol
 
 import torch
 
+from metasr.exporter.user_model import UserModel
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
 from metasr.recipes import MAX_SIDE, MIN_CELLS, Recipe
 
-SRGraph = MetaSR | MetaSRStudent  # what an export lowers: the content-adaptive graph, or the bare student
+SRGraph = MetaSR | MetaSRStudent | UserModel  # what an export lowers: MetaSR, the bare student, a user's own net
 Inputs = tuple[torch.Tensor, ...]  # one tensor per graph input, in ``input_names`` order
 
 
@@ -152,7 +153,7 @@ class ExportResult:
 
 
 class TargetModule(Protocol):
-    """What ``metasr.export.<target>`` provides; target-specific code lives only there."""
+    """What ``metasr.exporter.<target>`` provides; target-specific code lives only there."""
 
     NAME: str
     Options: type

@@ -10,8 +10,8 @@ import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.version import __version__ as executorch_version
 
-from metasr.export import executorch_common as et
-from metasr.export.stages import LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter import executorch_common as et
+from metasr.exporter.stages import LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
 

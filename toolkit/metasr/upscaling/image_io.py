@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from metasr.errors import MetaSRError
-from metasr.upscale.jpeg_stream import MAX_SIDE, JpegStreamWriter
-from metasr.upscale.png_stream import PngStreamWriter
+from metasr.upscaling.jpeg_stream import MAX_SIDE, JpegStreamWriter
+from metasr.upscaling.png_stream import PngStreamWriter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MIN_SIDE = 8

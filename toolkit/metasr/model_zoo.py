@@ -1,0 +1,145 @@
+"""The models that ship with the package: one weights card each, and the default per scale.
+
+A card says what a weights file is (scale, graph kind, metadata sources), what it costs (parameters and MACs
+per output pixel at a 256x256 input, as the export report counts them), how good it is (Y-PSNR on the
+benchmark protocol, with where the figure comes from) and the command that made it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metasr.assembly import load_graph
+from metasr.checkpoint import shipped_weights
+from metasr.errors import MetaSRError
+from metasr.models import MetaSRStudent
+from metasr.models.metasr import MetaSR
+
+
+@dataclass(frozen=True)
+class WeightsCard:
+    """What one shipped weights file is, costs, measures and came from."""
+
+    name: str
+    file: str
+    scale: int
+    graph: str  # "metasr" (content-adaptive) or "student" (plain convolutions)
+    sources: tuple[str, ...]
+    parameters: int
+    macs_per_output_pixel: float
+    quality_db: dict[str, float] = field(default_factory=dict)  # Y-PSNR per "set/degradation"
+    quality_source: str = ""
+    command: str = ""
+    summary: str = ""
+
+    @property
+    def path(self) -> Path:
+        return shipped_weights(self.file)
+
+
+_DISTILL = "metasr-distill --recipe {recipe}, then the checkpoint's student copied to the package (TRAINING.md §4)"
+
+MODELS: dict[str, WeightsCard] = {
+    card.name: card
+    for card in (
+        WeightsCard(
+            name="metasr-x2",
+            file="metasr_x2.safetensors",
+            scale=2,
+            graph="metasr",
+            sources=("edges", "degradation", "damage", "content", "luminance"),
+            parameters=149_646,
+            macs_per_output_pixel=14_004.3,
+            quality_db={
+                "photos/bicubic": 33.78,
+                "photos/realistic": 25.19,
+                "corpus-val/bicubic": 47.89,
+                "corpus-val/realistic": 32.47,
+            },
+            quality_source="BENCHMARKS.md, quality table (bicubic: 32.73, 24.97, 45.47, 31.76)",
+            command=_DISTILL.format(recipe="recipes/distill-x2.yaml"),
+            summary="x2 default: content-adaptive, restores damaged frames, keeps clean ones sharp",
+        ),
+        WeightsCard(
+            name="metasr-x2-realworld",
+            file="metasr_x2_realworld.safetensors",
+            scale=2,
+            graph="metasr",
+            sources=("edges", "degradation", "content", "luminance"),
+            parameters=132_521,
+            macs_per_output_pixel=13_644.2,
+            quality_db={
+                "photos/bicubic": 32.00,
+                "photos/realistic": 25.57,
+                "corpus-val/bicubic": 45.19,
+                "corpus-val/realistic": 33.54,
+            },
+            quality_source="BENCHMARKS.md, quality table",
+            command=_DISTILL.format(recipe="recipes/distill-x2-realworld.yaml"),
+            summary="x2 for heavily damaged frames (Real-ESRGAN degradations); softer on clean ones",
+        ),
+        WeightsCard(
+            name="student-x2",
+            file="student_x2.safetensors",
+            scale=2,
+            graph="student",
+            sources=(),
+            parameters=50_604,
+            macs_per_output_pixel=12_609.0,
+            quality_db={"corpus-val/bicubic": 47.83, "photos/bicubic": 32.69},
+            quality_source="TRAINING.md §0 (corpus validation; seven photos, bicubic 31.39)",
+            command="metasr-train student --data data/corpus --out checkpoints/plain_x2 --scale 2 --steps 3500",
+            summary="x2 plain student: the x2 default's convolutions without metadata",
+        ),
+        WeightsCard(
+            name="student-x4",
+            file="student_x4.safetensors",
+            scale=4,
+            graph="student",
+            sources=(),
+            parameters=61_008,
+            macs_per_output_pixel=3_807.0,
+            quality_db={
+                "photos/bicubic": 29.51,
+                "photos/realistic": 23.65,
+                "corpus-val/bicubic": 42.20,
+                "corpus-val/realistic": 31.79,
+            },
+            quality_source="BENCHMARKS.md, quality table",
+            command="metasr-train student --data data/corpus --out checkpoints/plain_x4 --scale 4 --steps 3500",
+            summary="x4 default: plain student",
+        ),
+    )
+}
+
+DEFAULTS = {2: "metasr-x2", 4: "student-x4"}  # what an export or upscale uses when no model is named
+
+
+def list_models() -> list[str]:
+    """Names of the shipped models."""
+    return list(MODELS)
+
+
+def model_card(name: str) -> WeightsCard:
+    """The card of model ``name``; an unknown name raises with the nearest one."""
+    if name not in MODELS:
+        near = difflib.get_close_matches(name, list(MODELS), n=1)
+        hint = f"did you mean '{near[0]}'?" if near else "choose one of " + ", ".join(MODELS)
+        raise MetaSRError(f"unknown model '{name}'; {hint}")
+    return MODELS[name]
+
+
+def default_model(scale: int) -> WeightsCard:
+    """The card of the model shipped as the default for ``scale``."""
+    if scale not in DEFAULTS:
+        raise MetaSRError(f"no default model for scale {scale}; use scale 2 or 4, or pass a checkpoint")
+    return MODELS[DEFAULTS[scale]]
+
+
+def get_model(name: str, weights: str | Path = "DEFAULT") -> MetaSR | MetaSRStudent:
+    """Model ``name`` in inference form, with its shipped weights or a local weights file of the same scale."""
+    card = model_card(name)
+    path = card.path if weights == "DEFAULT" else Path(weights)
+    return load_graph(path, card.scale)
