@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup export export-all test wheel-check lint corpus train bench bench-quick bench-train clean
+.PHONY: setup export export-all test wheel-check lint corpus train bench bench-quick bench-routing bench-train clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick --out build/bench-quick --report build/bench-quick/BENCHMARKS.md
+
+# Design (c) of issue 17: routed experts vs per-pixel FiLM, quality and latency (about 10 min).
+bench-routing: $(STAMP) corpus
+	$(BIN)/python -m benchmarks.routing --corpus data/corpus --experts 2 4 8 --latency
 
 bench-train: $(STAMP) corpus
 	$(BIN)/python -m benchmarks.train --data data/corpus

@@ -12,7 +12,6 @@ import contextlib
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,10 @@ from torch import nn
 
 from metasr.exporter import executorch_common as et
 from metasr.exporter.onnx import Options as OnnxOptions
-from metasr.exporter.onnx_graph import quiet_loggers as quiet_onnx_loggers
 from metasr.exporter.stages import Coverage
 from metasr.profile.timing import LatencyStats
 from metasr.quant.pt2e_xnnpack import capture, quantize_pt2e
+from metasr.quiet import quiet
 
 Inputs = tuple[torch.Tensor, ...]
 
@@ -55,7 +54,7 @@ def lower_xnnpack_int8(module: nn.Module, example: Inputs, calibration: Sequence
     the same, at a fraction of the calibration time. The program is written whatever the coverage:
     fallback ops run on ExecuTorch's portable CPU kernels.
     """
-    with et.quiet():
+    with quiet():
         graph = capture(module.eval(), example, dynamic_shapes=None)
         program = torch.export.export(quantize_pt2e(graph, calibration, ranges="minmax"), example)
     edge = et.lower({"forward": program}, XnnpackPartitioner)
@@ -85,8 +84,7 @@ def time_pte(path: Path, inputs: Inputs, runs: int, warmup: int, threads: int = 
 
 def lower_onnx(module: nn.Module, example: Inputs, path: Path, opset: int = OnnxOptions().opset) -> None:
     """fp32 ONNX of ``module(*example)`` at static shapes, through torch's dynamo exporter (the ONNX target's)."""
-    with warnings.catch_warnings(), quiet_onnx_loggers(), et.quiet():
-        warnings.simplefilter("ignore")
+    with quiet():
         torch.onnx.export(module.eval(), example, path, dynamo=True, opset_version=opset, optimize=True, verbose=False)
 
 

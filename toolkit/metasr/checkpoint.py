@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
@@ -14,8 +12,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from metasr.atomic import atomic_path
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
+from metasr.quiet import first_line
 
 CONFIG_KEY = "metasr.student_config"
 
@@ -40,22 +40,12 @@ def save_state(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[
 
     The same tensors and metadata always give the same bytes (see :func:`_sorted_header`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        data = save(tensors, metadata=metadata)
-        header, start = _sorted_header(data)
-        with open(tmp, "wb") as file:
-            file.write(header)
-            file.write(memoryview(data)[start:])  # the tensor bytes, not copied again
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    data = save(tensors, metadata=metadata)
+    header, start = _sorted_header(data)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(header)
+        file.write(memoryview(data)[start:])  # the tensor bytes, not copied again
 
 
 def _sorted_header(data: bytes) -> tuple[bytes, int]:
@@ -120,7 +110,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
         raise MetaSRError(
-            f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); re-download or re-export it"
+            f"checkpoint {path} is corrupt or truncated ({first_line(exc)}); re-download or re-export it"
         ) from exc
 
 
@@ -131,13 +121,13 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower():  # no refused object: random bytes, a broken pickle stream
-            raise MetaSRError(f"{corrupt} ({_first_line(exc)}); re-download or re-save it") from exc
+            raise MetaSRError(f"{corrupt} ({first_line(exc)}); re-download or re-save it") from exc
         raise MetaSRError(
             f"checkpoint {path} holds arbitrary Python objects and was refused (never executed); "
             "save plain weights with safetensors or torch.save(model.state_dict())"
         ) from exc
     except Exception as exc:  # weights_only ran no code; damaged bytes surface as any of a dozen error types
-        raise MetaSRError(f"{corrupt} ({_first_line(exc)}); re-download or re-save it") from exc
+        raise MetaSRError(f"{corrupt} ({first_line(exc)}); re-download or re-save it") from exc
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
@@ -156,12 +146,6 @@ def _finite(
                 f"checkpoint {path} has {bad} values in '{name}' (a diverged run?); use an earlier checkpoint"
             )
     return loaded
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first sentence of ``exc``'s message, for a one-line error."""
-    text = str(exc).strip()
-    return text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
 
 
 def json_metadata(metadata: dict[str, str], key: str, path: str | Path) -> object:
@@ -185,7 +169,7 @@ def student_config(metadata: dict[str, str], state: dict[str, torch.Tensor], pat
         config = StudentConfig(**raw)
         _check_config(config)
     except (TypeError, ValueError) as exc:
-        raise MetaSRError(f"checkpoint {path}: student config is invalid ({_first_line(exc)}); re-save it") from exc
+        raise MetaSRError(f"checkpoint {path}: student config is invalid ({first_line(exc)}); re-save it") from exc
     prefix = "student." if "student.head.weight" in state else ""
     if config != infer_config(state, path, prefix):
         raise MetaSRError(f"checkpoint {path}: its student config does not match its weights; re-save it")

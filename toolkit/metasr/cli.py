@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from metasr.cli_options import CONTEXT, SCALE, version_option
+from metasr.cli_options import CONTEXT, SCALE, verbose_option, version_option
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import STAGES, TARGETS, export, resolve_recipe
 from metasr.exporter.stages import ExportResult
@@ -39,6 +39,7 @@ def parse_size(text: str) -> tuple[int, int]:
 @click.option("--profile", "profile_device", help="Profile each artifact right after export (see metasr-profile).")
 @click.option("--list", "list_only", is_flag=True, help="List the targets and bundled recipes, then exit.")
 @version_option
+@verbose_option
 def export_command(
     target: str | None,
     recipe: str | None,
@@ -83,7 +84,9 @@ def export_command(
                 failures.append(str(exc))
     if results:
         console.print(summary_table(results))
-        console.print(f"artifacts, reports and manifests under {out}/<target>/")
+        for r in results:
+            console.print(f"{r.target}: {r.artifact}", soft_wrap=True, highlight=False)
+        console.print(f"reports and manifests beside each artifact, under {out}/<target>/", soft_wrap=True)
     if profile_device:
         budgets = {r.target: r.latency_budget_ms for r in recipes}
         for result in results:
@@ -96,16 +99,16 @@ def export_command(
 
 
 def summary_table(results: list[ExportResult]) -> Table:
-    """The final table: target, file, size, parity, coverage, time."""
+    """The final table: target, size, parity, coverage, time (the artifacts' paths follow it, unabridged)."""
     table = Table(title="metasr-export")
-    for column in ("target", "file", "size", "parity (min Y-PSNR)", "on accelerator", "time"):
+    table.add_column("target", overflow="fold")
+    for column in ("size", "parity dB (floor)", "on accelerator", "time"):
         table.add_column(column)
     for r in results:
         table.add_row(
             r.target,
-            r.artifact.name,
             f"{r.size_bytes / 1024:.0f} KiB",
-            f"{r.parity.min_psnr_db:.1f} dB (floor {r.parity.floor_db:.0f})",
+            f"{r.parity.min_psnr_db:.1f} ({r.parity.floor_db:.0f})",
             f"{r.coverage.accelerated}/{r.coverage.total} ops",
             f"{r.seconds:.1f} s",
         )
@@ -153,7 +156,8 @@ def _profile(
 def profile_table(report) -> Table:
     """Rows of a profile: configuration, median, p10, p90, memory."""
     table = Table(title=f"metasr-profile: {report.target} on {report.device} ({report.kind})")
-    for column in ("configuration", "median ms", "p10 ms", "p90 ms", "peak MB"):
+    table.add_column("configuration", overflow="fold")
+    for column in ("median ms", "p10 ms", "p90 ms", "peak MB"):
         table.add_column(column)
     for row in report.rows:
         values = (row.median_ms, row.p10_ms, row.p90_ms, row.peak_memory_mb)
@@ -169,6 +173,7 @@ def profile_table(report) -> Table:
 @click.option("--budget-ms", type=float, help="Latency budget; default: the export recipe's latency_budget_ms.")
 @click.option("--runner", type=click.Path(path_type=Path), help="adb: executor_runner / onnxruntime_perf_test binary.")
 @version_option
+@verbose_option
 def profile_command(
     artifact: Path, device: str, input_size: str | None, runs: int, budget_ms: float | None, runner: Path | None
 ) -> None:

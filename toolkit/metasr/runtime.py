@@ -14,6 +14,7 @@ import torch
 
 from metasr.errors import MetaSRError
 from metasr.quant.calibration import feeds
+from metasr.quiet import one_line, quiet_native
 from metasr.schemas import MANIFEST_VERSION, check
 
 HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
@@ -125,12 +126,6 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     return manifest
 
 
-def one_line(message: object, limit: int = 300) -> str:
-    """``message`` on one line (whitespace collapsed), cut to ``limit`` characters."""
-    text = " ".join(str(message).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def artifact_manifest(artifact: Path) -> dict[str, Any]:
     """The manifest of an artifact this host can run; a missing file or another kind of artifact is refused."""
     if not artifact.exists():
@@ -235,7 +230,8 @@ def _executorch_runner(path: Path) -> Callable[..., torch.Tensor]:
             if size not in methods:
                 names = program.method_names
                 name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
-                methods[size] = program.load_method(name)
+                with quiet_native():  # XNNPACK's cpuinfo probes ARM-only /sys files and says so on stderr
+                    methods[size] = program.load_method(name)
             return methods[size].execute([t.contiguous() for t in (image, *others)])[0]
 
     return run

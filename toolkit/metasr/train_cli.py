@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from metasr.cli import train_command
-from metasr.cli_options import CONTEXT, version_option
+from metasr.cli_options import CONTEXT, verbose_option, version_option
 from metasr.errors import MetaSRError
 from metasr.signals import raise_on_termination
 
 
 @click.group(context_settings=CONTEXT)
 @version_option
+@verbose_option
 def train_group() -> None:
     """Train MetaSR components: the plain student, the degree estimator, the content classifier, the teacher."""
     raise_on_termination()
@@ -89,6 +90,7 @@ def teacher(recipe: Path, until: int | None, ship: Path | None) -> None:
 )
 @click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
 @version_option
+@verbose_option
 def distill_command(recipe: Path, until: int | None) -> None:
     """Distil the teacher and its orchestrator into the student (resumes from OUT/state.safetensors)."""
     raise_on_termination()

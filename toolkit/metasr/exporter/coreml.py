@@ -14,10 +14,8 @@ quantize/dequantize ops, and the image converted to and from 8-bit pixels.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from metasr.exporter.graph_passes import drop_aliases
 from metasr.exporter.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
+from metasr.quiet import first_line, quiet
 
 NAME = "coreml"
 DEPLOYMENT_TARGET = "iOS17"
@@ -203,14 +202,14 @@ def _dtype_name(options: Options) -> str:
 def _converting(what: str) -> Iterator[None]:
     """Silence converter progress bars and warnings; turn their failures into one-line errors."""
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
+        with quiet(stderr=True):
             yield
     except MetaSRError:
         raise
     except Exception as exc:  # torch.export and coremltools raise many types; report the first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetaSRError(f"{what} failed ({first}); use only ops listed in metasr.exporter.coreml.ANE_OPS") from exc
+        raise MetaSRError(
+            f"{what} failed ({first_line(exc)}); use only ops listed in metasr.exporter.coreml.ANE_OPS"
+        ) from exc
 
 
 def _save(mlmodel: ct.models.MLModel, path: Path) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import operator
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
 from metasr.exporter.stages import Coverage, PreparedModel
+from metasr.quiet import quiet, quiet_native
 
 _DELEGATE_CALL = torch.ops.higher_order.executorch_call_delegate
 
@@ -30,7 +28,7 @@ def method_sizes(prepared: PreparedModel) -> dict[str, tuple[int, int]]:
 
 def export_methods(module: torch.nn.Module, prepared: PreparedModel) -> dict[str, torch.export.ExportedProgram]:
     """``torch.export`` of ``module(*inputs)`` at each method's static input size."""
-    with quiet():
+    with quiet(root=True):
         return {
             name: torch.export.export(module, prepared.example_inputs(size))
             for name, size in method_sizes(prepared).items()
@@ -47,7 +45,7 @@ def lower(
     """
     partitioners = {name: [partitioner()] for name in programs}
     config = EdgeCompileConfig(_check_ir_validity=False)
-    with quiet():
+    with quiet(root=True):
         return to_edge_transform_and_lower(programs, partitioner=partitioners, compile_config=config)
 
 
@@ -68,7 +66,7 @@ def coverage(edge: EdgeProgramManager, where: str) -> Coverage:
 
 def write_program(edge: EdgeProgramManager, path: Path) -> None:
     """Serialize to a ``.pte`` file."""
-    with quiet():
+    with quiet(root=True):
         path.write_bytes(edge.to_executorch().buffer)
 
 
@@ -81,7 +79,9 @@ def runtime_predict(path: Path, sizes: dict[str, tuple[int, int]]) -> Callable[.
         name = by_size.get(tuple(image.shape[-2:]))
         if name is None:
             raise MetaSRError(f"the .pte has no method for input {tuple(image.shape[-2:])}; add it to input_sizes")
-        return program.load_method(name).execute([t.contiguous() for t in (image, *others)])[0]
+        with quiet_native():  # XNNPACK's cpuinfo probes ARM-only /sys files and says so on stderr
+            method = program.load_method(name)
+        return method.execute([t.contiguous() for t in (image, *others)])[0]
 
     return predict
 
@@ -107,11 +107,3 @@ def _compute_ops(graph_module: torch.fx.GraphModule) -> list[str]:
         for node in graph_module.graph.nodes
         if node.op == "call_function" and node.target not in (operator.getitem, _DELEGATE_CALL)
     ]
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence the exporters' warnings and prints (they are not actionable for users)."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield

@@ -14,6 +14,7 @@ from metasr.exporter import executorch_common as et
 from metasr.exporter.stages import LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
+from metasr.quiet import quiet
 
 NAME = "executorch-xnnpack"
 
@@ -36,7 +37,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     """Static int8 (per-tensor activations, per-channel symmetric weights), calibrated on real photos."""
     options: Options = prepared.recipe.options
     batches = calibration_batches(calibration, options.calibration_strengths, prepared.input_names)
-    with et.quiet():
+    with quiet():
         graph = capture(prepared.model, prepared.example_inputs(), prepared.dynamic_shapes())
         if options.method == "nncf":
             program = quantize_nncf(graph, batches, options.bias_correction)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
-import warnings
 
 import onnx
 import torch
 
 from metasr.errors import MetaSRError
 from metasr.exporter.stages import PreparedModel
+from metasr.quiet import first_line, quiet
 from metasr.recipes import RecipeValueError
 
 MIN_OPSET = 17  # the oldest opset the graph's ops (DepthToSpace, Resize, Clip) export to as used here
@@ -47,8 +44,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
     module = _Float16Compute(prepared.model) if fp16 else prepared.model
     shapes = prepared.dynamic_shapes() if dynamic else None
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_loggers():
-            warnings.simplefilter("ignore")
+        with quiet():
             program = torch.onnx.export(
                 module,
                 prepared.example_inputs(),
@@ -62,8 +58,7 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
                 verbose=False,
             )
     except Exception as exc:  # the exporter raises many types; report the first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetaSRError(f"ONNX export failed ({first}); use only ops ONNX Runtime and QNN run") from exc
+        raise MetaSRError(f"ONNX export failed ({first_line(exc)}); use only ops ONNX Runtime and QNN run") from exc
     model = program.model_proto
     written = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
@@ -85,20 +80,6 @@ def strip_export_metadata(model: onnx.ModelProto) -> None:
     del graph.metadata_props[:]
     for entry in (*graph.node, *graph.input, *graph.output, *graph.value_info, *graph.initializer):
         del entry.metadata_props[:]
-
-
-@contextlib.contextmanager
-def quiet_loggers(names: tuple[str, ...] = ("torch.onnx", "onnxscript", "onnx_ir")):
-    """Silence the exporter's chatty loggers (optional torchvision ops, rewrite passes) for a block."""
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def onnx_ops(model: onnx.ModelProto) -> list[str]:

@@ -6,6 +6,7 @@ is created with CPU fallback disabled, so a successful export proves every node 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from metasr.exporter.stages import Coverage, Inputs, LoweredArtifact, PreparedMo
 from metasr.models.metasr import MetaSR
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, feeds, strengths_used
 from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
+from metasr.quiet import quiet_native
 
 NAME = "onnx-qnn"
 WHERE = "Qualcomm HTP (QNN x86-64 emulator)"
@@ -127,7 +129,8 @@ def open_session(
     if soc_model:
         provider["soc_model"] = soc_model
     options.add_provider_for_devices(_qnn_devices(), provider)
-    return ort.InferenceSession(path.read_bytes(), sess_options=options)
+    with contextlib.nullcontext() if log_warnings else quiet_native():  # the QNN SDK's notices on stdout
+        return ort.InferenceSession(path.read_bytes(), sess_options=options)
 
 
 def cpu_assigned_ops(session: ort.InferenceSession) -> list[str]:

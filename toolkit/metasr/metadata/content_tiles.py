@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +36,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from metasr.atomic import atomic_path
 from metasr.data.folder import list_images, load_for_training
 from metasr.data.sample_images import photo
 from metasr.errors import MetaSRError
@@ -374,10 +373,7 @@ def _fingerprint(corpus_files: list[Path], seed: int) -> str:
 
 def _save(path: Path, tiles: ContentTiles, fingerprint: str) -> None:
     """Write the cache atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(
             tmp,
             frames=tiles.frames,
@@ -386,7 +382,3 @@ def _save(path: Path, tiles: ContentTiles, fingerprint: str) -> None:
             sources=tiles.sources,
             fingerprint=np.array(fingerprint),
         )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -9,8 +9,6 @@ read after training, for the confusion matrix: device argmax versus teacher labe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metasr.atomic import atomic_path
 from metasr.checkpoint import save_state
 from metasr.metadata.content_labels import CLASSES
 from metasr.metadata.content_tiles import ContentTiles, load_content_tiles
@@ -146,9 +145,5 @@ def _write_report(result: ContentTrainingResult, command: str) -> None:
         "counts": result.counts,
         "command": command,
     }
-    fd, tmp = tempfile.mkstemp(dir=result.report.parent, prefix=f".{result.report.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, result.report)
+    with atomic_path(result.report) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -68,14 +68,24 @@ class MetaSR(nn.Module):
         present: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Decisions]:
         """Output and decisions; ``metadata``/``present`` replace the device extractors (training, ablations)."""
+        decisions = self.decide(image, strength, metadata, present)
+        cells = torch.cat([t for pair in decisions.modulation for t in pair], dim=1)
+        modulation = F.interpolate(cells, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return self.student(image, modulation), decisions
+
+    def decide(
+        self,
+        image: torch.Tensor,
+        strength: torch.Tensor | None = None,
+        metadata: list[torch.Tensor] | None = None,
+        present: torch.Tensor | None = None,
+    ) -> Decisions:
+        """The orchestrator's per-cell decisions for ``image`` (metadata, strength override), without the student."""
         metadata = list(self.metadata(image) if metadata is None else metadata)
         if strength is not None and DEGREE_SOURCE in self.orchestrator.sources:
             i = self.orchestrator.sources.index(DEGREE_SOURCE)
             metadata[i] = override_degree(metadata[i], strength)
-        decisions = self.orchestrator(image, metadata, present)
-        cells = torch.cat([t for pair in decisions.modulation for t in pair], dim=1)
-        modulation = F.interpolate(cells, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return self.student(image, modulation), decisions
+        return self.orchestrator(image, metadata, present)
 
     def reparameterize(self) -> MetaSR:
         """Fold the student's training-time branches (see :meth:`MetaSRStudent.reparameterize`); returns ``self``."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from metasr.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,11 @@ def write_profile(report: ProfileReport, folder: Path) -> dict[str, Path]:
     stem = "profile-" + report.device.replace(":", "-")
     paths = {ext: folder / f"{stem}.{ext}" for ext in ("json", "md", "png")}
     data = dataclasses.asdict(report) | {"headline_ms": report.headline_ms, "over_budget_ms": report.over_budget_ms}
-    with _replacing(paths["json"]) as tmp:
+    with atomic_path(paths["json"]) as tmp:
         tmp.write_bytes((json.dumps(data, indent=2) + "\n").encode())
-    with _replacing(paths["md"]) as tmp:
+    with atomic_path(paths["md"]) as tmp:
         tmp.write_bytes(render_markdown(report).encode())
-    with _replacing(paths["png"]) as tmp:
+    with atomic_path(paths["png"]) as tmp:
         render_chart(report, tmp)
     return paths
 
@@ -106,17 +105,6 @@ def render_chart(report: ProfileReport, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
     plt.close(fig)
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temp path beside ``path`` that replaces it on success and is removed on any failure or interrupt."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fmt(value: float | None) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from metasr.atomic import atomic_path
 from metasr.errors import MetaSRError
 from metasr.schemas import check
 
@@ -192,22 +191,12 @@ def load_results(path: str | Path) -> BenchmarkResults:
 
 
 def write_results(results: BenchmarkResults, path: str | Path) -> Path:
-    """Validate ``results`` and write them atomically (temp file in the same folder, then os.replace)."""
+    """Validate ``results`` and write them atomically."""
     path = Path(path)
     doc = results.to_dict()
     validate(doc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(doc, indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
 

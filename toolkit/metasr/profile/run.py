@@ -10,7 +10,8 @@ from typing import Any
 
 from metasr.errors import MetaSRError
 from metasr.profile.report import ProfileReport, ProfileRow, write_profile
-from metasr.runtime import REEXPORT, allowed_sizes, loading, one_line, open_engine, read_manifest, takes_size
+from metasr.quiet import one_line
+from metasr.runtime import REEXPORT, allowed_sizes, loading, open_engine, read_manifest, takes_size
 
 
 @dataclass(frozen=True)

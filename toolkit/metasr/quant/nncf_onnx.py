@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-
 import nncf
 import numpy as np
 import onnx
@@ -14,6 +10,7 @@ from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 from onnx import numpy_helper
 
 from metasr.quant.ort_qdq import Feed
+from metasr.quiet import quiet
 
 
 def quantize_nncf(model: onnx.ModelProto, feeds: list[Feed]) -> onnx.ModelProto:
@@ -23,7 +20,7 @@ def quantize_nncf(model: onnx.ModelProto, feeds: list[Feed]) -> onnx.ModelProto:
     NNCF 3.4.0, so the fast variant is used.
     """
     advanced = AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
-    with _quiet_nncf():
+    with quiet(stderr=True):
         quantized = nncf.quantize(
             model,
             nncf.Dataset(feeds),
@@ -54,16 +51,3 @@ def unsigned_activations(model: onnx.ModelProto) -> onnx.ModelProto:
         if info.name in changed:
             info.type.tensor_type.elem_type = onnx.TensorProto.UINT8
     return model
-
-
-@contextlib.contextmanager
-def _quiet_nncf():
-    """Hide NNCF's progress bars and info logging."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)

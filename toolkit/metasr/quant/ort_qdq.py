@@ -5,11 +5,8 @@ Also holds the float-graph rewrite that makes reparameterized convs 8-bit friend
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +17,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
 from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
 from metasr.quant.calibration import Batch, feeds
+from metasr.quiet import quiet
 
 Feed = dict[str, np.ndarray]
 
@@ -99,22 +97,10 @@ def quantize_qdq(model: onnx.ModelProto, feeds: list[Feed], activations: Literal
         weight_type=QuantType.QInt8,
         per_channel=True,
     )
-    with tempfile.TemporaryDirectory() as tmp, _quiet_quantizer():
+    with tempfile.TemporaryDirectory() as tmp, quiet(root=True):
         path = Path(tmp) / "qdq.onnx"
         quantize(model, path, config)
         return onnx.load(path)
-
-
-@contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    """Silence the quantizer's 'consider pre-processing' warnings on the root logger."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def float_edge_ops(model: onnx.ModelProto) -> list[str]:

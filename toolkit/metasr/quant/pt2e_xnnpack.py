@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
-import logging
 import operator
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -35,6 +33,7 @@ from torchao.quantization.pt2e.quantizer import QuantizationSpec
 
 from metasr.exporter.graph_passes import drop_aliases
 from metasr.quant.calibration import Batch
+from metasr.quiet import quiet
 
 BiasCorrection = Literal["full", "fast", "none"]
 Ranges = Literal["histogram", "minmax"]
@@ -154,7 +153,7 @@ def quantize_nncf(
     ``get_nncf_quantization_setup``, NNCF folds it the OpenVINO way (mul/sub), which XNNPACK cannot match.
     """
     fast = {"full": False, "fast": True, "none": None}[bias_correction]
-    with _nncf_full_int8_weights(), _quiet_nncf():
+    with _nncf_full_int8_weights(), quiet():
         quantized = nncf_quantize_pt2e(
             graph_module,
             _SignedWeightsQuantizer(xnnpack_quantizer()),
@@ -208,16 +207,3 @@ def _nncf_full_int8_weights() -> Iterator[None]:
         yield
     finally:
         defaults[None] = saved
-
-
-@contextlib.contextmanager
-def _quiet_nncf() -> Iterator[None]:
-    """Hide NNCF's progress bars and its 'experimental feature' warning."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)

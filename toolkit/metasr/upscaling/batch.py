@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from metasr.atomic import atomic_path
 from metasr.errors import MetaSRError
 from metasr.upscaling.compare import CropTap, Window, bicubic_panel, side_by_side
-from metasr.upscaling.image_io import IMAGE_SUFFIXES, ImageWriter, atomic_output, output_name, read_image
+from metasr.upscaling.image_io import IMAGE_SUFFIXES, ImageWriter, output_name, read_image
 from metasr.upscaling.model import Upscaler
 from metasr.upscaling.tiling import upscale_strips
 from metasr.upscaling.video import VIDEO_SUFFIXES, RouteStabilizer, output_suffix, upscale_video
@@ -104,7 +105,7 @@ class Batch:
             if on_progress is not None:
                 on_progress(tiles, plan.count)
 
-        with atomic_output(final) as tmp, open(tmp, "wb") as f:
+        with atomic_path(final) as tmp, open(tmp, "wb") as f:
             writer = ImageWriter(f, decoded, s)
             for row0, rows in upscale_strips(decoded.rgb, plan, self.upscaler.run, on_tile):
                 writer.write(row0, rows)
@@ -113,7 +114,7 @@ class Batch:
             writer.close()
         if tap is not None:
             picture = side_by_side(bicubic_panel(decoded.rgb, tap.window), tap.pixels, f"MetaSR x{s}")
-            with atomic_output(self.out_dir / f"{src.stem}_compare.png") as tmp:
+            with atomic_path(self.out_dir / f"{src.stem}_compare.png") as tmp:
                 picture.save(tmp, "PNG")
         return FileResult(src, "ok", (h, w), (h * s, w * s), message="; ".join(decoded.notes))
 
@@ -124,7 +125,7 @@ class Batch:
         def score(_frame: np.ndarray) -> dict[str, float]:
             return {upscaler.name: 1.0}  # one model for now; the content orchestrator will score routes per frame
 
-        with atomic_output(final) as tmp:
+        with atomic_path(final) as tmp:
             info = upscale_video(src, tmp, {upscaler.name: upscaler}, RouteStabilizer(), score, on_progress)
         h, w = info.size
         note = f"{info.frames} frames, {info.audio_streams} audio stream(s) copied"

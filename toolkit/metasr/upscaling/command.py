@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from metasr.cli_options import CONTEXT, SCALE, version_option
+from metasr.cli_options import CONTEXT, SCALE, verbose_option, version_option
 from metasr.errors import MetaSRError
 from metasr.progress import console, progress_bar
 from metasr.signals import raise_on_termination
@@ -35,6 +35,7 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
 )
 @click.option("--compare", is_flag=True, help="Also write NAME_compare.png: bicubic | output, side by side.")
 @version_option
+@verbose_option
 def upscale_command(
     inputs: tuple[Path, ...],
     artifact: Path | None,
@@ -87,8 +88,10 @@ def upscale_command(
 def summary_table(results: list[FileResult], model: str) -> Table:
     """The final table: file, size in -> out, time, status."""
     table = Table(title=f"metasr-upscale ({model})")
-    for column in ("file", "size in → out", "ms", "status"):
-        table.add_column(column)
+    table.add_column("file", overflow="fold")
+    table.add_column("size in → out")
+    table.add_column("ms")
+    table.add_column("status", overflow="fold")
     for r in results:
         size = f"{_size(r.size_in)} → {_size(r.size_out)}" if r.size_in else ""
         status = f"[{STATUS_STYLE[r.status]}]{r.status}[/]" + (escape(f": {r.message}") if r.message else "")

@@ -7,12 +7,8 @@ CMYK JPEGs are converted to RGB (Pillow's plain conversion, no ICC colour manage
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -141,29 +137,6 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
 def output_name(src: Path, decoded_format: str) -> str:
     """The input's stem with .jpg for JPEG inputs, .png for everything else."""
     return src.stem + (".jpg" if decoded_format == "JPEG" else ".png")
-
-
-@contextmanager
-def atomic_output(final: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``final``; it replaces ``final`` on success and is removed on failure.
-
-    The temp file is created private (0600); it gets the usual umask-based mode before the rename.
-    """
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    try:  # removed on every way out: an error, Ctrl-C, SIGTERM (see metasr.signals)
-        os.close(fd)
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class ImageWriter:

@@ -1,0 +1,86 @@
+"""Routed MetaSR: folding a FiLM vector into the convs is exact, routing picks the nearest expert per tile,
+and k-means is deterministic."""
+
+from __future__ import annotations
+
+import torch
+
+from metasr.distill.routing import kmeans, tile_vectors
+from metasr.models import MetaSRStudent, StudentConfig
+from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation
+from tests.conftest import responsive_metasr
+
+
+def _modulation(student: MetaSRStudent, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    c, stages = student.config.channels, student.num_stages
+    films = [
+        torch.cat([1 + 0.3 * torch.randn(c, generator=g), 0.1 * torch.randn(c, generator=g)]) for _ in range(stages)
+    ]
+    return torch.cat(films)
+
+
+def test_folded_expert_equals_the_modulated_student() -> None:
+    torch.manual_seed(0)
+    student = MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=3)).eval()
+    vector = _modulation(student, 1)
+    image = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = student(image, vector.reshape(1, -1, 1, 1))
+        folded = fold_modulation(student, vector)(image)
+    assert torch.allclose(folded, expected, atol=1e-5)
+    assert all(block.fused is not None for block in fold_modulation(student, vector).blocks)
+    assert student.blocks[0].fused is None  # the original is left as it was
+
+
+def test_each_tile_runs_the_expert_nearest_to_its_mean_film() -> None:
+    metasr = responsive_metasr()
+    image = torch.rand(1, 3, 64, 128)
+    with torch.no_grad():
+        vectors = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), 32).tile_modulation(image)
+        tiles = vectors[0].flatten(1).T  # (tiles, M): one expert per tile, exactly at its vector
+        routed = RoutedMetaSR(metasr, tiles, 32)
+        routes = routed.route(image)
+        out = routed(image)
+    assert routes.tolist() == [[list(range(4)), list(range(4, 8))]]
+    for k in range(8):
+        row, col = divmod(k, 4)
+        region = (slice(None), slice(None), slice(row * 64, row * 64 + 64), slice(col * 64, col * 64 + 64))
+        with torch.no_grad():
+            assert torch.equal(out[region], routed.experts[k](image)[region])
+
+
+def test_kmeans_is_deterministic_and_finds_separated_clusters() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = torch.cat([c + 0.1 * torch.randn(50, 2, generator=g) for c in centres])
+    first, second = kmeans(points, 3, seed=3), kmeans(points, 3, seed=3)
+    assert torch.equal(first, second)
+    assert torch.cdist(centres, first).min(dim=1).values.max() < 0.1
+
+
+def test_tile_vectors_are_the_orchestrators_mean_film() -> None:
+    metasr = responsive_metasr()
+    tiles = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        vectors = tile_vectors(metasr, tiles, 64, batch=2)
+        cells = torch.cat([t for pair in metasr.decide(tiles).modulation for t in pair], dim=1)
+    assert vectors.shape == (3, metasr.student.modulation_channels)
+    assert torch.allclose(vectors, cells.mean(dim=(2, 3)), atol=1e-6)
+
+
+def test_router_scores_are_squared_distances_less_a_per_tile_constant() -> None:
+    metasr = responsive_metasr()
+    image = torch.rand(1, 3, 128, 128)
+    centroids = torch.randn(3, metasr.student.modulation_channels, generator=torch.Generator().manual_seed(0))
+    router = TileRouter(metasr, centroids, 64, thumbnail=2)
+    with torch.no_grad():
+        scores = router(image)
+        vectors = router.tile_modulation(image)
+        pooled = torch.cat(
+            [t for pair in metasr.decide(torch.nn.functional.avg_pool2d(image, 2)).modulation for t in pair], 1
+        )
+    assert torch.allclose(vectors, pooled, atol=1e-6)  # a 64-px tile is one cell of the half-size thumbnail
+    distances = torch.cdist(vectors.flatten(2).transpose(1, 2), centroids[None]) ** 2  # (1, tiles, K)
+    constant = (vectors.flatten(2) ** 2).sum(dim=1)[..., None]  # |v|^2 per tile
+    assert torch.allclose(scores.flatten(2).transpose(1, 2), distances - constant, atol=1e-3)
