@@ -4,8 +4,10 @@
 
 Every variant shares the x2 default's extractors and orchestrator. "per-pixel FiLM" is the shipped graph;
 "per-tile FiLM" folds each tile's own mean FiLM into the convs (K unbounded, the ceiling of routing);
-"routed K" folds the K k-means centroids of that FiLM over training tiles and routes each tile to the nearest.
-Each expert is a plain student, so a routed graph's per-pixel cost is the plain student's plus the router.
+"routed K" folds the K k-means centroids of that FiLM over training tiles and routes each tile to the nearest;
+"router on x1/t" reads every t-th pixel (a quarter of the work at t=2), as is, or trained to pick the full
+router's expert or the expert nearest the HR tile. "cleanest cluster -> plain student" swaps one expert for
+the plain student. Each expert is a plain student, so a routed frame costs the router plus the plain student.
 Writes benchmarks/results/routing.csv and routing.md (also printed); ``--latency`` adds int8/fp32 timings.
 """
 
@@ -25,7 +27,16 @@ import torch
 from benchmarks import latency as L
 from benchmarks.quality import DEGRADATIONS, pairs, photo_set, score
 from metasr.data.folder import list_images, load_for_training, split_images
-from metasr.distill.routing import kmeans, tile_vectors, training_tiles
+from metasr.distill.routing import (
+    RouterAgreement,
+    RouterTraining,
+    best_experts,
+    kmeans,
+    router_choices,
+    tile_vectors,
+    train_thumbnail_router,
+    training_tiles,
+)
 from metasr.exporter import pipeline
 from metasr.exporter.stages import LoadedModel
 from metasr.model_zoo import get_model
@@ -44,7 +55,7 @@ def _per_tile(metasr: MetaSR, tile: int) -> Callable[[torch.Tensor], torch.Tenso
     def run(lr: torch.Tensor) -> torch.Tensor:
         probe = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), tile)
         vectors = probe.tile_modulation(lr)[0].flatten(1).T  # (tiles, M)
-        return RoutedMetaSR(metasr, vectors, tile)(lr)  # each tile's own vector is its nearest centroid
+        return RoutedMetaSR(TileRouter(metasr, vectors, tile), metasr.student)(lr)  # each tile: its own vector
 
     return run
 
@@ -77,7 +88,9 @@ def main() -> None:
     plain = get_model("student-x2").reparameterize()
     train, val = split_images(list_images(args.corpus))
     train_images = [load_for_training(p, 512) for p in train]
-    tiles = training_tiles(train_images, args.tile, 2, args.tiles)
+    tiles, tiles_hr = training_tiles(train_images, args.tile, 2, args.tiles)
+    held_out, held_hr = training_tiles([load_for_training(p, 512) for p in val], args.tile, 2, args.tiles // 2, seed=1)
+    agreements: dict[tuple[int, str], RouterAgreement] = {}
     vectors = tile_vectors(metasr, tiles, args.tile)
     thumb_vectors = tile_vectors(metasr, tiles, args.tile, thumbnail=args.thumbnail)
     variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -86,14 +99,27 @@ def main() -> None:
         f"per-tile FiLM, tile {args.tile}": _per_tile(metasr, args.tile),
     }
     for k in args.experts:
-        routed = RoutedMetaSR(metasr, kmeans(vectors, k), args.tile)
+        routed = RoutedMetaSR(TileRouter(metasr, kmeans(vectors, k), args.tile), metasr.student)
         variants[f"routed, {k} experts, tile {args.tile}"] = routed
         variants[f"routed, {k} experts, tile {args.tile}, cleanest cluster -> plain student"] = _with_plain(
             routed, plain, vectors, args.tiles // 2
         )
+        thumb = TileRouter(metasr, kmeans(thumb_vectors, k), args.tile, args.thumbnail)
         variants[f"routed, {k} experts, tile {args.tile}, router on x1/{args.thumbnail}"] = RoutedMetaSR(
-            metasr, kmeans(thumb_vectors, k), args.tile, args.thumbnail
+            thumb, metasr.student
         )
+        experts = list(routed.experts)
+        labellings = {
+            "the full router's choice": (router_choices(routed.router, tiles), router_choices(routed.router, held_out)),
+            "the best expert": (best_experts(experts, tiles, tiles_hr), best_experts(experts, held_out, held_hr)),
+        }
+        for label, (train_labels, held_labels) in labellings.items():
+            trained, agreement = train_thumbnail_router(
+                routed.router, args.thumbnail, tiles, train_labels, (held_out, held_labels), RouterTraining()
+            )
+            agreements[(k, label)] = agreement
+            name = f"routed, {k} experts, tile {args.tile}, router on x1/{args.thumbnail} trained on {label}"
+            variants[name] = RoutedMetaSR(trained, metasr.student)
     sets = {
         "photos": photo_set(),
         "corpus-val": [load_for_training(p, 1600) for p in val[: args.corpus_images]],
@@ -139,6 +165,12 @@ def main() -> None:
         values = {(r["set"], r["degradation"]): r["psnr"] for r in rows if r["variant"] == name}
         lines.append(f"| {name} | " + " | ".join(f"{values[c]:.2f}" for c in columns) + " |")
     lines += ["", "MACs per output pixel at 544x960: " + ", ".join(f"{n} {v:.0f}" for n, v in macs.items())]
+    lines += [
+        "",
+        f"Thumbnail router agreement with its labels on {len(held_out)} held-out tiles (validation split, half "
+        "clean, half Real-ESRGAN): "
+        + ", ".join(f"K={k}, {label}: {a.before:.2f} -> {a.after:.2f}" for (k, label), a in agreements.items()),
+    ]
     if args.latency:
         lines += _latency_lines(metasr, plain, kmeans(thumb_vectors, max(args.experts)), args)
     REPORT.write_text("\n".join(lines) + "\n")

@@ -3,9 +3,17 @@ and k-means is deterministic."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from metasr.distill.routing import kmeans, tile_vectors
+from metasr.distill.routing import (
+    RouterTraining,
+    best_experts,
+    kmeans,
+    router_choices,
+    tile_vectors,
+    train_thumbnail_router,
+)
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation
 from tests.conftest import responsive_metasr
@@ -39,7 +47,7 @@ def test_each_tile_runs_the_expert_nearest_to_its_mean_film() -> None:
     with torch.no_grad():
         vectors = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), 32).tile_modulation(image)
         tiles = vectors[0].flatten(1).T  # (tiles, M): one expert per tile, exactly at its vector
-        routed = RoutedMetaSR(metasr, tiles, 32)
+        routed = RoutedMetaSR(TileRouter(metasr, tiles, 32), metasr.student)
         routes = routed.route(image)
         out = routed(image)
     assert routes.tolist() == [[list(range(4)), list(range(4, 8))]]
@@ -77,10 +85,33 @@ def test_router_scores_are_squared_distances_less_a_per_tile_constant() -> None:
     with torch.no_grad():
         scores = router(image)
         vectors = router.tile_modulation(image)
-        pooled = torch.cat(
-            [t for pair in metasr.decide(torch.nn.functional.avg_pool2d(image, 2)).modulation for t in pair], 1
-        )
+        pooled = torch.cat([t for pair in metasr.decide(image[..., ::2, ::2]).modulation for t in pair], 1)
     assert torch.allclose(vectors, pooled, atol=1e-6)  # a 64-px tile is one cell of the half-size thumbnail
     distances = torch.cdist(vectors.flatten(2).transpose(1, 2), centroids[None]) ** 2  # (1, tiles, K)
     constant = (vectors.flatten(2) ** 2).sum(dim=1)[..., None]  # |v|^2 per tile
     assert torch.allclose(scores.flatten(2).transpose(1, 2), distances - constant, atol=1e-3)
+
+
+def test_best_expert_is_the_one_nearest_the_hr_tile() -> None:
+    torch.manual_seed(0)
+    student = MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)).eval()
+    experts = [fold_modulation(student, _modulation(student, seed)) for seed in range(3)]
+    lr = torch.rand(5, 3, 32, 32)
+    with torch.no_grad():
+        hr = experts[2](lr)
+        hr[:2] = experts[1](lr[:2])
+    assert best_experts(experts, lr, hr, batch=2).tolist() == [1, 1, 2, 2, 2]
+
+
+def test_thumbnail_router_training_moves_only_its_own_copy_toward_its_labels() -> None:
+    metasr = responsive_metasr()
+    tiles = torch.rand(48, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    centroids = tile_vectors(metasr, tiles[:3], 64)  # three experts at three tiles' FiLM
+    full = TileRouter(metasr, centroids, 64)
+    labels = router_choices(full, tiles)
+    before = [p.clone() for p in metasr.parameters()]
+    router, agreement = train_thumbnail_router(full, 2, tiles, labels, (tiles, labels), RouterTraining(steps=60))
+    assert all(torch.equal(a, b) for a, b in zip(before, metasr.parameters(), strict=True))
+    assert router.thumbnail == 2 and torch.equal(router.centroids, full.centroids)
+    assert 0.0 <= agreement.before <= 1.0 and agreement.after >= agreement.before
+    assert agreement.after == pytest.approx(float((router_choices(router, tiles) == labels).float().mean()))

@@ -1,9 +1,14 @@
-"""Choose the experts of a routed MetaSR: k-means over the orchestrator's per-tile FiLM on training tiles."""
+"""Build a routed MetaSR: experts at the k-means centroids of the orchestrator's per-tile FiLM on training
+tiles, and a thumbnail router trained to pick the expert the full-resolution router picks."""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler
@@ -11,11 +16,24 @@ from metasr.models.metasr import MetaSR
 from metasr.models.routed import TileRouter
 
 
-def training_tiles(images: list[np.ndarray], tile: int, scale: int, count: int, seed: int = 0) -> torch.Tensor:
-    """``count`` LR tiles (count, 3, tile, tile): half bicubic-clean, half Real-ESRGAN-damaged; deterministic."""
+def training_tiles(
+    images: list[np.ndarray], tile: int, scale: int, count: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` LR tiles (count, 3, tile, tile), half bicubic-clean and half Real-ESRGAN-damaged, with their HR
+    crops; deterministic."""
     lr, hr = PatchSampler(images, tile, scale, seed=seed).sample(count)
     damaged = degrade(hr[count // 2 :], scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(seed)).lr
-    return torch.cat([lr[: count // 2], damaged])
+    return torch.cat([lr[: count // 2], damaged]), hr
+
+
+@torch.no_grad()
+def best_experts(experts: list[torch.nn.Module], lr: torch.Tensor, hr: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """Per tile, the expert whose output is nearest the HR crop (mean squared error): routing labels."""
+    errors = []
+    for i in range(0, len(lr), batch):
+        outputs = torch.stack([expert(lr[i : i + batch]) for expert in experts], dim=1)  # (B, K, 3, H, W)
+        errors.append((outputs - hr[i : i + batch, None]).pow(2).mean(dim=(2, 3, 4)))
+    return torch.cat(errors).argmin(dim=1)
 
 
 @torch.no_grad()
@@ -43,3 +61,69 @@ def kmeans(vectors: torch.Tensor, k: int, seed: int = 0, iterations: int = 50) -
             break
         centroids = moved
     return centroids
+
+
+@dataclass(frozen=True)
+class RouterTraining:
+    """How a thumbnail router learns the full-resolution router's choices."""
+
+    steps: int = 400
+    batch: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RouterAgreement:
+    """Share of held-out tiles on which the thumbnail router picks the labelled expert."""
+
+    before: float
+    after: float
+
+
+def router_choices(router: TileRouter, tiles: torch.Tensor) -> torch.Tensor:
+    """The expert ``router`` picks for each tile: routing labels that imitate it."""
+    return _choices(router, tiles)
+
+
+def train_thumbnail_router(
+    full: TileRouter,
+    thumbnail: int,
+    tiles: torch.Tensor,
+    labels: torch.Tensor,
+    held_out: tuple[torch.Tensor, torch.Tensor],
+    config: RouterTraining,
+) -> tuple[TileRouter, RouterAgreement]:
+    """A copy of ``full``'s extractors and orchestrator reading the x1/``thumbnail`` thumbnail, trained by
+    cross-entropy to choose ``labels`` (one expert per tile) on ``tiles``; its centroids (the experts) stay
+    ``full``'s. ``held_out`` is (tiles, labels) for the agreement before and after."""
+    held_out, held_labels = held_out
+    with torch.no_grad():
+        spread = torch.cdist(tile_vectors(full.metasr, tiles, full.tile), full.centroids).pow(2).median()
+    router = TileRouter(copy.deepcopy(full.metasr), full.centroids, full.tile, thumbnail)
+    before = _agreement(router, held_out, held_labels)
+    trainable = [p for p in router.metasr.parameters() if p.requires_grad and p.is_floating_point()]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    router.train()
+    with torch.enable_grad():
+        for _ in range(config.steps):
+            pick = torch.randint(len(tiles), (config.batch,), generator=generator)
+            vectors = router.tile_modulation(tiles[pick])  # (B, M, 1, 1)
+            distances = torch.cdist(vectors.flatten(1), router.centroids).pow(2)
+            loss = F.cross_entropy(-distances / spread, labels[pick])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    router.eval()
+    return router, RouterAgreement(before, _agreement(router, held_out, held_labels))
+
+
+@torch.no_grad()
+def _choices(router: TileRouter, tiles: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """(count,) expert indices; every input is one router tile."""
+    return torch.cat([router(tiles[i : i + batch]).argmin(dim=1).flatten() for i in range(0, len(tiles), batch)])
+
+
+def _agreement(router: TileRouter, tiles: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((_choices(router, tiles) == labels).float().mean())

@@ -6,8 +6,9 @@
 A stage computes ``relu(gain * (W x + c) + bias)``; with gain and bias constant over a tile that is
 ``relu((gain W) x + (gain c + bias))``, one plain conv. So every expert costs exactly the plain student, and the
 per-pixel work of full-resolution FiLM disappears; the orchestrator's decisions survive as the choice of expert.
-The router may read a thumbnail (``thumbnail`` > 1: the frame average-pooled by that factor), which divides its
-cost by the factor squared; a tile must then hold whole metadata cells of the thumbnail.
+The router may read a thumbnail (``thumbnail`` > 1: every ``thumbnail``-th pixel of each row and column; unlike
+averaging, it keeps noise and JPEG blocking visible), which divides its cost by the factor squared; a tile
+must then hold whole metadata cells of the thumbnail.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class TileRouter(nn.Module):
 
     def tile_modulation(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """The orchestrator's FiLM averaged over each tile's cells: (N, M, H / tile, W / tile)."""
-        small = F.avg_pool2d(image, self.thumbnail) if self.thumbnail > 1 else image
+        small = image[..., :: self.thumbnail, :: self.thumbnail]
         decisions = self.metasr.decide(small, strength)
         cells = torch.cat([t for pair in decisions.modulation for t in pair], dim=1)
         per_tile = self.tile // (CELL * self.thumbnail)
@@ -70,16 +71,16 @@ class TileRouter(nn.Module):
 
 
 class RoutedMetaSR(nn.Module):
-    """A tile router over experts: the MetaSR student folded at each of the router's centroids."""
+    """A tile router over experts: ``student`` folded at each of the router's centroids."""
 
-    def __init__(self, metasr: MetaSR, centroids: torch.Tensor, tile: int, thumbnail: int = 1) -> None:
+    def __init__(self, router: TileRouter, student: MetaSRStudent) -> None:
         super().__init__()
-        self.router = TileRouter(metasr, centroids, tile, thumbnail)
-        self.experts = nn.ModuleList(fold_modulation(metasr.student, c) for c in centroids)
+        self.router = router
+        self.experts = nn.ModuleList(fold_modulation(student, c) for c in router.centroids)
 
     @property
     def scale(self) -> int:
-        return self.router.metasr.scale
+        return self.experts[0].scale
 
     def route(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Expert index per tile, (N, H / tile, W / tile)."""
