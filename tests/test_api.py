@@ -19,6 +19,7 @@ from metasr.exporter.pipeline import prepare
 from metasr.exporter.stages import LoadedModel
 from metasr.model_zoo import DEFAULTS, MODELS
 from metasr.models.metasr import MetaSR
+from metasr.profile.estimate import estimate_latency
 from metasr.recipes import Recipe
 from metasr.schemas import check
 from metasr.upscaling.model import load_upscaler
@@ -99,6 +100,8 @@ def test_a_users_own_module_exports_to_every_target(target: str, tmp_path: Path)
     assert [i["name"] for i in manifest["inputs"]] == ["image"] and manifest["scale"] == 2
     report = json.loads(result.report.read_text())
     assert report["macs_per_output_pixel"]["total"] == pytest.approx((3 * 8 + 8 * 12) * 9 / 4)
+    with pytest.raises(MetaSRError, match=r"custom network \(tests.test_api.TinySR\) the cost model cannot rebuild"):
+        estimate_latency(manifest, (64, 64), "pixel-8")
 
 
 @pytest.mark.parametrize(

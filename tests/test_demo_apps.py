@@ -27,7 +27,7 @@ import pytest
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import TARGETS, export, load, prepare, resolve_recipe
 from metasr.exporter.stages import Coverage, ExportResult, LoweredArtifact
-from metasr.profile.results import RUNTIME_TARGETS, load_results, percentile, summarize, write_results
+from metasr.profile.results import load_results, percentile, runtime_targets, summarize, write_results
 from metasr.recipes import with_overrides
 from metasr.schemas import MANIFEST_VERSION, check, load_schema
 from metasr.validate.report import build_manifest
@@ -318,9 +318,9 @@ def test_engine_kinds_cover_every_target_and_schema_runtime() -> None:
     targets = {target for _, target, _, _ in kinds}
     assert targets | {"coreml"} == set(TARGETS)
     runtimes = load_schema("benchmark_results")["properties"]["runtime"]["enum"]
-    assert set(RUNTIME_TARGETS) == set(runtimes)
+    assert set(runtime_targets()) == set(runtimes)
     for _, target, runtime, _ in kinds:
-        assert RUNTIME_TARGETS[runtime] == target
+        assert runtime_targets()[runtime] == target
     assert re.search(r'static let runtimeName = "coreml"', read(SWIFT / "Benchmark.swift"))
 
 

@@ -31,12 +31,14 @@ from coremltools.converters.mil.mil import Function, Operation, Var, types
 
 from metasr.errors import MetaSRError
 from metasr.exporter.graph_passes import drop_aliases
-from metasr.exporter.stages import Coverage, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
 from metasr.quiet import first_line, quiet
 
 NAME = "coreml"
+COST = DeviceCost("npu", 2, 2, "fp16_tops")
+APP_RUNTIME = "coreml"
 DEPLOYMENT_TARGET = "iOS17"
 NEURAL_ENGINE = "Apple Neural Engine (static op list; placement needs macOS)"
 NOTES = [

@@ -18,9 +18,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map_only
 
 from metasr.exporter import executorch_common as et
-from metasr.exporter.stages import LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
+from metasr.exporter.stages import DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
 
 NAME = "executorch-vulkan"
+COST = DeviceCost("gpu", 2, 2, "fp16_tops")
+APP_RUNTIME = "executorch-vulkan"
 
 
 @dataclass(frozen=True)

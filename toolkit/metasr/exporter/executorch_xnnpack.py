@@ -11,12 +11,14 @@ from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPar
 from executorch.version import __version__ as executorch_version
 
 from metasr.exporter import executorch_common as et
-from metasr.exporter.stages import LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.stages import DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
 from metasr.quiet import quiet
 
 NAME = "executorch-xnnpack"
+COST = DeviceCost("cpu", 1, 1, "int8_tops")
+APP_RUNTIME = "executorch-xnnpack"
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from metasr.exporter.stages import (
     MAX_SIDE,
     MIN_CELLS,
     Coverage,
+    DeviceCost,
     Inputs,
     LoweredArtifact,
     PreparedModel,
@@ -24,6 +25,8 @@ from metasr.metadata import CELL
 from metasr.quant.calibration import feeds
 
 NAME = "onnx"
+COST = DeviceCost("cpu", 4, 4, "fp32_tops")
+APP_RUNTIME = "onnxruntime-cpu"
 
 
 @dataclass(frozen=True)

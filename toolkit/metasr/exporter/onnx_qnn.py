@@ -20,13 +20,15 @@ import torch
 
 from metasr.errors import MetaSRError
 from metasr.exporter.onnx_graph import check_opset, export_onnx
-from metasr.exporter.stages import Coverage, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.stages import Coverage, DeviceCost, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.models.metasr import MetaSR
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, feeds, strengths_used
 from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
 from metasr.quiet import quiet_native
 
 NAME = "onnx-qnn"
+COST = DeviceCost("npu", 2, 1, "int8_tops")
+APP_RUNTIME = "onnxruntime-qnn"
 WHERE = "Qualcomm HTP (QNN x86-64 emulator)"
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 ACTIVATIONS = {"a16w8": "uint16", "a8w8": "uint8"}

@@ -152,11 +152,24 @@ class ExportResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class DeviceCost:
+    """A target's row in the roofline cost model: the compute unit it runs on, bytes per activation and per
+    weight element, and the device table's throughput key for its arithmetic."""
+
+    unit: str
+    activation_bytes: int
+    weight_bytes: int
+    throughput: str
+
+
 class TargetModule(Protocol):
     """What ``metasr.exporter.<target>`` provides; target-specific code lives only there."""
 
     NAME: str
     Options: type
+    COST: DeviceCost  # how metasr-profile --device estimate:NAME prices it
+    APP_RUNTIME: str  # the "runtime" the demo apps write in their benchmark results for this target
 
     def quantize(self, prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel: ...
 

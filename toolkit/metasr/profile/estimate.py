@@ -12,6 +12,7 @@ import yaml
 
 from metasr.assembly import build_metasr
 from metasr.errors import MetaSRError
+from metasr.exporter.pipeline import target_module
 from metasr.exporter.stages import with_defaults
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent, StudentConfig
@@ -19,15 +20,6 @@ from metasr.validate.macs import layer_work
 
 DEVICES_FILE = Path(__file__).resolve().with_name("devices.yaml")  # package data
 DEVICES_NAME = "metasr/profile/devices.yaml"
-
-# target -> (compute unit, activation bytes, weight bytes, throughput key)
-TARGET_COST = {
-    "coreml": ("npu", 2, 2, "fp16_tops"),
-    "executorch-xnnpack": ("cpu", 1, 1, "int8_tops"),
-    "executorch-vulkan": ("gpu", 2, 2, "fp16_tops"),
-    "onnx": ("cpu", 4, 4, "fp32_tops"),
-    "onnx-qnn": ("npu", 2, 1, "int8_tops"),
-}
 
 
 @dataclass(frozen=True)
@@ -57,11 +49,18 @@ def load_devices(path: Path = DEVICES_FILE) -> dict[str, Any]:
 
 def estimate_latency(manifest: dict[str, Any], input_size: tuple[int, int], device: str) -> Estimate:
     """Sum over layers of max(MACs / effective throughput, bytes / bandwidth), plus dispatch overhead."""
+    model = manifest["model"]
+    if model["graph"] == "custom":
+        raise MetaSRError(
+            f"{manifest['file']} holds a custom network ({model['class']}) the cost model cannot rebuild from its "
+            "manifest; profile it with --device host, adb or macos"
+        )
     devices = load_devices()
     if device not in devices:
         raise MetaSRError(f"unknown device '{device}'; choose one of {', '.join(devices)} ({DEVICES_NAME})")
     spec = devices[device]
-    unit_name, act_bytes, weight_bytes, key = TARGET_COST[manifest["target"]]
+    cost = target_module(manifest["target"]).COST
+    unit_name, act_bytes, weight_bytes, key = cost.unit, cost.activation_bytes, cost.weight_bytes, cost.throughput
     if unit_name not in spec["units"]:
         raise MetaSRError(f"{device} has no {unit_name} in {DEVICES_NAME}; estimate another target or device")
     unit = spec["units"][unit_name]
@@ -83,11 +82,6 @@ def _layer_work(
 ) -> list[tuple[str, int, int]]:
     """(layer, MACs, bytes read + written) for each conv of the graph (MetaSR or bare student) in ``manifest``."""
     spec = manifest["model"]
-    if spec["graph"] == "custom":
-        raise MetaSRError(
-            f"{manifest['file']} holds a custom network ({spec['class']}) the cost model cannot rebuild from its "
-            "manifest; profile it with --device host, adb or macos"
-        )
     model = MetaSRStudent(StudentConfig(**spec["student"]))
     if spec["graph"] == "metasr":
         model = build_metasr(model, tuple(spec["sources"]), spec["orchestrator"])

@@ -7,6 +7,7 @@ and ``runtime`` must be one that can execute ``artifact.target``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -17,20 +18,19 @@ from typing import Any
 
 from metasr.atomic import atomic_path
 from metasr.errors import MetaSRError
+from metasr.exporter.pipeline import TARGETS, target_module
 from metasr.schemas import check
 
 SCHEMA = "benchmark_results"
 SCHEMA_VERSION = 1
 # Apps round latencies and statistics to 3 decimals (microseconds); this absorbs that rounding.
 TOLERANCE_MS = 1e-3
-# Which runtime executes which manifest target.
-RUNTIME_TARGETS: dict[str, str] = {
-    "executorch-xnnpack": "executorch-xnnpack",
-    "executorch-vulkan": "executorch-vulkan",
-    "onnxruntime-qnn": "onnx-qnn",
-    "onnxruntime-cpu": "onnx",
-    "coreml": "coreml",
-}
+
+
+@functools.cache
+def runtime_targets() -> dict[str, str]:
+    """Which manifest target each app runtime executes, as the target modules declare (``APP_RUNTIME``)."""
+    return {target_module(name).APP_RUNTIME: name for name in TARGETS}
 
 
 @dataclass(frozen=True)
@@ -165,10 +165,9 @@ def validate(doc: dict[str, Any]) -> None:
                 "recompute it from latencies_ms"
             )
     target, runtime = doc["artifact"]["target"], doc["runtime"]
-    if RUNTIME_TARGETS[runtime] != target:
-        raise MetaSRError(
-            f"runtime '{runtime}' cannot run a '{target}' artifact; expected target '{RUNTIME_TARGETS[runtime]}'"
-        )
+    expected = runtime_targets()[runtime]
+    if expected != target:
+        raise MetaSRError(f"runtime '{runtime}' cannot run a '{target}' artifact; expected target '{expected}'")
     _parse_timestamp(doc["timestamp"])
 
 
