@@ -7,7 +7,7 @@ python="${PYTHON:-python3.11}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-"$root/.venv/bin/python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$work/dist" "$root"
+"$root/.venv/bin/python" -m pip wheel --quiet --no-deps -w "$work/dist" "$root"
 "$python" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --upgrade pip
 "$work/venv/bin/python" -m pip install --quiet torch==2.13.0
