@@ -144,8 +144,8 @@ def main() -> None:
     pixels = 544 * 960 * 4
     macs = {
         "student": count_macs(plain, (image,)) / pixels,
-        "router": count_macs(_Router(metasr), (image,)) / pixels,
-        "thumbnail router": count_macs(_Router(metasr, args.thumbnail), (image,)) / pixels,
+        "router": count_macs(TileRouter(metasr, vectors[:1], args.tile), (image,)) / pixels,
+        "thumbnail router": count_macs(TileRouter(metasr, vectors[:1], args.tile, args.thumbnail), (image,)) / pixels,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     with open(RESULTS, "w", newline="") as f:
@@ -218,18 +218,6 @@ def _latency_lines(
         cells = [f"{row[r]:.1f} | {(row[r] + extra * student[r]) / student[r]:.2f}" for r in row]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
-
-
-class _Router(torch.nn.Module):
-    """The router's work: extractors and orchestrator on the frame, per-tile FiLM (for MAC counting)."""
-
-    def __init__(self, metasr: MetaSR, thumbnail: int = 1) -> None:
-        super().__init__()
-        self.metasr, self.thumbnail = metasr, thumbnail
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        small = torch.nn.functional.avg_pool2d(image, self.thumbnail) if self.thumbnail > 1 else image
-        return self.metasr.decide(small).modulation[0][0]
 
 
 if __name__ == "__main__":

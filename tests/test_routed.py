@@ -72,7 +72,7 @@ def test_tile_vectors_are_the_orchestrators_mean_film() -> None:
     tiles = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         vectors = tile_vectors(metasr, tiles, 64, batch=2)
-        cells = torch.cat([t for pair in metasr.decide(tiles).modulation for t in pair], dim=1)
+        cells = metasr.decide(tiles).stacked_modulation()
     assert vectors.shape == (3, metasr.student.modulation_channels)
     assert torch.allclose(vectors, cells.mean(dim=(2, 3)), atol=1e-6)
 
@@ -85,7 +85,7 @@ def test_router_scores_are_squared_distances_less_a_per_tile_constant() -> None:
     with torch.no_grad():
         scores = router(image)
         vectors = router.tile_modulation(image)
-        pooled = torch.cat([t for pair in metasr.decide(image[..., ::2, ::2]).modulation for t in pair], 1)
+        pooled = metasr.decide(image[..., ::2, ::2]).stacked_modulation()
     assert torch.allclose(vectors, pooled, atol=1e-6)  # a 64-px tile is one cell of the half-size thumbnail
     distances = torch.cdist(vectors.flatten(2).transpose(1, 2), centroids[None]) ** 2  # (1, tiles, K)
     constant = (vectors.flatten(2) ** 2).sum(dim=1)[..., None]  # |v|^2 per tile

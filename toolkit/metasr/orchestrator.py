@@ -37,6 +37,10 @@ class Decisions:
     modulation: list[tuple[torch.Tensor, torch.Tensor]]
     embed: torch.Tensor  # the fused metadata embedding (N, E, h, w), aligned during distillation
 
+    def stacked_modulation(self) -> torch.Tensor:
+        """Every stage's (gain, bias) in one (N, 2 * stages * C, h, w) tensor, the student's modulation order."""
+        return torch.cat([t for pair in self.modulation for t in pair], dim=1)
+
 
 class ContentStem(nn.Module):
     """Cheap per-cell content features: two strided convs, then an average over each cell."""

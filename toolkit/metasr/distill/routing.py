@@ -81,9 +81,10 @@ class RouterAgreement:
     after: float
 
 
-def router_choices(router: TileRouter, tiles: torch.Tensor) -> torch.Tensor:
-    """The expert ``router`` picks for each tile: routing labels that imitate it."""
-    return _choices(router, tiles)
+@torch.no_grad()
+def router_choices(router: TileRouter, tiles: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """The expert ``router`` picks for each tile (count,), every input one router tile: labels that imitate it."""
+    return torch.cat([router(tiles[i : i + batch]).argmin(dim=1).flatten() for i in range(0, len(tiles), batch)])
 
 
 def train_thumbnail_router(
@@ -119,11 +120,5 @@ def train_thumbnail_router(
     return router, RouterAgreement(before, _agreement(router, held_out, held_labels))
 
 
-@torch.no_grad()
-def _choices(router: TileRouter, tiles: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    """(count,) expert indices; every input is one router tile."""
-    return torch.cat([router(tiles[i : i + batch]).argmin(dim=1).flatten() for i in range(0, len(tiles), batch)])
-
-
 def _agreement(router: TileRouter, tiles: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((_choices(router, tiles) == labels).float().mean())
+    return float((router_choices(router, tiles) == labels).float().mean())

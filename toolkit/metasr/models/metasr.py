@@ -69,8 +69,9 @@ class MetaSR(nn.Module):
     ) -> tuple[torch.Tensor, Decisions]:
         """Output and decisions; ``metadata``/``present`` replace the device extractors (training, ablations)."""
         decisions = self.decide(image, strength, metadata, present)
-        cells = torch.cat([t for pair in decisions.modulation for t in pair], dim=1)
-        modulation = F.interpolate(cells, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        modulation = F.interpolate(
+            decisions.stacked_modulation(), size=image.shape[-2:], mode="bilinear", align_corners=False
+        )
         return self.student(image, modulation), decisions
 
     def decide(

@@ -61,9 +61,8 @@ class TileRouter(nn.Module):
         """The orchestrator's FiLM averaged over each tile's cells: (N, M, H / tile, W / tile)."""
         small = image[..., :: self.thumbnail, :: self.thumbnail]
         decisions = self.metasr.decide(small, strength)
-        cells = torch.cat([t for pair in decisions.modulation for t in pair], dim=1)
         per_tile = self.tile // (CELL * self.thumbnail)
-        return F.avg_pool2d(cells, per_tile, per_tile, ceil_mode=True)
+        return F.avg_pool2d(decisions.stacked_modulation(), per_tile, per_tile, ceil_mode=True)
 
     def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Scores (N, K, H / tile, W / tile)."""
