@@ -77,7 +77,7 @@ def test_tile_vectors_are_the_orchestrators_mean_film() -> None:
     assert torch.allclose(vectors, cells.mean(dim=(2, 3)), atol=1e-6)
 
 
-def test_router_scores_are_squared_distances_less_a_per_tile_constant() -> None:
+def test_router_scores_are_squared_distances_less_the_distance_to_the_centroids_mean() -> None:
     metasr = responsive_metasr()
     image = torch.rand(1, 3, 128, 128)
     centroids = torch.randn(3, metasr.student.modulation_channels, generator=torch.Generator().manual_seed(0))
@@ -88,8 +88,9 @@ def test_router_scores_are_squared_distances_less_a_per_tile_constant() -> None:
         pooled = metasr.decide(image[..., ::2, ::2]).stacked_modulation()
     assert torch.allclose(vectors, pooled, atol=1e-6)  # a 64-px tile is one cell of the half-size thumbnail
     distances = torch.cdist(vectors.flatten(2).transpose(1, 2), centroids[None]) ** 2  # (1, tiles, K)
-    constant = (vectors.flatten(2) ** 2).sum(dim=1)[..., None]  # |v|^2 per tile
-    assert torch.allclose(scores.flatten(2).transpose(1, 2), distances - constant, atol=1e-3)
+    to_mean = torch.cdist(vectors.flatten(2).transpose(1, 2), centroids.mean(dim=0)[None, None]) ** 2  # |v - m|^2
+    assert torch.allclose(scores.flatten(2).transpose(1, 2), distances - to_mean, atol=1e-3)
+    assert torch.equal(scores.argmin(dim=1), distances.transpose(1, 2).reshape(scores.shape).argmin(dim=1))
 
 
 def test_best_expert_is_the_one_nearest_the_hr_tile() -> None:

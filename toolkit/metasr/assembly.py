@@ -2,10 +2,11 @@
 
 A MetaSR checkpoint holds every weight (student, device extractors, orchestrator) plus, as string
 metadata, the student config, the source names and the orchestrator config, so loading rebuilds the
-exact graph. A plain student checkpoint (the pre-orchestrator format) is wrapped with an identity
-orchestrator: its FiLM heads are zero, so the output equals the plain student's. For deployment,
-:func:`load_graph` drops such an orchestrator and returns the bare student, which computes the same
-output with none of the metadata work.
+exact graph; a routed checkpoint adds the router's centroids and its tile and thumbnail (the experts are
+the student folded at each centroid, rebuilt on load). A plain student checkpoint (the pre-orchestrator
+format) is wrapped with an identity orchestrator: its FiLM heads are zero, so the output equals the plain
+student's. For deployment, :func:`load_graph` drops such an orchestrator and returns the bare student,
+which computes the same output with none of the metadata work.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
+from metasr.models.routed import RoutedMetaSR, TileRouter
 from metasr.orchestrator import Orchestrator
 
 SOURCES_KEY = "metasr.sources"
 ORCHESTRATOR_KEY = "metasr.orchestrator"
+ROUTING_KEY = "metasr.routing"
+CENTROIDS = "routing.centroids"
 
 
 def build_metasr(
@@ -57,6 +61,18 @@ def save_metasr(model: MetaSR, path: str | Path) -> None:
     save_state(model.state_dict(), path, metadata)
 
 
+def save_routed(model: RoutedMetaSR, path: str | Path) -> None:
+    """Write the router's MetaSR, its centroids and its tile and thumbnail, atomically."""
+    metasr, router = model.router.metasr, model.router
+    metadata = {
+        CONFIG_KEY: json.dumps(metasr.student.config.to_dict(), sort_keys=True),
+        SOURCES_KEY: json.dumps(metasr.orchestrator.sources),
+        ORCHESTRATOR_KEY: json.dumps(metasr.orchestrator.config, sort_keys=True),
+        ROUTING_KEY: json.dumps({"tile": router.tile, "thumbnail": router.thumbnail}, sort_keys=True),
+    }
+    save_state({**metasr.state_dict(), CENTROIDS: router.centroids}, path, metadata)
+
+
 def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
     """MetaSR from a MetaSR checkpoint, or a plain student checkpoint wrapped with an identity orchestrator.
 
@@ -71,18 +87,41 @@ def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
     return model.eval()
 
 
-def load_graph(path: str | Path, scale: int | None = None) -> MetaSR | MetaSRStudent:
-    """The graph to deploy from ``path``: MetaSR, or the bare student when the orchestrator is the identity.
+def load_graph(path: str | Path, scale: int | None = None) -> RoutedMetaSR | MetaSR | MetaSRStudent:
+    """The graph to deploy from ``path``: routed MetaSR, MetaSR, or the bare student when the orchestrator is
+    the identity.
 
     An identity orchestrator (every FiLM head zero, as for a plain student checkpoint) modulates nothing,
     so the bare student gives exactly the same output without the extractors, decisions and FiLM.
     """
+    _, metadata = read_state(path)
+    if ROUTING_KEY in metadata:
+        return load_routed(path, scale)
     model = load_metasr(path, scale)
     return model.student if model.orchestrator.is_identity() else model
 
 
+def load_routed(path: str | Path, scale: int | None = None) -> RoutedMetaSR:
+    """A routed MetaSR from a checkpoint written by :func:`save_routed`."""
+    metasr = load_metasr(path, scale)
+    state, metadata = read_state(path)
+    routing = json_metadata(metadata, ROUTING_KEY, path)
+    centroids = state.get(CENTROIDS)
+    modulation = metasr.student.modulation_channels
+    if not isinstance(routing, dict) or not {"tile", "thumbnail"} <= set(routing):
+        raise MetaSRError(f"checkpoint {path}: metadata '{ROUTING_KEY}' lacks tile and thumbnail; re-save it")
+    if centroids is None or centroids.ndim != 2 or centroids.shape[1] != modulation or len(centroids) < 1:
+        raise MetaSRError(f"checkpoint {path}: '{CENTROIDS}' must be (experts, {modulation}); re-save it")
+    try:
+        router = TileRouter(metasr, centroids, int(routing["tile"]), int(routing["thumbnail"]))
+    except (TypeError, ValueError) as exc:
+        raise MetaSRError(f"checkpoint {path}: its routing does not build ({exc}); re-save it") from exc
+    return RoutedMetaSR(router, metasr.student).eval()
+
+
 def _load_metasr(path: str | Path, scale: int | None) -> MetaSR:
     state, metadata = read_state(path)
+    state.pop(CENTROIDS, None)
     if SOURCES_KEY not in metadata:
         return build_metasr(load_student(path, scale))
     if CONFIG_KEY not in metadata or ORCHESTRATOR_KEY not in metadata:

@@ -148,12 +148,47 @@ def open_engine(artifact: str | Path, manifest: dict[str, Any] | None = None) ->
     path = Path(artifact)
     manifest = artifact_manifest(path) if manifest is None else manifest
     kind = HOST_RUNNABLE[path.suffix]
-    if kind == "onnxruntime":
-        run_fn = _onnx_runner(path, manifest)
-    else:
-        _check_executorch(path, manifest)
-        run_fn = _executorch_runner(path)
-    return Engine(path, kind, manifest, run_fn)
+    if "routing" in manifest:
+        return Engine(path, kind, manifest, _routed_runner(path, manifest))
+    return Engine(path, kind, manifest, _function_runner(path, manifest, "forward", input_names(manifest)))
+
+
+def _function_runner(
+    path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]
+) -> Callable[..., torch.Tensor]:
+    """Run one function of an artifact: its own ``.onnx`` file, or its methods in a ``.pte``."""
+    if HOST_RUNNABLE[path.suffix] == "onnxruntime":
+        return _onnx_runner(path, manifest, names)
+    _check_executorch(path, manifest)
+    return _executorch_runner(path, function)
+
+
+def _routed_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    """A routed artifact dispatched as its manifest tells an app: the router scores the thumbnail's tiles, and
+    each tile comes from the expert with the lowest score."""
+    from metasr.models.routed import compose, thumbnail_of
+
+    routing = manifest["routing"]
+    functions = [routing["router"], *routing["experts"]]
+    for entry in functions:
+        file = path.parent / entry["file"]
+        if Path(entry["file"]).name != entry["file"] or file.suffix != path.suffix or not file.is_file():
+            raise MetaSRError(
+                f"{path.name}'s manifest names function file {entry['file']!r}, which is not beside it; "
+                f"copy the whole artifact folder or {REEXPORT}"
+            )
+    router_names = tuple(entry["name"] for entry in routing["router"]["inputs"])
+    router = _function_runner(path.parent / routing["router"]["file"], manifest, "router", router_names)
+    experts = [
+        _function_runner(path.parent / e["file"], manifest, e["function"], ("image",)) for e in routing["experts"]
+    ]
+    tile, thumbnail, scale = routing["tile"], routing["thumbnail"], int(manifest["scale"])
+
+    def run(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        scores = router(thumbnail_of(image, thumbnail).contiguous(), strength)
+        return compose(image, scores.argmin(dim=1), experts, tile, scale)
+
+    return run
 
 
 @contextmanager
@@ -197,7 +232,7 @@ def _has_backend(name: str) -> bool:
     return Runtime.get().backend_registry.is_available(name)
 
 
-def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
+def _onnx_runner(path: Path, manifest: dict[str, Any], names: tuple[str, ...]) -> Callable[..., torch.Tensor]:
     import onnxruntime as ort
 
     if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
@@ -209,15 +244,15 @@ def _onnx_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Te
         with loading(path, "ONNX Runtime"):
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    names = input_names(manifest)
-
     def run(*inputs: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])
 
     return run
 
 
-def _executorch_runner(path: Path) -> Callable[..., torch.Tensor]:
+def _executorch_runner(path: Path, function: str) -> Callable[..., torch.Tensor]:
+    """Run the method of ``function`` for the input's size: ``function`` for the first size, else
+    ``function_HxW``."""
     from executorch.runtime import Runtime
 
     with loading(path, "ExecuTorch"):
@@ -229,7 +264,8 @@ def _executorch_runner(path: Path) -> Callable[..., torch.Tensor]:
         with loading(path, "ExecuTorch"):  # a delegate this runtime lacks fails here, not at load_program
             if size not in methods:
                 names = program.method_names
-                name = "forward" if f"forward_{size[0]}x{size[1]}" not in names else f"forward_{size[0]}x{size[1]}"
+                sized = f"{function}_{size[0]}x{size[1]}"
+                name = sized if sized in names else function
                 with quiet_native():  # XNNPACK's cpuinfo probes ARM-only /sys files and says so on stderr
                     methods[size] = program.load_method(name)
             return methods[size].execute([t.contiguous() for t in (image, *others)])[0]

@@ -53,6 +53,31 @@ def degree(corpus: Path, out: Path, steps: int, seed: int, realistic: float, cha
 
 
 @train_group.command(context_settings=CONTEXT)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), required=True, help="MetaSR checkpoint.")
+@click.option("--corpus", type=click.Path(path_type=Path), required=True, help="Folder of training photos.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Routed checkpoint to write.")
+@click.option("--experts", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--tile", type=int, default=64, show_default=True, help="LR pixels per routing cell.")
+@click.option("--thumbnail", type=click.IntRange(1, 4), default=2, show_default=True, help="Router reads 1/N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def route(model_path: Path, corpus: Path, out: Path, experts: int, tile: int, thumbnail: int, seed: int) -> None:
+    """Cluster a MetaSR's per-tile decisions into routed experts; write the routed checkpoint."""
+    from metasr.assembly import load_metasr, save_routed
+    from metasr.data.folder import list_images, load_for_training, split_images
+    from metasr.distill.routing import RoutingConfig, build_routed
+
+    try:
+        metasr = load_metasr(model_path)
+        train, _ = split_images(list_images(corpus))
+        config = RoutingConfig(experts=experts, tile=tile, thumbnail=thumbnail, seed=seed)
+        routed = build_routed(metasr, [load_for_training(p, 512) for p in train], config)
+        save_routed(routed, out)
+    except (MetaSRError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {out}: {experts} experts, tile {tile}, router on x1/{thumbnail}")
+
+
+@train_group.command(context_settings=CONTEXT)
 @click.option(
     "--recipe", type=click.Path(path_type=Path), required=True, help="Teacher recipe (recipes/teacher-*.yaml)."
 )

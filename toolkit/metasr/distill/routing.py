@@ -1,5 +1,6 @@
 """Build a routed MetaSR: experts at the k-means centroids of the orchestrator's per-tile FiLM on training
-tiles, and a thumbnail router trained to pick the expert the full-resolution router picks."""
+tiles (:func:`build_routed`), and a thumbnail router trained to pick the expert the full-resolution router
+picks (studied in benchmarks/routing.py, not shipped)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,28 @@ import torch.nn.functional as F
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler
 from metasr.models.metasr import MetaSR
-from metasr.models.routed import TileRouter
+from metasr.models.routed import RoutedMetaSR, TileRouter
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """How :func:`build_routed` clusters: ``experts`` centroids of ``tiles`` training tiles, ``tile`` LR pixels
+    per routing cell, the router reading every ``thumbnail``-th pixel."""
+
+    experts: int = 4
+    tile: int = 64
+    thumbnail: int = 2
+    tiles: int = 512
+    seed: int = 0
+
+
+def build_routed(metasr: MetaSR, images: list[np.ndarray], config: RoutingConfig) -> RoutedMetaSR:
+    """A routed MetaSR whose experts sit at the k-means centroids of the thumbnail router's per-tile FiLM on
+    training tiles of ``images`` (half clean, half Real-ESRGAN-damaged); deterministic."""
+    tiles, _ = training_tiles(images, config.tile, metasr.scale, config.tiles, config.seed)
+    vectors = tile_vectors(metasr, tiles, config.tile, thumbnail=config.thumbnail)
+    centroids = kmeans(vectors, config.experts, config.seed)
+    return RoutedMetaSR(TileRouter(metasr, centroids, config.tile, config.thumbnail), metasr.student).eval()
 
 
 def training_tiles(

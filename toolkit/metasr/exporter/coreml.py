@@ -40,6 +40,7 @@ NAME = "coreml"
 COST = DeviceCost("npu", 2, 2, "fp16_tops")
 APP_RUNTIME = "coreml"
 DEPLOYMENT_TARGET = "iOS17"
+ROUTED_UNSUPPORTED = "its routed artifact (a multifunction .mlpackage, iOS 18) is not built yet"
 NEURAL_ENGINE = "Apple Neural Engine (static op list; placement needs macOS)"
 NOTES = [
     "re-exports are byte-identical: Manifest.json item identifiers are UUID v5s of the item paths, the conversion "
@@ -99,7 +100,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
         mlmodel = _convert(quantized.program, prepared, options)
         if options.activations == "fp16":
             mlmodel = compress_weights(mlmodel, options.weights)
-    path = staging / f"metasr_x{prepared.scale}.mlpackage"
+    path = staging / f"{prepared.stem}.mlpackage"
     _save(mlmodel, path)
     function = main_function(path)
     return LoweredArtifact(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +14,18 @@ from executorch.exir.lowered_backend_module import LoweredBackendModule
 from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
-from metasr.exporter.stages import Coverage, PreparedModel
+from metasr.exporter.stages import Coverage, PreparedModel, QuantizedModel
 from metasr.quiet import quiet, quiet_native
 
 _DELEGATE_CALL = torch.ops.higher_order.executorch_call_delegate
 
 
 def method_sizes(prepared: PreparedModel) -> dict[str, tuple[int, int]]:
-    """One program method per recipe input size: ``forward`` for the first, ``forward_HxW`` for the rest."""
+    """One program method per recipe input size: ``forward`` for the first, ``forward_HxW`` for the rest (a
+    routed artifact's function uses its own name instead of ``forward``)."""
+    base = prepared.function or "forward"
     sizes = prepared.recipe.input_sizes
-    return {"forward" if i == 0 else f"forward_{h}x{w}": (h, w) for i, (h, w) in enumerate(sizes)}
+    return {base if i == 0 else f"{base}_{h}x{w}": (h, w) for i, (h, w) in enumerate(sizes)}
 
 
 def export_methods(module: torch.nn.Module, prepared: PreparedModel) -> dict[str, torch.export.ExportedProgram]:
@@ -49,13 +51,14 @@ def lower(
         return to_edge_transform_and_lower(programs, partitioner=partitioners, compile_config=config)
 
 
-def coverage(edge: EdgeProgramManager, where: str) -> Coverage:
-    """Compute nodes inside the delegates vs outside them (plain ExecuTorch CPU kernels), over all methods.
+def coverage(edge: EdgeProgramManager, where: str, methods: Iterable[str] | None = None) -> Coverage:
+    """Compute nodes inside the delegates vs outside them (plain ExecuTorch CPU kernels), over ``methods``
+    (default: all).
 
     Every ``call_function`` counts except tuple indexing (``getitem``) and the delegate call itself.
     """
     inside, outside = 0, []
-    for name in edge.methods:
+    for name in edge.methods if methods is None else methods:
         graph_module = edge.exported_program(name).graph_module
         for node in graph_module.graph.nodes:
             if node.op == "get_attr" and isinstance(getattr(graph_module, node.target), LoweredBackendModule):
@@ -86,14 +89,45 @@ def runtime_predict(path: Path, sizes: dict[str, tuple[int, int]]) -> Callable[.
     return predict
 
 
-def manifest_methods(prepared: PreparedModel) -> dict[str, Any]:
-    """Method name -> input and output shapes, for the app."""
-    s = prepared.scale
-    strength = {"strength": [1, 1, 1, 1]} if "strength" in prepared.input_names else {}
-    return {
-        name: {"image": [1, 3, h, w], **strength, "output": [1, 3, h * s, w * s]}
-        for name, (h, w) in method_sizes(prepared).items()
-    }
+def manifest_methods(programs: dict[str, torch.export.ExportedProgram], prepared: PreparedModel) -> dict[str, Any]:
+    """Method name -> input and output shapes, for the app (read from the exported programs)."""
+    methods = {}
+    for name, program in programs.items():
+        state = _state(program)
+        inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name not in state]
+        shapes = {arg: list(n.meta["val"].shape) for arg, n in zip(prepared.input_names, inputs, strict=True)}
+        output = program.graph.output_node().args[0][0]
+        methods[name] = {**shapes, "output": list(output.meta["val"].shape)}
+    return methods
+
+
+def lower_together(
+    quantized: dict[str, QuantizedModel],
+    module_of: Callable[[QuantizedModel], torch.nn.Module],
+    partitioner: Callable[[], Partitioner],
+    where: str,
+    staging: Path,
+) -> tuple[Path, dict[str, Coverage], dict[str, Any]]:
+    """A routed artifact's functions as methods of one ``.pte``: its path, each function's placement and the
+    method table for the manifest. Nothing is written when an op falls outside the delegate."""
+    programs: dict[str, torch.export.ExportedProgram] = {}
+    methods: dict[str, Any] = {}
+    for q in quantized.values():
+        exported = export_methods(module_of(q), q.prepared)
+        programs.update(exported)
+        methods.update(manifest_methods(exported, q.prepared))
+    edge = lower(programs, partitioner)
+    placement = {name: coverage(edge, where, method_sizes(q.prepared)) for name, q in quantized.items()}
+    path = staging / f"metasr_x{next(iter(quantized.values())).prepared.scale}_routed.pte"
+    if not any(c.fallback for c in placement.values()):
+        write_program(edge, path)
+    return path, placement, methods
+
+
+def _state(program: torch.export.ExportedProgram) -> set[str]:
+    """Placeholder names that hold parameters, buffers or constants rather than user inputs."""
+    user = torch.export.graph_signature.InputKind.USER_INPUT
+    return {spec.arg.name for spec in program.graph_signature.input_specs if spec.kind != user}
 
 
 def not_lowered(*inputs: torch.Tensor) -> torch.Tensor:

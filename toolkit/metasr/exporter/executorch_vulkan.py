@@ -18,9 +18,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map_only
 
 from metasr.exporter import executorch_common as et
-from metasr.exporter.stages import DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
+from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
 
 NAME = "executorch-vulkan"
+WHERE = "Vulkan delegate"
 COST = DeviceCost("gpu", 2, 2, "fp16_tops")
 APP_RUNTIME = "executorch-vulkan"
 
@@ -41,30 +42,56 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     """Export each input size, delegate to Vulkan, write one multi-method ``.pte``; predict by simulation."""
     prepared = quantized.prepared
+    programs = et.export_methods(prepared.model, prepared)
+    edge = et.lower(programs, _partitioner(prepared))
+    coverage = et.coverage(edge, WHERE)
+    path = staging / f"{prepared.stem}.pte"
+    if coverage.fallback:
+        return LoweredArtifact(path, coverage, _runtime(prepared), et.not_lowered)
+    et.write_program(edge, path)
+    return _lowered(path, coverage, prepared, et.manifest_methods(programs, prepared))
+
+
+def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict[str, LoweredArtifact]:
+    """A routed artifact: every function's methods in one ``.pte``; each predicts by simulation."""
+    first = next(iter(quantized.values())).prepared
+    path, placement, methods = et.lower_together(quantized, _float_model, _partitioner(first), WHERE, staging)
+    if any(c.fallback for c in placement.values()):
+        return {name: LoweredArtifact(path, placement[name], _runtime(first), et.not_lowered) for name in quantized}
+    return {name: _lowered(path, placement[name], q.prepared, methods) for name, q in quantized.items()}
+
+
+def _float_model(quantized: QuantizedModel) -> torch.nn.Module:
+    return quantized.prepared.model
+
+
+def _partitioner(prepared: PreparedModel) -> Callable[[], VulkanPartitioner]:
+    options = {"force_fp16": prepared.recipe.options.precision == "fp16"}
+    return lambda: VulkanPartitioner(options)
+
+
+def _runtime(prepared: PreparedModel) -> str:
+    precision = prepared.recipe.options.precision
+    return f"simulation: PyTorch CPU, {precision} rounding after every op (pip ExecuTorch has no Vulkan backend)"
+
+
+def _lowered(path: Path, coverage: Coverage, prepared: PreparedModel, methods: dict) -> LoweredArtifact:
     precision = prepared.recipe.options.precision
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    options = {"force_fp16": dtype == torch.float16}
-    edge = et.lower(et.export_methods(prepared.model, prepared), lambda: VulkanPartitioner(options))
-    coverage = et.coverage(edge, "Vulkan delegate")
-    path = staging / f"metasr_x{prepared.scale}.pte"
-    runtime = f"simulation: PyTorch CPU, {precision} rounding after every op (pip ExecuTorch has no Vulkan backend)"
-    if coverage.fallback:
-        return LoweredArtifact(path, coverage, runtime, et.not_lowered)
-    et.write_program(edge, path)
-    methods = Runtime.get().load_program(path.read_bytes()).method_names
+    names = Runtime.get().load_program(path.read_bytes()).method_names
     return LoweredArtifact(
         path=path,
         coverage=coverage,
-        runtime=runtime,
+        runtime=_runtime(prepared),
         predict=_simulate(prepared.model, dtype),
         manifest_extra={
             "runtime": "executorch",
             "backend": "VulkanBackend",
             "input_order": list(prepared.input_names),
-            "methods": et.manifest_methods(prepared),
+            "methods": methods,
         },
         notes=[
-            f"parity is simulated: the .pte ({', '.join(sorted(methods))}) loads in ExecuTorch's Python runtime, "
+            f"parity is simulated: the .pte ({', '.join(sorted(names))}) loads in ExecuTorch's Python runtime, "
             "but the pip build has no VulkanBackend to run it; instead the float model runs on the CPU with "
             f"weights, inputs and every op's result rounded to {precision}, each op accumulating in fp32; "
             "GPU shaders that accumulate in fp16 can land a few dB lower, so verify on a device"

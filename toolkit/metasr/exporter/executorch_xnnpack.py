@@ -11,7 +11,7 @@ from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPar
 from executorch.version import __version__ as executorch_version
 
 from metasr.exporter import executorch_common as et
-from metasr.exporter.stages import DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
 from metasr.quiet import quiet
@@ -19,6 +19,8 @@ from metasr.quiet import quiet
 NAME = "executorch-xnnpack"
 COST = DeviceCost("cpu", 1, 1, "int8_tops")
 APP_RUNTIME = "executorch-xnnpack"
+WHERE = "XNNPACK delegate"
+RUNTIME = f"ExecuTorch {executorch_version} Python runtime, XNNPACK delegate (host CPU)"
 
 
 @dataclass(frozen=True)
@@ -60,24 +62,36 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     """Export each input size, delegate to XNNPACK, write one multi-method ``.pte`` and load it."""
     prepared = quantized.prepared
-    edge = et.lower(et.export_methods(quantized.program, prepared), XnnpackPartitioner)
-    coverage = et.coverage(edge, "XNNPACK delegate")
-    path = staging / f"metasr_x{prepared.scale}.pte"
-    runtime = f"ExecuTorch {executorch_version} Python runtime, XNNPACK delegate (host CPU)"
+    programs = et.export_methods(quantized.program, prepared)
+    edge = et.lower(programs, XnnpackPartitioner)
+    coverage = et.coverage(edge, WHERE)
+    path = staging / f"{prepared.stem}.pte"
     if coverage.fallback:
-        return LoweredArtifact(path, coverage, runtime, et.not_lowered)
+        return LoweredArtifact(path, coverage, RUNTIME, et.not_lowered)
     et.write_program(edge, path)
-    sizes = et.method_sizes(prepared)
+    return _lowered(path, coverage, quantized, et.manifest_methods(programs, prepared))
+
+
+def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict[str, LoweredArtifact]:
+    """A routed artifact: every function's methods in one ``.pte``, each run from it for parity."""
+    path, placement, methods = et.lower_together(quantized, lambda q: q.program, XnnpackPartitioner, WHERE, staging)
+    if any(c.fallback for c in placement.values()):
+        return {name: LoweredArtifact(path, placement[name], RUNTIME, et.not_lowered) for name in quantized}
+    return {name: _lowered(path, placement[name], q, methods) for name, q in quantized.items()}
+
+
+def _lowered(path: Path, coverage: Coverage, quantized: QuantizedModel, methods: dict) -> LoweredArtifact:
+    prepared = quantized.prepared
     return LoweredArtifact(
         path=path,
         coverage=coverage,
-        runtime=runtime,
-        predict=et.runtime_predict(path, sizes),
+        runtime=RUNTIME,
+        predict=et.runtime_predict(path, et.method_sizes(prepared)),
         manifest_extra={
             "runtime": "executorch",
             "backend": "XnnpackBackend",
             "input_order": list(prepared.input_names),
-            "methods": et.manifest_methods(prepared),
+            "methods": methods,
             "calibration_strengths": list(quantized.calibration_strengths),
         },
     )

@@ -52,7 +52,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     options: Options = prepared.recipe.options
     model = export_onnx(prepared, options.opset, dynamic=options.dynamic_size, fp16=options.precision == "fp16")
     onnx.checker.check_model(model, full_check=True)
-    path = staging / f"metasr_x{prepared.scale}.onnx"
+    path = staging / f"{prepared.stem}.onnx"
     onnx.save(model, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ops = onnx_ops(model)

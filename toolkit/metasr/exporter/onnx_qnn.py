@@ -86,7 +86,7 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     options: Options = prepared.recipe.options
     model: onnx.ModelProto = quantized.program
     onnx.checker.check_model(model, full_check=True)
-    path = staging / f"metasr_x{prepared.scale}_qdq.onnx"
+    path = staging / f"{prepared.stem}_qdq.onnx"
     onnx.save(model, path)
     compute = [n.op_type for n in model.graph.node if n.op_type not in QDQ_OPS]
     extra = _manifest_extra(prepared, options)

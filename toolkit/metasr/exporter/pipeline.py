@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from metasr.assembly import load_graph
-from metasr.data.sample_images import VALIDATION_NAMES, calibration_images, validation_images
+from metasr.data.sample_images import calibration_images
 from metasr.errors import MetaSRError
+from metasr.exporter import routed
+from metasr.exporter.parity import parity as validate
 from metasr.exporter.stages import (
     ExportResult,
     LoadedModel,
@@ -28,13 +30,12 @@ from metasr.exporter.stages import (
     TargetModule,
     with_defaults,
 )
-from metasr.images import to_numpy
 from metasr.model_zoo import default_model
 from metasr.models.metasr import MetaSR
+from metasr.models.routed import RoutedMetaSR
 from metasr.recipes import Recipe, default_recipe_path, load_recipe, recipe_path, recipe_target
 from metasr.validate.macs import count_macs
-from metasr.validate.metrics import max_abs_error, y_psnr
-from metasr.validate.report import artifact_size, write_reports
+from metasr.validate.report import artifact_size, write_reports, write_routed_reports
 
 TARGETS: dict[str, str] = {
     "coreml": "metasr.exporter.coreml",
@@ -72,7 +73,7 @@ def resolve_recipe(target: str | None, recipe: str | Path | None = None) -> Reci
 
 def load(checkpoint: str | Path | None, scale: int) -> LoadedModel:
     """Stage 1: read the float graph (the bundled default unless a checkpoint is given); a plain student, or any
-    MetaSR whose orchestrator is the identity, loads as the bare student."""
+    MetaSR whose orchestrator is the identity, loads as the bare student; a routed checkpoint as RoutedMetaSR."""
     path = Path(checkpoint) if checkpoint else default_model(scale).path
     return LoadedModel(model=load_graph(path, scale), source=str(path) if checkpoint else f"bundled:{path.name}")
 
@@ -109,20 +110,6 @@ def lower(quantized: QuantizedModel, target: TargetModule, staging: Path) -> Low
             "replace those ops with convs/ReLU/depth-to-space in the model, or export with --target onnx"
         )
     return lowered
-
-
-def validate(lowered: LoweredArtifact, prepared: PreparedModel) -> ParityResult:
-    """Stage 5: Y-PSNR and max abs error of the artifact vs the float model on real photos."""
-    model = prepared.model
-    psnrs, max_err = [], 0.0
-    for image in validation_images(*prepared.recipe.input_size):
-        inputs = with_defaults(model, image)
-        with torch.no_grad():
-            reference = to_numpy(model(*inputs))
-        output = to_numpy(lowered.predict(*inputs))
-        psnrs.append(y_psnr(output, reference))
-        max_err = max(max_err, max_abs_error(output, reference))
-    return ParityResult(psnrs, max_err, list(VALIDATION_NAMES), prepared.recipe.parity_floor_db)
 
 
 def write(
@@ -174,6 +161,8 @@ def export(
 
     try:
         loaded = loaded or timed("load", load, checkpoint, recipe.scale)
+        if isinstance(loaded.model, RoutedMetaSR):
+            return _export_routed(loaded, recipe, target, staging, out_dir, timed, seconds)
         prepared = timed("prepare", prepare, loaded, recipe)
         quantized = timed("quantize", quantize, prepared, target)
         lowered = timed("lower", lower, quantized, target, staging)
@@ -192,6 +181,50 @@ def export(
         ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export_routed(
+    loaded: LoadedModel,
+    recipe: Recipe,
+    target: TargetModule,
+    staging: Path,
+    out_dir: Path,
+    timed: Callable,
+    seconds: dict[str, float],
+) -> ExportResult:
+    """The stages for a routed MetaSR: every function prepared, quantized, lowered and checked (see
+    :mod:`metasr.exporter.routed`), then the whole dispatched output checked before anything is written."""
+    unsupported = getattr(target, "ROUTED_UNSUPPORTED", None)
+    if unsupported:
+        raise MetaSRError(
+            f"target '{recipe.target}' cannot take the routed checkpoint {loaded.source}: {unsupported}; "
+            "export it to onnx, onnx-qnn, executorch-xnnpack or executorch-vulkan"
+        )
+    prepared = timed("prepare", routed.prepare, loaded.model, loaded.source, recipe)
+    quantized = timed("quantize", routed.quantize, prepared, target)
+    lowered = timed("lower", routed.lower, quantized, target, staging)
+    parity = timed("validate", routed.validate, lowered, prepared)
+    failing = {name: p for name, p in {**parity.experts, "routed whole": parity.whole}.items() if not p.passed}
+    if failing:
+        name, worst = next(iter(failing.items()))
+        raise MetaSRError(
+            f"{recipe.target}: {name} parity {worst.min_psnr_db:.2f} dB is below the recipe floor "
+            f"{worst.floor_db:.2f} dB; use a higher-precision option in the recipe or retrain"
+        )
+    timed("write", write_routed_reports, staging, lowered, prepared, quantized, parity, seconds)
+    final = out_dir / recipe.target
+    _replace_dir(staging, final)
+    primary = lowered.functions[routed.ROUTER].path.name
+    return ExportResult(
+        target=recipe.target,
+        artifact=final / primary,
+        report=final / "report.json",
+        manifest=final / "manifest.json",
+        size_bytes=sum(artifact_size(final / f.name) for f in lowered.files),
+        parity=parity.whole,
+        coverage=lowered.coverage,
+        seconds=sum(seconds.values()),
+    )
 
 
 def _open_staging(out_dir: Path, target: str) -> Path:

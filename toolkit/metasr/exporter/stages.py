@@ -13,20 +13,24 @@ from metasr.exporter.user_model import UserModel
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
+from metasr.models.routed import TileRouter
 from metasr.recipes import MAX_SIDE, MIN_CELLS, Recipe
 
-SRGraph = MetaSR | MetaSRStudent | UserModel  # what an export lowers: MetaSR, the bare student, a user's own net
+# What an export lowers: MetaSR, the bare student, a user's own net, or a routed artifact's router function
+SRGraph = MetaSR | MetaSRStudent | UserModel | TileRouter
 Inputs = tuple[torch.Tensor, ...]  # one tensor per graph input, in ``input_names`` order
 
 
 def input_names(model: SRGraph) -> tuple[str, ...]:
-    """The graph's inputs: ``(image, strength)`` for MetaSR, ``(image,)`` for a bare student."""
-    return ("image", "strength") if isinstance(model, MetaSR) else ("image",)
+    """The graph's inputs: ``(image, strength)`` for MetaSR and a router, ``(image,)`` for a bare student."""
+    return ("image", "strength") if isinstance(model, MetaSR | TileRouter) else ("image",)
 
 
 def with_defaults(model: SRGraph, image: torch.Tensor) -> Inputs:
     """``image`` plus the graph's other inputs at their defaults (strength -1: the estimated degree)."""
-    return (image, model.default_strength().to(image.device)) if isinstance(model, MetaSR) else (image,)
+    if isinstance(model, MetaSR | TileRouter):
+        return (image, model.default_strength().to(image.device))
+    return (image,)
 
 
 @dataclass
@@ -59,10 +63,16 @@ class PreparedModel:
     recipe: Recipe
     parameters: int
     macs_per_output_pixel: Macs
+    function: str | None = None  # a routed artifact's function ("router", "expert_0", ...); None: the only one
 
     @property
     def scale(self) -> int:
         return self.model.scale
+
+    @property
+    def stem(self) -> str:
+        """The artifact's file name without suffix: ``metasr_x2``, or ``metasr_x2_router`` for a function."""
+        return f"metasr_x{self.scale}" + (f"_{self.function}" if self.function else "")
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -174,3 +184,6 @@ class TargetModule(Protocol):
     def quantize(self, prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel: ...
 
     def lower(self, quantized: QuantizedModel, staging: Path) -> LoweredArtifact: ...
+
+    # Optional, for routed checkpoints: ``lower_functions(quantized: dict[str, QuantizedModel], staging)`` lowers
+    # the router and experts into one file; ``ROUTED_UNSUPPORTED: str`` says why the target cannot take them.

@@ -14,6 +14,7 @@ must then hold whole metadata cells of the thumbnail.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,36 +38,78 @@ def fold_modulation(student: MetaSRStudent, modulation: torch.Tensor) -> MetaSRS
     return expert
 
 
+def thumbnail_of(image: torch.Tensor, thumbnail: int) -> torch.Tensor:
+    """What the router reads: every ``thumbnail``-th pixel of each row and column."""
+    return image[..., ::thumbnail, ::thumbnail]
+
+
+def compose(
+    image: torch.Tensor,
+    routes: torch.Tensor,
+    experts: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    tile: int,
+    scale: int,
+) -> torch.Tensor:
+    """Each output tile from the expert ``routes`` (N, H / tile, W / tile) names; every expert that is used sees
+    the whole frame, as overlapping app tiles would."""
+    mask = F.interpolate(routes[:, None].float(), scale_factor=tile * scale, mode="nearest")
+    mask = mask[..., : image.shape[-2] * scale, : image.shape[-1] * scale]
+    out = torch.zeros(image.shape[0], 3, image.shape[-2] * scale, image.shape[-1] * scale)
+    for k in torch.unique(routes).tolist():
+        out = torch.where(mask == k, experts[k](image), out)
+    return out
+
+
 class TileRouter(nn.Module):
     """A MetaSR graph's extractors and orchestrator scoring ``centroids`` (K, M) per tile: lower is nearer.
 
-    ``score_k = |c_k|^2 - 2 c_k . v`` for a tile's mean FiLM ``v`` (its squared distance less ``|v|^2``), a 1x1
-    conv over the per-tile FiLM, so the router lowers like any other conv graph; an app takes the argmin.
+    ``score_k = |c_k|^2 - |m|^2 - 2 (c_k - m) . v`` for a tile's mean FiLM ``v`` and the centroids' mean ``m``:
+    its squared distance to ``c_k`` less its squared distance to ``m``. A 1x1 conv over the per-tile FiLM, so
+    the router lowers like any other conv graph; an app takes the argmin. Measuring from ``m`` keeps the scores
+    near zero and cancels the error ``v`` shares across centroids, so int8 scores keep their order.
     """
 
-    def __init__(self, metasr: MetaSR, centroids: torch.Tensor, tile: int, thumbnail: int = 1) -> None:
+    def __init__(
+        self, metasr: MetaSR, centroids: torch.Tensor, tile: int, thumbnail: int = 1, partial_tiles: bool = True
+    ) -> None:
         super().__init__()
         if tile % (CELL * thumbnail):
             raise ValueError(f"tile {tile} must be whole {CELL}-pixel metadata cells of the x1/{thumbnail} thumbnail")
         self.metasr = metasr
         self.tile = tile
         self.thumbnail = thumbnail
+        self.partial_tiles = partial_tiles  # False: the image holds whole tiles (an artifact's fixed pooling)
         self.register_buffer("centroids", centroids.clone())
         self.score = nn.Conv2d(centroids.shape[1], len(centroids), 1)
         with torch.no_grad():
-            self.score.weight.copy_(-2.0 * centroids[:, :, None, None])
-            self.score.bias.copy_((centroids**2).sum(dim=1))
+            mean = centroids.mean(dim=0)
+            self.score.weight.copy_(-2.0 * (centroids - mean)[:, :, None, None])
+            self.score.bias.copy_((centroids**2).sum(dim=1) - (mean**2).sum())
+
+    @property
+    def scale(self) -> int:
+        """The scale of the experts this router serves."""
+        return self.metasr.scale
+
+    def default_strength(self, batch: int = 1) -> torch.Tensor:
+        """The ``strength`` input that keeps the estimated degree, shape (N, 1, 1, 1)."""
+        return self.metasr.default_strength(batch)
 
     def tile_modulation(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """The orchestrator's FiLM averaged over each tile's cells: (N, M, H / tile, W / tile)."""
-        small = image[..., :: self.thumbnail, :: self.thumbnail]
+        small = thumbnail_of(image, self.thumbnail)
         decisions = self.metasr.decide(small, strength)
         per_tile = self.tile // (CELL * self.thumbnail)
-        return F.avg_pool2d(decisions.stacked_modulation(), per_tile, per_tile, ceil_mode=True)
+        return F.avg_pool2d(decisions.stacked_modulation(), per_tile, per_tile, ceil_mode=self.partial_tiles)
 
     def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Scores (N, K, H / tile, W / tile)."""
         return self.score(self.tile_modulation(image, strength))
+
+    def on_thumbnail(self) -> TileRouter:
+        """The same router taking the thumbnail itself (``image[..., ::t, ::t]``, cut by the app) as its image,
+        whole tiles only: the graph an artifact holds, with no strided reads and fixed pooling windows."""
+        return TileRouter(self.metasr, self.centroids, self.tile // self.thumbnail, partial_tiles=False)
 
 
 class RoutedMetaSR(nn.Module):
@@ -81,17 +124,18 @@ class RoutedMetaSR(nn.Module):
     def scale(self) -> int:
         return self.experts[0].scale
 
+    @property
+    def expert_names(self) -> list[str]:
+        return [f"expert_{k}" for k in range(len(self.experts))]
+
+    def functions(self) -> dict[str, nn.Module]:
+        """What a routed artifact holds: ``router`` (scores from the thumbnail and strength) and each expert."""
+        return {"router": self.router.on_thumbnail(), **dict(zip(self.expert_names, self.experts, strict=True))}
+
     def route(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Expert index per tile, (N, H / tile, W / tile)."""
         return self.router(image, strength).argmin(dim=1)
 
     def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
-        """Each tile from its expert; every expert sees the whole frame, as overlapping app tiles would."""
-        routes = self.route(image, strength)
-        s = self.scale
-        mask = F.interpolate(routes[:, None].float(), scale_factor=self.router.tile * s, mode="nearest")
-        mask = mask[..., : image.shape[-2] * s, : image.shape[-1] * s]
-        out = torch.zeros(image.shape[0], 3, image.shape[-2] * s, image.shape[-1] * s)
-        for k in torch.unique(routes).tolist():
-            out = torch.where(mask == k, self.experts[k](image), out)
-        return out
+        """Each tile from its expert (see :func:`compose`)."""
+        return compose(image, self.route(image, strength), self.experts, self.router.tile, self.scale)

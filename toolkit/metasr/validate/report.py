@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from metasr import __version__
+from metasr.exporter.routed import ROUTER, RoutedLowered, RoutedParity, RoutedPrepared
 from metasr.exporter.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel, SRGraph
 from metasr.exporter.user_model import UserModel
 from metasr.models.metasr import DEFAULT_STRENGTH, MetaSR
@@ -35,15 +36,6 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
     """What an app needs to feed the artifact: inputs, outputs, scale, tiling, hash, version."""
     recipe, model = prepared.recipe, prepared.model
     s = prepared.scale
-    strength = {
-        "name": "strength",
-        "shapes": [[1, 1, 1, 1]],
-        "layout": "NC11",
-        "dtype": "float32",
-        "value_range": [0.0, 1.0],
-        "default": DEFAULT_STRENGTH,
-        "description": STRENGTH_DESCRIPTION,
-    }
     manifest: dict[str, Any] = {
         "schema_version": MANIFEST_VERSION,
         "toolkit_version": __version__,
@@ -51,17 +43,7 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
         "file": lowered.path.name,
         "model_sha256": artifact_sha256(lowered.path),
         "scale": s,
-        "inputs": [
-            {
-                "name": "image",
-                "shapes": [[1, 3, h, w] for h, w in recipe.input_sizes],
-                "layout": "NCHW",
-                "dtype": "float32",
-                "color": "RGB",
-                "value_range": [0.0, 1.0],
-            },
-            *([strength] if "strength" in prepared.input_names else []),
-        ],
+        "inputs": _inputs(lowered, prepared),
         "outputs": [
             {
                 "name": "output",
@@ -77,11 +59,91 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
         "macs_per_output_pixel": _macs(prepared.macs_per_output_pixel),
     }
     extra = dict(lowered.manifest_extra)
-    for key in ("inputs", "outputs"):  # a target overrides fields of an entry, matched by name
-        overrides = {entry["name"]: entry for entry in extra.pop(key, [])}
-        manifest[key] = [{**entry, **overrides.get(entry["name"], {})} for entry in manifest[key]]
+    extra.pop("inputs", None)
+    overrides = {entry["name"]: entry for entry in extra.pop("outputs", [])}  # a target's fields, matched by name
+    manifest["outputs"] = [{**entry, **overrides.get(entry["name"], {})} for entry in manifest["outputs"]]
     manifest.update(extra)
     return manifest
+
+
+def _inputs(lowered: LoweredArtifact, prepared: PreparedModel) -> list[dict[str, Any]]:
+    """The graph's input entries, with the target's own fields (matched by name) laid over them."""
+    strength = {
+        "name": "strength",
+        "shapes": [[1, 1, 1, 1]],
+        "layout": "NC11",
+        "dtype": "float32",
+        "value_range": [0.0, 1.0],
+        "default": DEFAULT_STRENGTH,
+        "description": STRENGTH_DESCRIPTION,
+    }
+    inputs = [
+        {
+            "name": "image",
+            "shapes": [[1, 3, h, w] for h, w in prepared.recipe.input_sizes],
+            "layout": "NCHW",
+            "dtype": "float32",
+            "color": "RGB",
+            "value_range": [0.0, 1.0],
+        },
+        *([strength] if "strength" in prepared.input_names else []),
+    ]
+    overrides = {entry["name"]: entry for entry in lowered.manifest_extra.get("inputs", [])}
+    return [{**entry, **overrides.get(entry["name"], {})} for entry in inputs]
+
+
+def build_routed_manifest(lowered: RoutedLowered, prepared: RoutedPrepared) -> dict[str, Any]:
+    """A routed artifact's manifest: the experts' image I/O at the top level (what the tiler feeds each tile),
+    the router's strength input, and a ``routing`` section telling the app how to dispatch."""
+    first = prepared.experts[0]
+    manifest = build_manifest(lowered.functions[first], prepared.functions[first])
+    router, routed = lowered.functions[ROUTER], prepared.model
+    router_inputs = _inputs(router, prepared.functions[ROUTER])
+    metasr, tile, t = routed.router.metasr, routed.router.tile, routed.router.thumbnail
+    out_block = tile * routed.scale
+    k = len(prepared.experts)
+    manifest["file"] = router.path.name
+    manifest["model_sha256"] = combined_sha256(lowered.files)
+    manifest["inputs"] = [*manifest["inputs"], *[e for e in router_inputs if e["name"] == "strength"]]
+    manifest["model"] = {**_model_section(metasr), "graph": "routed", "experts": k}
+    manifest["macs_per_output_pixel"] = _macs(prepared.macs_per_output_pixel)
+    if "dynamic_size" in manifest:  # sides must hold whole routing tiles
+        manifest["dynamic_size"] = {**manifest["dynamic_size"], "multiple_of": tile, "min": tile}
+    manifest["routing"] = {
+        "tile": tile,
+        "thumbnail": t,
+        "router": {
+            "function": ROUTER,
+            "file": router.path.name,
+            "inputs": router_inputs,
+            "output": {
+                "name": "output",
+                "shapes": [[1, k, h // tile, w // tile] for h, w in prepared.recipe.input_sizes],
+                "layout": "NKHW",
+                "description": "one score per expert and routing tile; the app runs the expert with the lowest",
+            },
+        },
+        "experts": [{"function": name, "file": lowered.functions[name].path.name} for name in prepared.experts],
+        "blending": "hard",
+        "dispatch": (
+            f"feed the router the thumbnail image[..., ::{t}, ::{t}] of the image tile (the pixels whose row and "
+            f"column are multiples of {t}) and the strength; the argmin over axis 1 of its output names the expert "
+            f"for each {tile}x{tile} block of the input; run each chosen expert on the whole image tile and keep "
+            f"its output over its blocks ({out_block}x{out_block} output pixels each). "
+            "A function is its own file, or a method (ExecuTorch) or function (Core ML) of that name in the "
+            "shared file"
+        ),
+    }
+    return manifest
+
+
+def combined_sha256(files: list[Path]) -> str:
+    """SHA-256 over several artifact files (names and contents), in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        digest.update(artifact_sha256(path).encode())
+    return digest.hexdigest()
 
 
 def _model_section(model: SRGraph) -> dict[str, Any]:
@@ -145,6 +207,49 @@ def build_report(
     }
 
 
+def build_routed_report(
+    lowered: RoutedLowered,
+    prepared: RoutedPrepared,
+    quantized: dict[str, QuantizedModel],
+    parity: RoutedParity,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """The experts' report with the whole routed output's parity and placement, plus one entry per function."""
+    first = prepared.experts[0]
+    report = build_report(lowered.functions[first], prepared.functions[first], quantized[first], parity.whole, seconds)
+    coverage = lowered.coverage
+    report.update(
+        artifact=", ".join(f.name for f in lowered.files),
+        size_bytes=sum(artifact_size(f) for f in lowered.files),
+        parameters=prepared.parameters,
+        macs_per_output_pixel=_macs(prepared.macs_per_output_pixel),
+        coverage={
+            **report["coverage"],
+            "accelerated_ops": coverage.accelerated,
+            "total_ops": coverage.total,
+            "fraction": coverage.fraction,
+            "fallback_ops": coverage.fallback,
+        },
+    )
+    report["parity"]["what"] = "the whole output dispatched through the artifact's functions vs the float routed model"
+    functions: dict[str, Any] = {}
+    for name, function in lowered.functions.items():
+        entry: dict[str, Any] = {
+            "file": function.path.name,
+            "placement": f"{function.coverage.accelerated}/{function.coverage.total}",
+            "parameters": prepared.functions[name].parameters,
+            "macs_per_output_pixel": round(prepared.functions[name].macs_per_output_pixel.total, 1),
+        }
+        if name == ROUTER:
+            entry["agreement_with_float_router"] = round(parity.router.agreement, 4)
+            entry["max_abs_score_error"] = parity.router.max_abs_error
+        else:
+            entry["min_y_psnr_db"] = _num(parity.experts[name].min_psnr_db)
+        functions[name] = entry
+    report["functions"] = functions
+    return report
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A readable summary of ``report``."""
     p, c, macs = report["parity"], report["coverage"], report["macs_per_output_pixel"]
@@ -166,6 +271,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Per photo: " + ", ".join(f"{n} {v} dB" for n, v in zip(p["images"], p["y_psnr_db"], strict=True)),
     ]
+    if "functions" in report:
+        head = "| function | file | placement | Y-PSNR vs float (min) / router agreement | MACs per output pixel |"
+        lines += ["", head]
+        lines += ["|---|---|---|---|---|"]
+        for name, f in report["functions"].items():
+            check = f.get("min_y_psnr_db", f.get("agreement_with_float_router"))
+            lines.append(f"| {name} | {f['file']} | {f['placement']} | {check} | {f['macs_per_output_pixel']:.0f} |")
     if report["notes"]:
         lines += ["", "Notes:", *[f"- {n}" for n in report["notes"]]]
     return "\n".join(lines) + "\n"
@@ -180,8 +292,23 @@ def write_reports(
     seconds: dict[str, float],
 ) -> None:
     """Write manifest.json, report.json and report.md into ``staging``."""
-    report = build_report(lowered, prepared, quantized, parity, seconds)
-    manifest = build_manifest(lowered, prepared)
+    _write(staging, build_manifest(lowered, prepared), build_report(lowered, prepared, quantized, parity, seconds))
+
+
+def write_routed_reports(
+    staging: Path,
+    lowered: RoutedLowered,
+    prepared: RoutedPrepared,
+    quantized: dict[str, QuantizedModel],
+    parity: RoutedParity,
+    seconds: dict[str, float],
+) -> None:
+    """manifest.json, report.json and report.md of a routed artifact into ``staging``."""
+    report = build_routed_report(lowered, prepared, quantized, parity, seconds)
+    _write(staging, build_routed_manifest(lowered, prepared), report)
+
+
+def _write(staging: Path, manifest: dict[str, Any], report: dict[str, Any]) -> None:
     check(manifest, "manifest")
     _write_json(staging / "manifest.json", manifest)
     _write_json(staging / "report.json", report)

@@ -1,0 +1,131 @@
+"""Routed artifacts: a router and K experts saved as one checkpoint, exported as functions of one artifact (set)
+with per-function parity and placement, dispatched on the host as the manifest tells an app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from metasr.assembly import load_graph, save_metasr, save_routed
+from metasr.checkpoint import read_state, save_state
+from metasr.errors import MetaSRError
+from metasr.exporter.pipeline import export, resolve_recipe
+from metasr.models.routed import RoutedMetaSR, TileRouter
+from metasr.recipes import with_overrides
+from metasr.runtime import open_engine
+from metasr.schemas import check
+from tests.conftest import responsive_metasr
+
+SIZE = ((128, 128),)
+TILE = 64
+
+
+def _routed() -> RoutedMetaSR:
+    """Two experts at two distinct FiLM vectors of the responsive MetaSR, 64-px tiles, a half-size thumbnail."""
+    metasr = responsive_metasr()
+    image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        vectors = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), TILE).tile_modulation(image)
+    centroids = vectors[0].flatten(1).T[:2] + torch.tensor([[0.0], [0.2]])  # pulled apart
+    return RoutedMetaSR(TileRouter(metasr, centroids, TILE, thumbnail=2), metasr.student).eval()
+
+
+@pytest.fixture(scope="module")
+def routed_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("routed") / "routed.safetensors"
+    save_routed(_routed(), path)
+    return path
+
+
+def _reference(checkpoint: Path, image: torch.Tensor) -> torch.Tensor:
+    model = load_graph(checkpoint)
+    with torch.no_grad():
+        return model(image, model.router.default_strength())
+
+
+def test_routed_checkpoint_round_trips(routed_checkpoint: Path) -> None:
+    loaded = load_graph(routed_checkpoint)
+    original = _routed()
+    assert isinstance(loaded, RoutedMetaSR)
+    assert (loaded.router.tile, loaded.router.thumbnail, len(loaded.experts)) == (TILE, 2, 2)
+    image = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(loaded(image), original(image))
+        assert torch.equal(loaded.route(image), original.route(image))
+
+
+def test_routing_metadata_of_the_wrong_shape_is_refused(routed_checkpoint: Path, tmp_path: Path) -> None:
+    state, metadata = read_state(routed_checkpoint)
+    bad = tmp_path / "bad.safetensors"
+    save_state({**state, "routing.centroids": torch.zeros(2, 5)}, bad, metadata)
+    with pytest.raises(MetaSRError, match="must be \\(experts"):
+        load_graph(bad)
+    plain = tmp_path / "plain.safetensors"  # an unrouted MetaSR checkpoint still loads as MetaSR
+    save_metasr(responsive_metasr(), plain)
+    assert not isinstance(load_graph(plain), RoutedMetaSR)
+
+
+def test_sizes_that_are_not_whole_routing_tiles_are_refused_before_export(
+    routed_checkpoint: Path, tmp_path: Path
+) -> None:
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((96, 128),))
+    with pytest.raises(MetaSRError, match="multiples of 64"):
+        export(recipe, tmp_path, checkpoint=routed_checkpoint)
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_onnx_routed_set_passes_parity_and_runs_as_dispatched(routed_checkpoint: Path, tmp_path: Path) -> None:
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=SIZE)
+    result = export(recipe, tmp_path / "a", checkpoint=routed_checkpoint)
+    folder = result.artifact.parent
+    files = sorted(p.name for p in folder.glob("*.onnx"))
+    assert files == ["metasr_x2_expert_0.onnx", "metasr_x2_expert_1.onnx", "metasr_x2_router.onnx"]
+    assert result.artifact.name == "metasr_x2_router.onnx"
+    assert result.parity.passed and result.coverage.fallback == []
+    manifest = json.loads(result.manifest.read_text())
+    check(manifest, "manifest")
+    assert manifest["model"]["graph"] == "routed"
+    routing = manifest["routing"]
+    assert (routing["tile"], routing["thumbnail"], routing["blending"]) == (TILE, 2, "hard")
+    assert [e["function"] for e in routing["experts"]] == ["expert_0", "expert_1"]
+    assert routing["router"]["output"]["shapes"] == [[1, 2, 2, 2]]
+    report = json.loads(result.report.read_text())
+    assert set(report["functions"]) == {"router", "expert_0", "expert_1"}
+    assert report["functions"]["router"]["agreement_with_float_router"] == 1.0
+
+    image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    out = open_engine(result.artifact).run(image)
+    assert torch.allclose(out, _reference(routed_checkpoint, image), atol=1e-4)
+
+    again = export(recipe, tmp_path / "b", checkpoint=routed_checkpoint).artifact.parent
+    for name in [*files, "manifest.json"]:
+        assert (folder / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_executorch_routed_program_has_a_method_per_function(routed_checkpoint: Path, tmp_path: Path) -> None:
+    from executorch.runtime import Runtime
+
+    recipe = with_overrides(resolve_recipe("executorch-xnnpack"), input_sizes=SIZE)
+    result = export(recipe, tmp_path, checkpoint=routed_checkpoint)
+    assert result.artifact.name == "metasr_x2_routed.pte"
+    assert [p.name for p in result.artifact.parent.glob("*.pte")] == ["metasr_x2_routed.pte"]
+    assert result.parity.passed and result.coverage.fallback == []
+    methods = set(Runtime.get().load_program(result.artifact).method_names)
+    assert methods == {"router", "expert_0", "expert_1"}
+    manifest = json.loads(result.manifest.read_text())
+    check(manifest, "manifest")
+    assert manifest["methods"]["router"]["image"] == [1, 3, 64, 64]
+    image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    out = open_engine(result.artifact).run(image)
+    assert out.shape == (1, 3, 256, 256)
+    assert float((out - _reference(routed_checkpoint, image)).abs().max()) < 0.1  # int8 experts
+
+
+def test_core_ml_refuses_a_routed_checkpoint_before_heavy_work(routed_checkpoint: Path, tmp_path: Path) -> None:
+    recipe = with_overrides(resolve_recipe("coreml"), input_sizes=SIZE)
+    with pytest.raises(MetaSRError, match="multifunction .mlpackage"):
+        export(recipe, tmp_path, checkpoint=routed_checkpoint)
+    assert not (tmp_path / "coreml").exists()
