@@ -14,6 +14,7 @@ import json
 import random
 import re
 import textwrap
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import TARGETS, export, load, prepare, resolve_recipe
-from metasr.exporter.stages import Coverage, ExportResult, LoweredArtifact
+from metasr.exporter.stages import Coverage, ExportResult, LoweredArtifact, PreparedModel
 from metasr.profile.results import load_results, percentile, runtime_targets, summarize, write_results
 from metasr.recipes import with_overrides
 from metasr.schemas import MANIFEST_VERSION, check, load_schema
@@ -76,8 +77,13 @@ def exporter_file_patterns(target: str) -> set[str]:
     source = target_source(target)
     assert source is not None, f"no toolkit module for target '{target}'"
     names = re.findall(r"""["'](metasr_x\{[^{}]+\}[^"'{}]*\.(?:pte|onnx|mlpackage))["']""", source)
+    names = {re.sub(r"\{[^{}]+\}", "%d", name) for name in names}
+    # f"{prepared.stem}_qdq.onnx": the unrouted stem, metasr_x{scale}, read off PreparedModel itself
+    stem = PreparedModel.stem.fget(types.SimpleNamespace(scale=2, function=None)).replace("2", "%d")
+    suffixes = re.findall(r"""["']\{prepared\.stem\}([^"'{}]*\.(?:pte|onnx|mlpackage))["']""", source)
+    names |= {stem + suffix for suffix in suffixes}
     assert names, f"no artifact file name found in {TARGETS[target]}; update this test's pattern"
-    return {re.sub(r"\{[^{}]+\}", "%d", name) for name in names}
+    return names
 
 
 def kotlin_regex_literal(text: str, name: str) -> str:
