@@ -124,8 +124,18 @@ def test_executorch_routed_program_has_a_method_per_function(routed_checkpoint: 
     assert float((out - _reference(routed_checkpoint, image)).abs().max()) < 0.1  # int8 experts
 
 
-def test_core_ml_refuses_a_routed_checkpoint_before_heavy_work(routed_checkpoint: Path, tmp_path: Path) -> None:
+def test_core_ml_routed_package_has_a_function_per_function(routed_checkpoint: Path, tmp_path: Path) -> None:
+    from metasr.exporter import coreml
+
     recipe = with_overrides(resolve_recipe("coreml"), input_sizes=SIZE)
-    with pytest.raises(MetaSRError, match="multifunction .mlpackage"):
-        export(recipe, tmp_path, checkpoint=routed_checkpoint)
-    assert not (tmp_path / "coreml").exists()
+    result = export(recipe, tmp_path, checkpoint=routed_checkpoint)
+    assert [p.name for p in result.artifact.parent.glob("*.mlpackage")] == ["metasr_x2_routed.mlpackage"]
+    assert result.parity.passed and result.coverage.fallback == []
+    functions = coreml._program(result.artifact).functions
+    assert set(functions) == {"router", "expert_0", "expert_1"}
+    assert functions["router"].outputs[0].shape == (1, 2, 2, 2)  # scores, not an image
+    manifest = json.loads(result.manifest.read_text())
+    check(manifest, "manifest")
+    assert manifest["minimum_deployment_target"] == "iOS18"
+    report = json.loads(result.report.read_text())
+    assert report["functions"]["router"]["agreement_with_float_router"] == 1.0

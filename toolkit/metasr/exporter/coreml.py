@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,19 +29,22 @@ import torch
 import torch.nn.functional as F
 from coremltools.converters.mil.frontend.milproto.load import load as load_mil
 from coremltools.converters.mil.mil import Function, Operation, Var, types
+from coremltools.models.utils import MultiFunctionDescriptor, save_multifunction
 
 from metasr.errors import MetaSRError
 from metasr.exporter.graph_passes import drop_aliases
+from metasr.exporter.routed import ROUTER
 from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
 from metasr.quiet import first_line, quiet
 
 NAME = "coreml"
+RGB = ct.colorlayout.RGB
 COST = DeviceCost("npu", 2, 2, "fp16_tops")
 APP_RUNTIME = "coreml"
 DEPLOYMENT_TARGET = "iOS17"
-ROUTED_UNSUPPORTED = "its routed artifact (a multifunction .mlpackage, iOS 18) is not built yet"
+ROUTED_DEPLOYMENT_TARGET = "iOS18"  # multifunction ML programs
 NEURAL_ENGINE = "Apple Neural Engine (static op list; placement needs macOS)"
 NOTES = [
     "re-exports are byte-identical: Manifest.json item identifiers are UUID v5s of the item paths, the conversion "
@@ -77,7 +81,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     """fp16 (or fp32) float model, or W8A8 calibrated with PT2E; weight compression happens on the ML program."""
     options: Options = prepared.recipe.options
     _check(options)
-    module = PixelOutput(prepared.model).eval()
+    module = prepared.model if _scores(prepared) else PixelOutput(prepared.model).eval()
     if options.activations == "fp16":
         return QuantizedModel(prepared, module, scheme=_scheme(options))
     batches = calibration_batches(calibration, options.calibration_strengths, prepared.input_names)
@@ -94,31 +98,71 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
 
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     """Convert the torch.export program to an ML program, compress weights, save and read it back."""
-    prepared = quantized.prepared
-    options: Options = prepared.recipe.options
-    with _converting("Core ML conversion"):
-        mlmodel = _convert(quantized.program, prepared, options)
-        if options.activations == "fp16":
-            mlmodel = compress_weights(mlmodel, options.weights)
-    path = staging / f"{prepared.stem}.mlpackage"
-    _save(mlmodel, path)
-    function = main_function(path)
-    return LoweredArtifact(
-        path=path,
-        coverage=_coverage(function, options),
-        runtime=f"simulation in PyTorch (no Core ML runtime on Linux) of the saved .mlpackage's MIL program: "
-        f"{options.precision} rounding at every op, weights decompressed from the artifact, 8-bit pixels in and out",
-        predict=_simulator(function),
-        manifest_extra=_manifest_extra(prepared, options),
-        notes=NOTES,
-    )
+    path = staging / f"{quantized.prepared.stem}.mlpackage"
+    _save(_ml_program(quantized, DEPLOYMENT_TARGET), path)
+    return _lowered(path, main_function(path), quantized, DEPLOYMENT_TARGET)
+
+
+def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict[str, LoweredArtifact]:
+    """A routed artifact: one multifunction .mlpackage (iOS 18) holding the router and every expert as functions
+    of those names, shared weights stored once; each function read back and simulated on its own."""
+    parts = staging / "functions"
+    parts.mkdir()
+    descriptor = MultiFunctionDescriptor()
+    for name, q in quantized.items():
+        _save(_ml_program(q, ROUTED_DEPLOYMENT_TARGET), parts / f"{name}.mlpackage")
+        descriptor.add_function(str(parts / f"{name}.mlpackage"), "main", name)
+    descriptor.default_function_name = ROUTER
+    path = staging / f"metasr_x{next(iter(quantized.values())).prepared.scale}_routed.mlpackage"
+    with _converting("Core ML multifunction save"):
+        save_multifunction(descriptor, str(path))
+    shutil.rmtree(parts)
+    spec = ct.utils.load_spec(str(path))
+    (path / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(spec.SerializeToString(deterministic=True))
+    _stable_item_ids(path / "Manifest.json")
+    functions = _program(path).functions
+    return {name: _lowered(path, functions[name], q, ROUTED_DEPLOYMENT_TARGET) for name, q in quantized.items()}
 
 
 def main_function(package: Path) -> Function:
     """The ``main`` function of the MIL program stored in an .mlpackage (weights read from its blob file)."""
+    return _program(package).functions["main"]
+
+
+def _program(package: Path) -> Any:
+    """The MIL program stored in an .mlpackage, weights read from its blob file."""
     spec = ct.utils.load_spec(str(package))
     weights = package / "Data" / "com.apple.CoreML" / "weights"
-    return load_mil(spec, spec.specificationVersion, str(weights)).functions["main"]
+    return load_mil(spec, spec.specificationVersion, str(weights))
+
+
+def _ml_program(quantized: QuantizedModel, deployment: str) -> ct.models.MLModel:
+    options: Options = quantized.prepared.recipe.options
+    with _converting("Core ML conversion"):
+        mlmodel = _convert(quantized.program, quantized.prepared, options, deployment)
+        if options.activations == "fp16":
+            mlmodel = compress_weights(mlmodel, options.weights)
+    return mlmodel
+
+
+def _lowered(path: Path, function: Function, quantized: QuantizedModel, deployment: str) -> LoweredArtifact:
+    prepared = quantized.prepared
+    options: Options = prepared.recipe.options
+    pixels = "8-bit pixels in and out" if not _scores(prepared) else "8-bit pixels in, scores out"
+    return LoweredArtifact(
+        path=path,
+        coverage=_coverage(function, options),
+        runtime=f"simulation in PyTorch (no Core ML runtime on Linux) of the saved .mlpackage's MIL program: "
+        f"{options.precision} rounding at every op, weights decompressed from the artifact, {pixels}",
+        predict=_simulator(function, pixels_out=not _scores(prepared)),
+        manifest_extra=_manifest_extra(prepared, options, deployment),
+        notes=NOTES,
+    )
+
+
+def _scores(prepared: PreparedModel) -> bool:
+    """Whether the function returns a routed artifact's tile scores (a tensor) rather than an image."""
+    return prepared.function == ROUTER
 
 
 def _check(options: Options) -> None:
@@ -173,10 +217,10 @@ def _expr(side: int | torch.SymInt) -> sympy.Expr:
     return side.node.expr if isinstance(side, torch.SymInt) else sympy.Integer(side)
 
 
-def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options) -> ct.models.MLModel:
+def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options, deployment: str) -> ct.models.MLModel:
     sizes = [(1, 3, h, w) for h, w in prepared.recipe.input_sizes]
     shape = ct.EnumeratedShapes(shapes=sizes, default=sizes[0]) if len(sizes) > 1 else sizes[0]
-    inputs = [ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=ct.colorlayout.RGB)]
+    inputs = [ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=RGB)]
     if "strength" in prepared.input_names:
         strength = prepared.model.default_strength().numpy().astype(_numpy_dtype(options))
         inputs.append(
@@ -185,9 +229,9 @@ def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options)
     return ct.convert(
         _export(module, prepared).run_decompositions({}),
         inputs=inputs,
-        outputs=[ct.ImageType(name="output", color_layout=ct.colorlayout.RGB)],
+        outputs=[ct.TensorType(name="output") if _scores(prepared) else ct.ImageType(name="output", color_layout=RGB)],
         convert_to="mlprogram",
-        minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+        minimum_deployment_target=getattr(ct.target, deployment),
         compute_units=getattr(ct.ComputeUnit, options.compute_units),
         compute_precision=ct.precision.FLOAT16 if options.precision == "fp16" else ct.precision.FLOAT32,
     )
@@ -269,8 +313,9 @@ def _inner_cast(op: Operation) -> bool:
     return not from_input and not any(v in op.enclosing_block.outputs for v in op.outputs)
 
 
-def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
-    """Core ML I/O: images in and out (8-bit RGB pixel buffers), strength (if any) as an optional MLMultiArray."""
+def _manifest_extra(prepared: PreparedModel, options: Options, deployment: str) -> dict[str, Any]:
+    """Core ML I/O: images in and out (8-bit RGB pixel buffers; a router's scores out as an MLMultiArray),
+    strength (if any) as an optional MLMultiArray."""
     shapes = [[1, 3, h, w] for h, w in prepared.recipe.input_sizes]
     image = {
         "layout": "image",
@@ -288,15 +333,18 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
     return {
         "runtime": "coreml",
         "format": "mlpackage (ML program)",
-        "minimum_deployment_target": DEPLOYMENT_TARGET,
+        "minimum_deployment_target": deployment,
         "compute_units": options.compute_units,
         "precision": options.precision,
         "weights": options.weights,
         "activations": options.activations,
         "enumerated_shapes": shapes,
         "inputs": inputs,
-        "outputs": [{"name": "output", **image}],
+        "outputs": [{"name": "output", **(_SCORES if _scores(prepared) else image)}],
     }
+
+
+_SCORES = {"layout": "NKHW MLMultiArray", "dtype": "float32"}
 
 
 # --- Simulation of the saved ML program ------------------------------------------------------------------
@@ -429,8 +477,9 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _simulator(function: Function) -> Callable[..., torch.Tensor]:
-    """predict(image[, strength]) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype."""
+def _simulator(function: Function, pixels_out: bool = True) -> Callable[..., torch.Tensor]:
+    """predict(image[, strength]) for the program: 8-bit pixels in, every op in fp32 then rounded to its dtype,
+    8-bit pixels out (or the output tensor as it is)."""
     constants = {v.name: _constant(op) for op in function.operations if _is_constant(op) for v in op.outputs}
     ops = _live_ops(function)
     output = function.outputs[0]
@@ -441,7 +490,8 @@ def _simulator(function: Function) -> Callable[..., torch.Tensor]:
         values = {**constants, **{k: v.to(_dtype(function.inputs[k])) for k, v in feeds.items()}}
         for op in ops:
             _run(op, values)
-        return torch.round(values[output.name].float().clamp(0.0, 255.0)) / 255.0
+        result = values[output.name].float()
+        return torch.round(result.clamp(0.0, 255.0)) / 255.0 if pixels_out else result
 
     return predict
 

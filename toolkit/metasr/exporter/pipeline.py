@@ -194,12 +194,6 @@ def _export_routed(
 ) -> ExportResult:
     """The stages for a routed MetaSR: every function prepared, quantized, lowered and checked (see
     :mod:`metasr.exporter.routed`), then the whole dispatched output checked before anything is written."""
-    unsupported = getattr(target, "ROUTED_UNSUPPORTED", None)
-    if unsupported:
-        raise MetaSRError(
-            f"target '{recipe.target}' cannot take the routed checkpoint {loaded.source}: {unsupported}; "
-            "export it to onnx, onnx-qnn, executorch-xnnpack or executorch-vulkan"
-        )
     prepared = timed("prepare", routed.prepare, loaded.model, loaded.source, recipe)
     quantized = timed("quantize", routed.quantize, prepared, target)
     lowered = timed("lower", routed.lower, quantized, target, staging)

@@ -186,4 +186,4 @@ class TargetModule(Protocol):
     def lower(self, quantized: QuantizedModel, staging: Path) -> LoweredArtifact: ...
 
     # Optional, for routed checkpoints: ``lower_functions(quantized: dict[str, QuantizedModel], staging)`` lowers
-    # the router and experts into one file; ``ROUTED_UNSUPPORTED: str`` says why the target cannot take them.
+    # the router and experts into one file (else each function is lowered to its own file).
