@@ -15,10 +15,12 @@ from torch import nn
 
 import metasr
 from metasr.errors import MetaSRError
+from metasr.exporter import routed
 from metasr.exporter.pipeline import prepare
 from metasr.exporter.stages import LoadedModel
 from metasr.model_zoo import DEFAULTS, MODELS
 from metasr.models.metasr import MetaSR
+from metasr.models.routed import RoutedMetaSR
 from metasr.profile.estimate import estimate_latency
 from metasr.recipes import Recipe
 from metasr.schemas import check
@@ -68,9 +70,13 @@ def test_each_card_matches_its_weights(name: str) -> None:
     card = metasr.model_card(name)
     model = metasr.get_model(name)
     assert model.scale == card.scale and card.path.is_file()
-    assert (card.graph == "metasr") == isinstance(model, MetaSR)
-    assert tuple(model.orchestrator.sources if isinstance(model, MetaSR) else ()) == card.sources
-    prepared = prepare(LoadedModel(model, name), Recipe(target="onnx", scale=card.scale))  # 256x256, as on cards
+    graph = "routed" if isinstance(model, RoutedMetaSR) else "metasr" if isinstance(model, MetaSR) else "student"
+    assert card.graph == graph
+    metasr_graph = model.router.metasr if graph == "routed" else model
+    assert tuple(metasr_graph.orchestrator.sources if graph != "student" else ()) == card.sources
+    recipe = Recipe(target="onnx", scale=card.scale)  # 256x256, as on cards
+    routed_graph = graph == "routed"
+    prepared = routed.prepare(model, name, recipe) if routed_graph else prepare(LoadedModel(model, name), recipe)
     assert prepared.parameters == card.parameters
     assert prepared.macs_per_output_pixel.total == pytest.approx(card.macs_per_output_pixel, abs=0.1)
     assert card.command.startswith(("metasr-train", "metasr-distill")) and card.quality_db and card.quality_source

@@ -3,6 +3,7 @@ and k-means is deterministic."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,9 @@ from metasr.distill.routing import (
     router_choices,
     tile_vectors,
     train_thumbnail_router,
+    training_tiles,
 )
+from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation
 from tests.conftest import responsive_metasr
@@ -116,3 +119,9 @@ def test_thumbnail_router_training_moves_only_its_own_copy_toward_its_labels() -
     assert router.thumbnail == 2 and torch.equal(router.centroids, full.centroids)
     assert 0.0 <= agreement.before <= 1.0 and agreement.after >= agreement.before
     assert agreement.after == pytest.approx(float((router_choices(router, tiles) == labels).float().mean()))
+
+
+def test_routing_tiles_larger_than_the_photos_are_refused() -> None:
+    images = [np.zeros((200, 300, 3), dtype=np.uint8)]
+    with pytest.raises(MetaSRError, match="at least 256 px a side"):
+        training_tiles(images, 128, 2, 4)

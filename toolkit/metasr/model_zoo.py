@@ -16,6 +16,7 @@ from metasr.checkpoint import shipped_weights
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
+from metasr.models.routed import RoutedMetaSR
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class WeightsCard:
     name: str
     file: str
     scale: int
-    graph: str  # "metasr" (content-adaptive) or "student" (plain convolutions)
+    graph: str  # "metasr" (content-adaptive), "routed" (a router over plain experts) or "student" (plain convolutions)
     sources: tuple[str, ...]
     parameters: int
     macs_per_output_pixel: float
@@ -81,6 +82,26 @@ MODELS: dict[str, WeightsCard] = {
             summary="x2 for heavily damaged frames (Real-ESRGAN degradations); softer on clean ones",
         ),
         WeightsCard(
+            name="metasr-x2-routed",
+            file="metasr_x2_routed.safetensors",
+            scale=2,
+            graph="routed",
+            sources=("edges", "degradation", "damage", "content", "luminance"),
+            parameters=358_626,
+            macs_per_output_pixel=12_957.9,
+            quality_db={
+                "photos/bicubic": 34.21,
+                "photos/realistic": 25.26,
+                "corpus-val/bicubic": 49.68,
+                "corpus-val/realistic": 32.53,
+            },
+            quality_source="TRAINING.md §0, v24 (benchmark protocol; bicubic: 32.73, 24.97, 45.47, 31.76)",
+            command="metasr-train route --model checkpoints/distill_x2_long/metasr_x2.safetensors --corpus data/corpus "
+            "--out metasr_x2_routed.safetensors --tile 128, after metasr-distill --recipe recipes/distill-x2-long.yaml",
+            summary="x2 routed: a router on the x1/2 thumbnail picks one of 4 plain experts per 128-px tile "
+            "(about the plain student's cost per pixel)",
+        ),
+        WeightsCard(
             name="student-x2",
             file="student_x2.safetensors",
             scale=2,
@@ -102,14 +123,14 @@ MODELS: dict[str, WeightsCard] = {
             parameters=61_008,
             macs_per_output_pixel=3_807.0,
             quality_db={
-                "photos/bicubic": 29.51,
-                "photos/realistic": 23.65,
-                "corpus-val/bicubic": 42.20,
-                "corpus-val/realistic": 31.79,
+                "photos/bicubic": 30.02,
+                "photos/realistic": 23.63,
+                "corpus-val/bicubic": 43.63,
+                "corpus-val/realistic": 31.74,
             },
             quality_source="BENCHMARKS.md, quality table",
-            command="metasr-train student --data data/corpus --out checkpoints/plain_x4 --scale 4 --steps 3500",
-            summary="x4 default: plain student",
+            command="metasr-train student --data data/corpus --out checkpoints/plain_x4_long --scale 4 --steps 40000",
+            summary="x4 default: plain student, 40,000 steps",
         ),
     )
 }
@@ -138,7 +159,7 @@ def default_model(scale: int) -> WeightsCard:
     return MODELS[DEFAULTS[scale]]
 
 
-def get_model(name: str, weights: str | Path = "DEFAULT") -> MetaSR | MetaSRStudent:
+def get_model(name: str, weights: str | Path = "DEFAULT") -> RoutedMetaSR | MetaSR | MetaSRStudent:
     """Model ``name`` in inference form, with its shipped weights or a local weights file of the same scale."""
     card = model_card(name)
     path = card.path if weights == "DEFAULT" else Path(weights)

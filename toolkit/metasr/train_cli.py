@@ -70,7 +70,8 @@ def route(model_path: Path, corpus: Path, out: Path, experts: int, tile: int, th
         metasr = load_metasr(model_path)
         train, _ = split_images(list_images(corpus))
         config = RoutingConfig(experts=experts, tile=tile, thumbnail=thumbnail, seed=seed)
-        routed = build_routed(metasr, [load_for_training(p, 512) for p in train], config)
+        side = max(512, 2 * tile * metasr.scale)  # photos hold several HR tiles on their short side
+        routed = build_routed(metasr, [load_for_training(p, side) for p in train], config)
         save_routed(routed, out)
     except (MetaSRError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler
+from metasr.errors import MetaSRError
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter
 
@@ -43,6 +44,12 @@ def training_tiles(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` LR tiles (count, 3, tile, tile), half bicubic-clean and half Real-ESRGAN-damaged, with their HR
     crops; deterministic."""
+    smallest = min(min(image.shape[:2]) for image in images)
+    if smallest < tile * scale:
+        raise MetaSRError(
+            f"routing tile {tile} needs training photos of at least {tile * scale} px a side at x{scale} (the "
+            f"smallest is {smallest} px); use a smaller --tile or larger photos"
+        )
     lr, hr = PatchSampler(images, tile, scale, seed=seed).sample(count)
     damaged = degrade(hr[count // 2 :], scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(seed)).lr
     return torch.cat([lr[: count // 2], damaged]), hr
