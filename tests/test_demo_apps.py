@@ -80,7 +80,7 @@ def exporter_file_patterns(target: str) -> set[str]:
     names = {re.sub(r"\{[^{}]+\}", "%d", name) for name in names}
     # f"{prepared.stem}_qdq.onnx": the unrouted stem, metasr_x{scale}, read off PreparedModel itself
     stem = PreparedModel.stem.fget(types.SimpleNamespace(scale=2, function=None)).replace("2", "%d")
-    suffixes = re.findall(r"""["']\{prepared\.stem\}([^"'{}]*\.(?:pte|onnx|mlpackage))["']""", source)
+    suffixes = re.findall(r"""["']\{(?:\w+\.)*prepared\.stem\}([^"'{}]*\.(?:pte|onnx|mlpackage))["']""", source)
     names |= {stem + suffix for suffix in suffixes}
     assert names, f"no artifact file name found in {TARGETS[target]}; update this test's pattern"
     return names
@@ -156,7 +156,9 @@ def coreml_manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("coreml") / "metasr_x2.mlpackage"
     path.mkdir()
     (path / "Manifest.json").write_text("{}")
-    lowered = LoweredArtifact(path, Coverage(1, 1), "none", lambda *_: None, extra(prepared, recipe.options))
+    lowered = LoweredArtifact(
+        path, Coverage(1, 1), "none", lambda *_: None, extra(prepared, recipe.options, module.DEPLOYMENT_TARGET)
+    )
     manifest = build_manifest(lowered, prepared)
     check(manifest, "manifest")
     return manifest
