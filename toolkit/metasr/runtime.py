@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from metasr.errors import MetaSRError
+from metasr.models.routed import RoutedDispatch
 from metasr.quant.calibration import feeds
 from metasr.quiet import one_line, quiet_native
 from metasr.schemas import MANIFEST_VERSION, check
@@ -30,6 +31,7 @@ class Engine:
     runtime: str
     manifest: dict[str, Any]
     run_fn: Callable[..., torch.Tensor]  # the artifact's inputs in manifest order
+    routing: RoutedDispatch | None = None  # a routed artifact's router and experts, each runnable on its own
 
     @property
     def scale(self) -> int:
@@ -56,7 +58,16 @@ class Engine:
                     "or export a MetaSR graph"
                 )
             return self.run_fn(image)
-        return self.run_fn(image, default_strength(self.manifest) if strength is None else strength)
+        return self.run_fn(image, self._strength(strength))
+
+    def route(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+        """A routed artifact's expert index per routing tile of ``image``, (1, H / tile, W / tile)."""
+        if self.routing is None:
+            raise MetaSRError(f"{self.path.name} is not a routed artifact; it has no routes to show")
+        return self.routing.route(image, self._strength(strength))
+
+    def _strength(self, strength: torch.Tensor | None) -> torch.Tensor:
+        return default_strength(self.manifest) if strength is None else strength
 
 
 def input_names(manifest: dict[str, Any]) -> tuple[str, ...]:
@@ -149,7 +160,8 @@ def open_engine(artifact: str | Path, manifest: dict[str, Any] | None = None) ->
     manifest = artifact_manifest(path) if manifest is None else manifest
     kind = HOST_RUNNABLE[path.suffix]
     if "routing" in manifest:
-        return Engine(path, kind, manifest, _routed_runner(path, manifest))
+        routing = _routed_functions(path, manifest)
+        return Engine(path, kind, manifest, routing.run, routing)
     return Engine(path, kind, manifest, _function_runner(path, manifest, "forward", input_names(manifest)))
 
 
@@ -163,14 +175,11 @@ def _function_runner(
     return _executorch_runner(path, function)
 
 
-def _routed_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.Tensor]:
-    """A routed artifact dispatched as its manifest tells an app: the router scores the thumbnail's tiles, and
-    each tile comes from the expert with the lowest score."""
-    from metasr.models.routed import compose, thumbnail_of
-
+def _routed_functions(path: Path, manifest: dict[str, Any]) -> RoutedDispatch:
+    """A routed artifact's router and experts, each loaded from the file its manifest names, dispatched as the
+    manifest tells an app."""
     routing = manifest["routing"]
-    functions = [routing["router"], *routing["experts"]]
-    for entry in functions:
+    for entry in [routing["router"], *routing["experts"]]:
         file = path.parent / entry["file"]
         if Path(entry["file"]).name != entry["file"] or file.suffix != path.suffix or not file.is_file():
             raise MetaSRError(
@@ -182,13 +191,7 @@ def _routed_runner(path: Path, manifest: dict[str, Any]) -> Callable[..., torch.
     experts = [
         _function_runner(path.parent / e["file"], manifest, e["function"], ("image",)) for e in routing["experts"]
     ]
-    tile, thumbnail, scale = routing["tile"], routing["thumbnail"], int(manifest["scale"])
-
-    def run(image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        scores = router(thumbnail_of(image, thumbnail).contiguous(), strength)
-        return compose(image, scores.argmin(dim=1), experts, tile, scale)
-
-    return run
+    return RoutedDispatch(router, experts, routing["tile"], routing["thumbnail"], int(manifest["scale"]))
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from metasr.exporter.stages import (
     with_defaults,
 )
 from metasr.images import to_numpy
-from metasr.models.routed import RoutedMetaSR, compose, thumbnail_of
+from metasr.models.routed import RoutedDispatch, RoutedMetaSR, thumbnail_of
 from metasr.recipes import Recipe
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import max_abs_error, y_psnr
@@ -165,7 +164,10 @@ def validate(lowered: RoutedLowered, prepared: RoutedPrepared) -> RoutedParity:
     experts = {name: parity(lowered.functions[name], prepared.functions[name]) for name in prepared.experts}
     router = lowered.functions[ROUTER].predict
     agree, tiles, score_error, psnrs, whole_error = 0, 0, 0.0, [], 0.0
-    run = artifact_runner(router, [lowered.functions[n].predict for n in prepared.experts], model)
+    r = model.router
+    dispatch = RoutedDispatch(
+        router, [lowered.functions[n].predict for n in prepared.experts], r.tile, r.thumbnail, model.scale
+    )
     for image in images:
         strength = model.router.default_strength()
         small = thumbnail_of(image, model.router.thumbnail)
@@ -176,18 +178,8 @@ def validate(lowered: RoutedLowered, prepared: RoutedPrepared) -> RoutedParity:
         agree += int((scores.argmin(dim=1) == reference_scores.argmin(dim=1)).sum())
         tiles += reference_scores[:, 0].numel()
         score_error = max(score_error, float((scores - reference_scores).abs().max()))
-        output = to_numpy(run(image, strength))
+        output = to_numpy(dispatch.run(image, strength))
         psnrs.append(y_psnr(output, reference))
         whole_error = max(whole_error, max_abs_error(output, reference))
     whole = ParityResult(psnrs, whole_error, list(VALIDATION_NAMES), recipe.parity_floor_db)
     return RoutedParity(experts, RouterParity(agree / tiles, score_error), whole)
-
-
-def artifact_runner(
-    router: Callable[..., torch.Tensor], experts: list[Callable[[torch.Tensor], torch.Tensor]], model: RoutedMetaSR
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``run(image, strength)`` through an artifact's functions, dispatched as an app does."""
-    tile, t, scale = model.router.tile, model.router.thumbnail, model.scale
-    return lambda image, strength: compose(
-        image, router(thumbnail_of(image, t), strength).argmin(dim=1), experts, tile, scale
-    )

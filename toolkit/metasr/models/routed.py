@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +59,26 @@ def compose(
     for k in torch.unique(routes).tolist():
         out = torch.where(mask == k, experts[k](image), out)
     return out
+
+
+@dataclass(frozen=True)
+class RoutedDispatch:
+    """Routed functions run as an app runs them: ``router`` scores the x1/``thumbnail`` thumbnail's tiles
+    (lowest wins) and each ``tile``-pixel tile comes from the expert it names."""
+
+    router: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (thumbnail, strength) -> scores
+    experts: Sequence[Callable[[torch.Tensor], torch.Tensor]]
+    tile: int
+    thumbnail: int
+    scale: int
+
+    def route(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """Expert index per tile, (N, H / tile, W / tile)."""
+        return self.router(thumbnail_of(image, self.thumbnail).contiguous(), strength).argmin(dim=1)
+
+    def run(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """Each tile from its expert (see :func:`compose`)."""
+        return compose(image, self.route(image, strength), self.experts, self.tile, self.scale)
 
 
 class TileRouter(nn.Module):
@@ -127,6 +148,10 @@ class RoutedMetaSR(nn.Module):
     @property
     def expert_names(self) -> list[str]:
         return [f"expert_{k}" for k in range(len(self.experts))]
+
+    def reparameterize(self) -> RoutedMetaSR:
+        """Already the inference form: every expert is folded plain convs and the router uses no student."""
+        return self
 
     def functions(self) -> dict[str, nn.Module]:
         """What a routed artifact holds: ``router`` (scores from the thumbnail and strength) and each expert."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
 import torch
 
+from metasr.models.routed import thumbnail_of
 from metasr.profile.timing import LatencyStats
-from metasr.runtime import Engine
+from metasr.runtime import Engine, default_strength
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class HostProfile:
     warmup: int
     latency: LatencyStats
     peak_rss_mb: float
+    functions: dict[str, LatencyStats]  # a routed artifact's router and experts, each timed on its own input
 
 
 class _PeakRss:
@@ -48,15 +52,38 @@ class _PeakRss:
 
 
 def profile_host(engine: Engine, input_size: tuple[int, int], runs: int = 20, warmup: int = 3) -> HostProfile:
-    """Warm up, then time ``runs`` inferences on a fixed random frame; peak RSS over the timed runs."""
+    """Warm up, then time ``runs`` inferences on a fixed random frame; peak RSS over the timed runs. A routed
+    artifact's functions are then timed one by one as well."""
     h, w = input_size
     image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     for _ in range(warmup):
         engine.run(image)
-    latencies = []
     with _PeakRss() as rss:
-        for _ in range(runs):
-            start = time.perf_counter()
-            engine.run(image)
-            latencies.append((time.perf_counter() - start) * 1000.0)
-    return HostProfile(engine.runtime, input_size, warmup, LatencyStats.of(latencies), rss.peak / 2**20)
+        latency = _time(functools.partial(engine.run, image), runs)
+    functions = _function_latencies(engine, image, runs, warmup) if engine.routing is not None else {}
+    return HostProfile(engine.runtime, input_size, warmup, latency, rss.peak / 2**20, functions)
+
+
+def _function_latencies(engine: Engine, image: torch.Tensor, runs: int, warmup: int) -> dict[str, LatencyStats]:
+    """The router on the frame's thumbnail and each expert on the whole frame, as an app calls them."""
+    routing = engine.routing
+    thumbnail = thumbnail_of(image, routing.thumbnail).contiguous()
+    strength = default_strength(engine.manifest)
+    names = [entry["function"] for entry in engine.manifest["routing"]["experts"]]
+    calls = {"router": functools.partial(routing.router, thumbnail, strength)}
+    calls |= {name: functools.partial(expert, image) for name, expert in zip(names, routing.experts, strict=True)}
+    timings = {}
+    for name, call in calls.items():
+        for _ in range(warmup):
+            call()
+        timings[name] = _time(call, runs)
+    return timings
+
+
+def _time(call: Callable[[], object], runs: int) -> LatencyStats:
+    latencies = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - start) * 1000.0)
+    return LatencyStats.of(latencies)

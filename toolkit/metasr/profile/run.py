@@ -149,10 +149,21 @@ def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
     engine = open_engine(artifact)
     result = profile_host(engine, size, runs=runs)
     lat = result.latency
-    row = ProfileRow(engine.runtime, lat.median_ms, lat.p10_ms, lat.p90_ms, result.peak_rss_mb)
+    label = engine.runtime if engine.routing is None else f"{engine.runtime}, routed whole (router + chosen experts)"
+    rows = [ProfileRow(label, lat.median_ms, lat.p10_ms, lat.p90_ms, result.peak_rss_mb)]
+    rows += [
+        ProfileRow(f"{engine.runtime}, {name} alone", f.median_ms, f.p10_ms, f.p90_ms, part=True)
+        for name, f in result.functions.items()
+    ]
     notes = [f"measured on this host: {runs} runs after {result.warmup} warm-up runs; peak RSS of the process"]
+    if engine.routing is not None:
+        t = engine.routing.thumbnail
+        notes.append(
+            f"routed: the router alone runs on the x1/{t} thumbnail and each expert alone on the whole frame; an app "
+            "runs the router once and, per tile, the expert it picks, so a frame costs about router + one expert"
+        )
     return ProfileReport(
-        str(artifact), target, str(device), "measured", size, [row], _coverage_placement(artifact), notes=notes
+        str(artifact), target, str(device), "measured", size, rows, _coverage_placement(artifact), notes=notes
     )
 
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from metasr.atomic import atomic_path
 from metasr.errors import MetaSRError
-from metasr.upscaling.compare import CropTap, Window, bicubic_panel, side_by_side
+from metasr.upscaling.compare import CropTap, Window, bicubic_panel, legend, route_colours, side_by_side, tinted
 from metasr.upscaling.image_io import IMAGE_SUFFIXES, ImageWriter, output_name, read_image
 from metasr.upscaling.model import Upscaler
-from metasr.upscaling.tiling import upscale_strips
+from metasr.upscaling.tiling import TilePlan, upscale_strips
 from metasr.upscaling.video import VIDEO_SUFFIXES, RouteStabilizer, output_suffix, upscale_video
 
 Progress = Callable[[int, int], None]  # (done, total) within the current file
@@ -113,10 +114,23 @@ class Batch:
                     tap.take(row0, rows)
             writer.close()
         if tap is not None:
-            picture = side_by_side(bicubic_panel(decoded.rgb, tap.window), tap.pixels, f"MetaSR x{s}")
+            heatmap = self._routing_panel(decoded.rgb, plan, tap)
+            picture = side_by_side(bicubic_panel(decoded.rgb, tap.window), tap.pixels, f"MetaSR x{s}", heatmap)
             with atomic_path(self.out_dir / f"{src.stem}_compare.png") as tmp:
                 picture.save(tmp, "PNG")
         return FileResult(src, "ok", (h, w), (h * s, w * s), message="; ".join(decoded.notes))
+
+    def _routing_panel(self, rgb: np.ndarray, plan: TilePlan, output: CropTap) -> Image.Image | None:
+        """A routed model's choices over the output window, tiled exactly as the output was; None for other
+        models."""
+        routing = self.upscaler.routing
+        if routing is None:
+            return None
+        paint = route_colours(routing.route, routing.tile, routing.experts, self.upscaler.scale)
+        colours = CropTap(output.window)
+        for row0, rows in upscale_strips(rgb, plan, paint):
+            colours.take(row0, rows)
+        return legend(tinted(output.pixels, colours.pixels), routing.experts)
 
     def _video(self, src: Path, on_progress: Progress | None) -> FileResult:
         final = self._claim(src, src.stem + output_suffix(src))

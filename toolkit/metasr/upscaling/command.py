@@ -33,7 +33,11 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red"}
     type=click.FloatRange(0.0, 1.0),
     help="Restoration strength in [0, 1], overriding the estimated degradation (default: the estimate).",
 )
-@click.option("--compare", is_flag=True, help="Also write NAME_compare.png: bicubic | output, side by side.")
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Also write NAME_compare.png: bicubic | output (| routing map of a routed model), side by side.",
+)
 @version_option
 @verbose_option
 def upscale_command(

@@ -6,14 +6,43 @@ visible and the picture stays small whatever the image size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from metasr.metadata.filters import LUMA
 
 WINDOW = 768
 LABEL_HEIGHT = 28
 GAP = 8
+# one colour per expert (up to 16: metasr-train route's limit), distinct at a glance
+PALETTE = (
+    np.array(
+        [
+            [230, 25, 75],
+            [60, 180, 75],
+            [0, 130, 200],
+            [255, 225, 25],
+            [145, 30, 180],
+            [70, 240, 240],
+            [245, 130, 48],
+            [240, 50, 230],
+            [210, 245, 60],
+            [250, 190, 212],
+            [0, 128, 128],
+            [220, 190, 255],
+            [170, 110, 40],
+            [128, 0, 0],
+            [128, 128, 0],
+            [0, 0, 128],
+        ],
+        np.float32,
+    )
+    / 255.0
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +86,43 @@ def bicubic_panel(rgb: np.ndarray, window: Window) -> Image.Image:
     return img.resize((window.width, window.height), Image.Resampling.BICUBIC)
 
 
+def route_colours(
+    route: Callable[[torch.Tensor], torch.Tensor], tile: int, experts: int, scale: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A model-like function: an input tile -> its routing map at output size, each routing tile painted in its
+    expert's colour; run through the same tiler as the output, overlaps blend exactly as the output's do."""
+    if experts > len(PALETTE):
+        raise ValueError(f"{experts} experts but only {len(PALETTE)} routing colours")
+    palette = torch.from_numpy(PALETTE)
+
+    def paint(image: torch.Tensor) -> torch.Tensor:
+        routes = route(image)[0].long()  # (h / tile, w / tile)
+        cells = palette[routes].permute(2, 0, 1)  # (3, h / tile, w / tile)
+        full = cells.repeat_interleave(tile * scale, dim=1).repeat_interleave(tile * scale, dim=2)
+        return full[None, :, : image.shape[-2] * scale, : image.shape[-1] * scale]
+
+    return paint
+
+
+def tinted(output: np.ndarray, colours: np.ndarray, weight: float = 0.55) -> Image.Image:
+    """The output's luma under the routing colours, so each choice can be read against the content."""
+    luma = output.clip(0.0, 1.0) @ np.array(LUMA, np.float32)
+    return Image.fromarray(_to_uint8(weight * colours + (1.0 - weight) * luma[..., None]))
+
+
+def legend(panel: Image.Image, experts: int) -> Image.Image:
+    """``panel`` with a key of the experts' colours in its top-left corner."""
+    out = panel.copy()
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=12)
+    for k in range(experts):
+        x, y = 6 + 40 * (k % 8), 6 + 20 * (k // 8)
+        draw.rectangle((x, y, x + 36, y + 16), fill="white")
+        draw.rectangle((x + 2, y + 2, x + 14, y + 14), fill=tuple(int(c * 255) for c in PALETTE[k]))
+        draw.text((x + 18, y + 1), str(k), fill="black", font=font)
+    return out
+
+
 def side_by_side(
     bicubic: Image.Image,
     output: np.ndarray,
@@ -66,7 +132,9 @@ def side_by_side(
     """Label and join the panels; ``heatmap`` (the routing map, when there is one) becomes a third panel."""
     panels = [("bicubic", bicubic), (output_label, Image.fromarray(_to_uint8(output)))]
     if heatmap is not None:
-        panels.append(("routing", heatmap.convert("RGB").resize(bicubic.size, Image.Resampling.NEAREST)))
+        panels.append(
+            ("routing (expert per tile)", heatmap.convert("RGB").resize(bicubic.size, Image.Resampling.NEAREST))
+        )
     w, h = bicubic.size
     canvas = Image.new("RGB", (len(panels) * w + (len(panels) - 1) * GAP, h + LABEL_HEIGHT), "white")
     draw = ImageDraw.Draw(canvas)

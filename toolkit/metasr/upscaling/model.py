@@ -4,6 +4,7 @@ exported artifact."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,22 @@ from metasr.errors import MetaSRError
 from metasr.model_zoo import default_model
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
+from metasr.models.routed import RoutedMetaSR
 from metasr.runtime import allowed_sizes, artifact_manifest, open_engine, static_sizes, takes_size
 from metasr.upscaling.tiling import ModelFn, TilePlan, plan_tiles, whole_cells
 
+RouteFn = Callable[[torch.Tensor], torch.Tensor]  # (1, 3, h, w) -> expert index (1, h / tile, w / tile)
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 16
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a routed model picks: ``route`` gives the expert (of ``experts``) per ``tile``-pixel routing tile."""
+
+    route: RouteFn
+    tile: int
+    experts: int
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class Upscaler:
     tile: tuple[int, int]
     overlap: int
     static: bool
+    routing: Routing | None = None  # a routed model's choices, for the compare picture
 
     def plan(self, height: int, width: int) -> TilePlan:
         return plan_tiles(height, width, self.scale, self.tile, self.overlap, self.static)
@@ -59,7 +72,12 @@ def load_upscaler(
         tile_overlap = _overlap((size, size), overlap, DEFAULT_OVERLAP)
         model = load_graph(checkpoint or default_model(scale or 2).path, scale).reparameterize()
         name = f"{checkpoint.name if checkpoint else f'MetaSR x{model.scale}'} (float)"
-        return Upscaler(name, model.scale, _float_runner(model, value, name), (size, size), tile_overlap, False)
+        run = _float_runner(model, value, name)
+        if isinstance(model, RoutedMetaSR):
+            route = functools.partial(model.route, strength=_or_default(value, model.router.default_strength()))
+            routing = Routing(route, model.router.tile, len(model.experts))
+            return Upscaler(name, model.scale, run, (size, size), tile_overlap, False, routing)
+        return Upscaler(name, model.scale, run, (size, size), tile_overlap, False)
     manifest = artifact_manifest(artifact)  # everything the manifest can refuse is refused before loading
     if scale is not None and scale != manifest["scale"]:
         raise MetaSRError(f"{artifact.name} is a x{manifest['scale']} model but --scale {scale} was asked; fix one")
@@ -68,7 +86,13 @@ def load_upscaler(
     engine = open_engine(artifact, manifest)
     run = functools.partial(engine.run, strength=value)
     static = engine.static_sizes is not None
-    return Upscaler(f"{artifact.name} ({engine.runtime})", engine.scale, run, tile_hw, tile_overlap, static)
+    name = f"{artifact.name} ({engine.runtime})"
+    if engine.routing is not None:
+        routing = Routing(
+            functools.partial(engine.route, strength=value), engine.routing.tile, len(engine.routing.experts)
+        )
+        return Upscaler(name, engine.scale, run, tile_hw, tile_overlap, static, routing)
+    return Upscaler(name, engine.scale, run, tile_hw, tile_overlap, static)
 
 
 def _artifact_tile(name: str, manifest: dict[str, Any], tile: int | None) -> tuple[int, int]:
@@ -91,13 +115,19 @@ def _artifact_tile(name: str, manifest: dict[str, Any], tile: int | None) -> tup
     return size, size
 
 
-def _float_runner(model: MetaSR | MetaSRStudent, strength: torch.Tensor | None, name: str) -> ModelFn:
+def _float_runner(model: RoutedMetaSR | MetaSR | MetaSRStudent, strength: torch.Tensor | None, name: str) -> ModelFn:
     """``image -> output`` of the float graph; a strength for a bare student is refused, not ignored."""
+    if isinstance(model, RoutedMetaSR):
+        return functools.partial(model, strength=_or_default(strength, model.router.default_strength()))
     if not isinstance(model, MetaSR):
         if strength is not None:
             raise MetaSRError(f"{name} is a plain student with no strength input; omit --strength")
         return model
-    return functools.partial(model, strength=model.default_strength() if strength is None else strength)
+    return functools.partial(model, strength=_or_default(strength, model.default_strength()))
+
+
+def _or_default(strength: torch.Tensor | None, default: torch.Tensor) -> torch.Tensor:
+    return default if strength is None else strength
 
 
 def _overlap(tile: tuple[int, int], overlap: int | None, default: int) -> int:
