@@ -14,7 +14,6 @@ Writes benchmarks/results/routing.csv and routing.md (also printed); ``--latency
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import dataclasses
 import sys
@@ -42,6 +41,7 @@ from metasr.exporter.stages import LoadedModel
 from metasr.model_zoo import get_model
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter
+from metasr.models.student import MetaSRStudent
 from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
@@ -60,14 +60,13 @@ def _per_tile(metasr: MetaSR, tile: int) -> Callable[[torch.Tensor], torch.Tenso
     return run
 
 
-def _with_plain(routed: RoutedMetaSR, plain: torch.nn.Module, vectors: torch.Tensor, clean: int) -> RoutedMetaSR:
+def _with_plain(routed: RoutedMetaSR, plain: MetaSRStudent, vectors: torch.Tensor, clean: int) -> RoutedMetaSR:
     """``routed`` with the expert of its cleanest cluster (most bicubic-only training tiles, the first
-    ``clean`` of ``vectors``) replaced by the plain student."""
+    ``clean`` of ``vectors``) a plain expert: the plain student."""
     labels = torch.cdist(vectors, routed.router.centroids).argmin(dim=1)
     share = [float((labels[:clean] == k).sum()) / max(1, int((labels == k).sum())) for k in range(len(routed.experts))]
-    swapped = copy.deepcopy(routed)
-    swapped.experts[max(range(len(share)), key=share.__getitem__)] = plain
-    return swapped
+    cleanest = max(range(len(share)), key=share.__getitem__)
+    return RoutedMetaSR(routed.router, routed.router.metasr.student, plain, [cleanest]).eval()
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from metasr.exporter.pipeline import export, resolve_recipe
 from metasr.exporter.stages import ExportResult
 from metasr.images import to_numpy, to_tensor
 from metasr.metadata.filters import LUMA
+from metasr.models import MetaSRStudent
 from metasr.models.routed import RoutedMetaSR, TileRouter
 from metasr.profile.run import DeviceSpec, profile_artifact
 from metasr.recipes import with_overrides
@@ -41,13 +42,15 @@ def _two_textures() -> torch.Tensor:
 
 def _routed() -> RoutedMetaSR:
     """Two experts at the responsive MetaSR's FiLM on a smooth and on a noisy tile, 64-px tiles, a half-size
-    thumbnail: the two-texture frame uses both."""
+    thumbnail: the two-texture frame uses both. The second is a plain expert (another seeded student)."""
     metasr = responsive_metasr()
     with torch.no_grad():
         probe = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), TILE, thumbnail=2)
         vectors = probe.tile_modulation(_two_textures())
     centroids = vectors[0].flatten(1).T[:2]  # the top-left (smooth) and top-right (noisy) tiles
-    return RoutedMetaSR(TileRouter(metasr, centroids, TILE, thumbnail=2), metasr.student).eval()
+    torch.manual_seed(1)
+    plain = MetaSRStudent(metasr.student.config)
+    return RoutedMetaSR(TileRouter(metasr, centroids, TILE, thumbnail=2), metasr.student, plain, [1]).eval()
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,7 @@ def test_routed_checkpoint_round_trips(routed_checkpoint: Path) -> None:
     original = _routed()
     assert isinstance(loaded, RoutedMetaSR)
     assert (loaded.router.tile, loaded.router.thumbnail, len(loaded.experts)) == (TILE, 2, 2)
+    assert loaded.plain_experts == (1,)
     image = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(loaded(image), original(image))

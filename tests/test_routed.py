@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from metasr.assembly import load_graph, save_routed
 from metasr.distill.routing import (
     RouterTraining,
     best_experts,
     kmeans,
+    plain_clusters,
     router_choices,
     tile_vectors,
     train_thumbnail_router,
@@ -125,3 +127,35 @@ def test_routing_tiles_larger_than_the_photos_are_refused() -> None:
     images = [np.zeros((200, 300, 3), dtype=np.uint8)]
     with pytest.raises(MetaSRError, match="at least 256 px a side"):
         training_tiles(images, 128, 2, 4)
+
+
+def test_a_plain_student_takes_the_clusters_it_restores_better() -> None:
+    torch.manual_seed(0)
+    student = MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)).eval()
+    plain = MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)).eval()  # other weights
+    experts = [fold_modulation(student, _modulation(student, seed)) for seed in range(3)]
+    lr = torch.rand(6, 3, 32, 32)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    with torch.no_grad():
+        hr = plain(lr).clamp(0, 1)  # plain is exact on clusters 0 and 2, expert 1 on cluster 1
+        hr[2:4] = experts[1](lr[2:4]).clamp(0, 1)
+    assert plain_clusters(experts, plain, lr, hr, labels) == [0, 2]
+
+
+def test_plain_experts_are_the_plain_student_and_survive_a_checkpoint(tmp_path) -> None:
+    metasr = responsive_metasr()
+    metasr.orchestrator.hard = True  # the inference form, as loading gives
+    torch.manual_seed(5)
+    plain = MetaSRStudent(metasr.student.config).eval()
+    image = torch.rand(1, 3, 64, 128)
+    with torch.no_grad():
+        vectors = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), 32).tile_modulation(image)
+        routed = RoutedMetaSR(TileRouter(metasr, vectors[0].flatten(1).T, 32), metasr.student, plain, [1, 6]).eval()
+        save_routed(routed, tmp_path / "routed.safetensors")
+        loaded = load_graph(tmp_path / "routed.safetensors")
+        assert loaded.plain_experts == (1, 6)
+        assert torch.equal(loaded(image), routed(image))
+        assert torch.allclose(loaded.experts[6](image), plain(image), atol=1e-5)  # folded RepBlocks, same output
+        assert not torch.allclose(loaded.experts[5](image), plain(image), atol=1e-3)
+    with pytest.raises(ValueError, match="increasing indices"):
+        RoutedMetaSR(routed.router, metasr.student, plain, [9])

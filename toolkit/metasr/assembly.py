@@ -3,10 +3,10 @@
 A MetaSR checkpoint holds every weight (student, device extractors, orchestrator) plus, as string
 metadata, the student config, the source names and the orchestrator config, so loading rebuilds the
 exact graph; a routed checkpoint adds the router's centroids and its tile and thumbnail (the experts are
-the student folded at each centroid, rebuilt on load). A plain student checkpoint (the pre-orchestrator
-format) is wrapped with an identity orchestrator: its FiLM heads are zero, so the output equals the plain
-student's. For deployment, :func:`load_graph` drops such an orchestrator and returns the bare student,
-which computes the same output with none of the metadata work.
+the student folded at each centroid, rebuilt on load) and, when some experts are plain, their student. A
+plain student checkpoint (the pre-orchestrator format) is wrapped with an identity orchestrator: its FiLM
+heads are zero, so the output equals the plain student's. For deployment, :func:`load_graph` drops such an
+orchestrator and returns the bare student, which computes the same output with none of the metadata work.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from metasr.checkpoint import (
 )
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
-from metasr.models import MetaSRStudent
+from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter
 from metasr.orchestrator import Orchestrator
@@ -37,6 +37,7 @@ SOURCES_KEY = "metasr.sources"
 ORCHESTRATOR_KEY = "metasr.orchestrator"
 ROUTING_KEY = "metasr.routing"
 CENTROIDS = "routing.centroids"
+PLAIN = "plain_student."  # prefix of a routed checkpoint's plain experts' student
 
 
 def build_metasr(
@@ -62,15 +63,21 @@ def save_metasr(model: MetaSR, path: str | Path) -> None:
 
 
 def save_routed(model: RoutedMetaSR, path: str | Path) -> None:
-    """Write the router's MetaSR, its centroids and its tile and thumbnail, atomically."""
+    """Write the router's MetaSR, its centroids, its tile and thumbnail and any plain experts' student,
+    atomically."""
     metasr, router = model.router.metasr, model.router
+    routing: dict = {"tile": router.tile, "thumbnail": router.thumbnail}
+    state = {**metasr.state_dict(), CENTROIDS: router.centroids}
+    if model.plain is not None:
+        routing |= {"plain_experts": list(model.plain_experts), "plain_config": model.plain.config.to_dict()}
+        state |= {PLAIN + k: v for k, v in model.plain.state_dict().items()}
     metadata = {
         CONFIG_KEY: json.dumps(metasr.student.config.to_dict(), sort_keys=True),
         SOURCES_KEY: json.dumps(metasr.orchestrator.sources),
         ORCHESTRATOR_KEY: json.dumps(metasr.orchestrator.config, sort_keys=True),
-        ROUTING_KEY: json.dumps({"tile": router.tile, "thumbnail": router.thumbnail}, sort_keys=True),
+        ROUTING_KEY: json.dumps(routing, sort_keys=True),
     }
-    save_state({**metasr.state_dict(), CENTROIDS: router.centroids}, path, metadata)
+    save_state(state, path, metadata)
 
 
 def load_metasr(path: str | Path, scale: int | None = None) -> MetaSR:
@@ -112,16 +119,29 @@ def load_routed(path: str | Path, scale: int | None = None) -> RoutedMetaSR:
         raise MetaSRError(f"checkpoint {path}: metadata '{ROUTING_KEY}' lacks tile and thumbnail; re-save it")
     if centroids is None or centroids.ndim != 2 or centroids.shape[1] != modulation or len(centroids) < 1:
         raise MetaSRError(f"checkpoint {path}: '{CENTROIDS}' must be (experts, {modulation}); re-save it")
+    plain = _plain_student(state, routing, path) if routing.get("plain_experts") else None
     try:
         router = TileRouter(metasr, centroids, int(routing["tile"]), int(routing["thumbnail"]))
+        return RoutedMetaSR(router, metasr.student, plain, routing.get("plain_experts", ())).eval()
     except (TypeError, ValueError) as exc:
         raise MetaSRError(f"checkpoint {path}: its routing does not build ({exc}); re-save it") from exc
-    return RoutedMetaSR(router, metasr.student).eval()
+
+
+def _plain_student(state: dict[str, torch.Tensor], routing: dict, path: str | Path) -> MetaSRStudent:
+    """The plain experts' student stored under ``plain_student.`` in a routed checkpoint."""
+    try:
+        plain = MetaSRStudent(StudentConfig(**routing["plain_config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MetaSRError(
+            f"checkpoint {path}: its plain experts' student config does not build ({exc}); re-save it"
+        ) from exc
+    load_checked(plain, {k[len(PLAIN) :]: v for k, v in state.items() if k.startswith(PLAIN)}, path)
+    return plain.eval()
 
 
 def _load_metasr(path: str | Path, scale: int | None) -> MetaSR:
     state, metadata = read_state(path)
-    state.pop(CENTROIDS, None)
+    state = {k: v for k, v in state.items() if k != CENTROIDS and not k.startswith(PLAIN)}
     if SOURCES_KEY not in metadata:
         return build_metasr(load_student(path, scale))
     if CONFIG_KEY not in metadata or ORCHESTRATOR_KEY not in metadata:

@@ -60,22 +60,33 @@ def degree(corpus: Path, out: Path, steps: int, seed: int, realistic: float, cha
 @click.option("--tile", type=int, default=64, show_default=True, help="LR pixels per routing cell.")
 @click.option("--thumbnail", type=click.IntRange(1, 4), default=2, show_default=True, help="Router reads 1/N.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def route(model_path: Path, corpus: Path, out: Path, experts: int, tile: int, thumbnail: int, seed: int) -> None:
+@click.option(
+    "--plain",
+    "plain_path",
+    type=click.Path(path_type=Path),
+    help="Plain student checkpoint: it replaces the expert of every cluster whose tiles it restores better.",
+)
+def route(
+    model_path: Path, corpus: Path, out: Path, experts: int, tile: int, thumbnail: int, seed: int, plain_path: Path
+) -> None:
     """Cluster a MetaSR's per-tile decisions into routed experts; write the routed checkpoint."""
     from metasr.assembly import load_metasr, save_routed
+    from metasr.checkpoint import load_student
     from metasr.data.folder import list_images, load_for_training, split_images
     from metasr.distill.routing import RoutingConfig, build_routed
 
     try:
         metasr = load_metasr(model_path)
+        plain = None if plain_path is None else load_student(plain_path, metasr.scale)
         train, _ = split_images(list_images(corpus))
         config = RoutingConfig(experts=experts, tile=tile, thumbnail=thumbnail, seed=seed)
         side = max(512, 2 * tile * metasr.scale)  # photos hold several HR tiles on their short side
-        routed = build_routed(metasr, [load_for_training(p, side) for p in train], config)
+        routed = build_routed(metasr, [load_for_training(p, side) for p in train], config, plain)
         save_routed(routed, out)
     except (MetaSRError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"wrote {out}: {experts} experts, tile {tile}, router on x1/{thumbnail}")
+    plain_note = f"; plain experts {list(routed.plain_experts)}" if plain is not None else ""
+    click.echo(f"wrote {out}: {experts} experts, tile {tile}, router on x1/{thumbnail}{plain_note}")
 
 
 @train_group.command(context_settings=CONTEXT)

@@ -16,6 +16,7 @@ from metasr.data.folder import PatchSampler
 from metasr.errors import MetaSRError
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter
+from metasr.models.student import MetaSRStudent
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,41 @@ class RoutingConfig:
     seed: int = 0
 
 
-def build_routed(metasr: MetaSR, images: list[np.ndarray], config: RoutingConfig) -> RoutedMetaSR:
+def build_routed(
+    metasr: MetaSR, images: list[np.ndarray], config: RoutingConfig, plain: MetaSRStudent | None = None
+) -> RoutedMetaSR:
     """A routed MetaSR whose experts sit at the k-means centroids of the thumbnail router's per-tile FiLM on
-    training tiles of ``images`` (half clean, half Real-ESRGAN-damaged); deterministic."""
-    tiles, _ = training_tiles(images, config.tile, metasr.scale, config.tiles, config.seed)
+    training tiles of ``images`` (half clean, half Real-ESRGAN-damaged); deterministic. With ``plain``, each
+    cluster whose tiles ``plain`` restores better (lower mean squared error) gets it as its expert instead."""
+    tiles, hr = training_tiles(images, config.tile, metasr.scale, config.tiles, config.seed)
     vectors = tile_vectors(metasr, tiles, config.tile, thumbnail=config.thumbnail)
     centroids = kmeans(vectors, config.experts, config.seed)
-    return RoutedMetaSR(TileRouter(metasr, centroids, config.tile, config.thumbnail), metasr.student).eval()
+    router = TileRouter(metasr, centroids, config.tile, config.thumbnail)
+    routed = RoutedMetaSR(router, metasr.student).eval()
+    if plain is None:
+        return routed
+    labels = torch.cdist(vectors, centroids).argmin(dim=1)
+    chosen = plain_clusters(list(routed.experts), plain.eval(), tiles, hr, labels)
+    return RoutedMetaSR(router, metasr.student, plain, chosen).eval()
+
+
+@torch.no_grad()
+def plain_clusters(
+    experts: list[torch.nn.Module], plain: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor, labels: torch.Tensor
+) -> list[int]:
+    """The clusters (indices into ``experts``) whose tiles (``labels``: each tile's cluster) ``plain`` restores
+    with a lower mean squared error than the cluster's own expert."""
+    chosen = []
+    for k, expert in enumerate(experts):
+        members = labels == k
+        if members.any() and _mse(plain, lr[members], hr[members]) < _mse(expert, lr[members], hr[members]):
+            chosen.append(k)
+    return chosen
+
+
+def _mse(model: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor, batch: int = 32) -> float:
+    errors = [(model(lr[i : i + batch]).clamp(0, 1) - hr[i : i + batch]).pow(2).sum() for i in range(0, len(lr), batch)]
+    return float(sum(errors) / hr.numel())
 
 
 def training_tiles(

@@ -8,7 +8,8 @@ A stage computes ``relu(gain * (W x + c) + bias)``; with gain and bias constant 
 per-pixel work of full-resolution FiLM disappears; the orchestrator's decisions survive as the choice of expert.
 The router may read a thumbnail (``thumbnail`` > 1: every ``thumbnail``-th pixel of each row and column; unlike
 averaging, it keeps noise and JPEG blocking visible), which divides its cost by the factor squared; a tile
-must then hold whole metadata cells of the thumbnail.
+must then hold whole metadata cells of the thumbnail. An expert may instead be another plain student (a
+"plain expert", e.g. one trained longer on clean photos) where that restores its cluster's tiles better.
 """
 
 from __future__ import annotations
@@ -134,12 +135,32 @@ class TileRouter(nn.Module):
 
 
 class RoutedMetaSR(nn.Module):
-    """A tile router over experts: ``student`` folded at each of the router's centroids."""
+    """A tile router over experts: ``student`` folded at each of the router's centroids, except the experts
+    named in ``plain_experts``, which are ``plain`` (another plain student, e.g. one trained longer on clean
+    photos, for the clusters where it restores better)."""
 
-    def __init__(self, router: TileRouter, student: MetaSRStudent) -> None:
+    def __init__(
+        self,
+        router: TileRouter,
+        student: MetaSRStudent,
+        plain: MetaSRStudent | None = None,
+        plain_experts: Sequence[int] = (),
+    ) -> None:
         super().__init__()
+        if sorted(set(plain_experts)) != list(plain_experts) or not all(
+            0 <= k < len(router.centroids) for k in plain_experts
+        ):
+            raise ValueError(f"plain experts {list(plain_experts)} must be increasing indices of the experts")
+        if plain_experts and (plain is None or plain.scale != student.scale):
+            raise ValueError(f"plain experts need a plain x{student.scale} student")
         self.router = router
-        self.experts = nn.ModuleList(fold_modulation(student, c) for c in router.centroids)
+        self.plain = plain if plain_experts else None  # kept as trained, for saving
+        self.plain_experts = tuple(plain_experts)
+        folded_plain = copy.deepcopy(plain).reparameterize() if self.plain is not None else None
+        self.experts = nn.ModuleList(
+            folded_plain if k in self.plain_experts else fold_modulation(student, c)
+            for k, c in enumerate(router.centroids)
+        )
 
     @property
     def scale(self) -> int:
