@@ -15,16 +15,17 @@ from torch import nn
 
 from benchmarks.architectures import load_trained
 from benchmarks.quality import Run
-from metasr.assembly import load_metasr
+from metasr.assembly import load_graph, load_metasr
 from metasr.distill.evaluate import student_runs
 from metasr.distill.teacher_system import load_teacher, teacher_metadata, teacher_sources
 from metasr.images import bicubic_upscale
 from metasr.metadata import CELL
-from metasr.model_zoo import default_model
+from metasr.model_zoo import default_model, model_card
 from metasr.models.metasr import MetaSR
 
 WEIGHTS = default_model(2).path.parent
 REALWORLD = WEIGHTS / "metasr_x2_realworld.safetensors"
+ROUTED = model_card("metasr-x2-routed")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ def metasr(
     return Entry(name, scale, trained_as, run, checkpoint=checkpoint if metadata else None, timed=timed)
 
 
+def routed(name: str, checkpoint: Path, trained_as: str) -> Entry:
+    """A routed MetaSR (router + plain experts), float; quality only: the routing benchmark
+    (``benchmarks/routing.py --latency``) times its router and experts."""
+    model = load_graph(checkpoint)
+    return Entry(name, model.scale, trained_as, _padded(model, model.scale, CELL * model.router.thumbnail))
+
+
 def teacher(path: Path) -> Entry:
     """The diffusion teacher (all sampling steps, seeded), with its teacher-grade metadata."""
     model, names = load_teacher(path)
@@ -89,12 +97,13 @@ def _no_grad(net: nn.Module) -> Run:
     return run
 
 
-def _padded(run, scale: int) -> Run:
-    """Run a MetaSR graph on any size: pad the frame (edge-replicate) to whole metadata cells, crop the output."""
+def _padded(run, scale: int, unit: int = CELL) -> Run:
+    """Run a MetaSR graph on any size: pad the frame (edge-replicate) to whole ``unit``-pixel blocks (metadata
+    cells; a thumbnail router's cells are larger), crop the output."""
 
     def padded(lr: torch.Tensor) -> torch.Tensor:
         h, w = lr.shape[-2:]
-        ph, pw = (max(2 * CELL, -(-side // CELL) * CELL) - side for side in (h, w))
+        ph, pw = (max(2 * unit, -(-side // unit) * unit) - side for side in (h, w))
         with torch.no_grad():
             out = run(F.pad(lr, (0, pw, 0, ph), mode="replicate") if ph or pw else lr)
         return out[..., : h * scale, : w * scale]

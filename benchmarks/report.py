@@ -27,6 +27,7 @@ COLUMNS = {
         "delegated",
     ),
     "overhead": None,
+    "app_latency": None,
     "export_time": None,
 }
 TITLES = {
@@ -37,6 +38,8 @@ TITLES = {
     "peak": "Int8 peak of this CPU (one static int8 GEMM through ExecuTorch's XNNPACK delegate)",
     "latency": "Latency per frame (median and p10-p90 spread), MACs per output pixel, achieved MAC/s",
     "overhead": "Orchestrator overhead: MetaSR graph vs its student alone (device metadata + orchestrator removed)",
+    "app_latency": "Routed vs plain as an app runs them: photos upscaled x2 tile by tile (256-px app tiles, "
+    "overlap 16) through the exported artifacts, ms per photo set (`benchmarks/app_latency.py`)",
     "export_time": "Export wall time (seconds, per stage and total)",
 }
 PROTOCOL = """\

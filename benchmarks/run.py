@@ -8,7 +8,8 @@ Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into `
 3. latency: ExecuTorch XNNPACK int8 and ONNX Runtime fp32 at 960x540 -> 1920x1080 (x2) and
    480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
 4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
-5. export_time: ``metasr-export --target all`` wall time, per target and stage.
+5. app_latency: the routed graph against its plain expert, both exported and run tile by tile as an app does;
+6. export_time: ``metasr-export --target all`` wall time, per target and stage.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 
 from benchmarks import entries as E
 from benchmarks import latency as L
+from benchmarks.app_latency import app_latency_rows
 from benchmarks.architectures import ARCHITECTURES
 from benchmarks.legibility import TextReader, legibility, text_samples
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
@@ -45,9 +47,11 @@ from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
 BUDGET_FILE = Path(__file__).parent / "anchors" / "weights" / "training.jsonl"
+APP_RUNS = 5  # per photo and artifact in the app-latency table
 FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of the published full run
 PLAIN = "40000 steps x 16 x 48^2 LR, bicubic (plain student, exported bare)"  # the x4 default (TRAINING.md §0)
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
+ROUTED_TRAINING = "v24 routed to 4 experts on 128-px tiles, one of them the 40000-step plain student"
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Settings:
     latency_runs: int
     peak_shape: tuple[int, int, int]
     export_targets: str  # the --target given to metasr-export
-    realworld: bool  # the opt-in distilled x2 graph, with and without its metadata
+    realworld: bool  # the opt-in distilled x2 graph, with and without its metadata, and the routed graph
     teacher: bool
 
 
@@ -126,6 +130,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
             # quantization only: its ops are the x2 default's minus the damage estimator, which the default times
             rows.append(E.metasr("MetaSR graph, realworld", E.REALWORLD, 2, distilled, timed=False))
             rows.append(E.metasr("MetaSR graph, realworld, metadata off", E.REALWORLD, 2, distilled, metadata=False))
+            rows.append(E.routed("MetaSR graph, routed (metasr-x2-routed)", E.ROUTED.path, ROUTED_TRAINING))
         if scale == 2 and settings.teacher and teacher is not None and teacher.is_file():
             rows.append(E.teacher(teacher))
     return rows
@@ -292,6 +297,9 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
         steps = {
             "latency": lambda tick: latency_rows(entries, settings, _peak(settings, tables), tick),
             "overhead": lambda tick: overhead_rows(entries, tables["latency"], settings, tick),
+            "app_latency": (lambda tick: app_latency_rows(E.ROUTED.path, settings.photos, APP_RUNS))
+            if settings.realworld
+            else None,
             "export_time": lambda tick: _export(settings, tables),
             "quality": lambda tick: quality_rows(entries, settings, corpus, tick),
             "legibility": (lambda tick: legibility_rows(entries, tick)) if settings.text else None,

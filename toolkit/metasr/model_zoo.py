@@ -90,18 +90,18 @@ MODELS: dict[str, WeightsCard] = {
             parameters=358_626,
             macs_per_output_pixel=12_957.9,
             quality_db={
-                "photos/bicubic": 34.33,
-                "photos/realistic": 25.26,
-                "corpus-val/bicubic": 50.04,
-                "corpus-val/realistic": 32.53,
+                "photos/bicubic": 34.44,
+                "photos/realistic": 25.28,
+                "corpus-val/bicubic": 50.18,
+                "corpus-val/realistic": 32.50,
             },
             quality_source="TRAINING.md §0, v24 (benchmark protocol; bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train route --model checkpoints/distill_x2_long/metasr_x2.safetensors --corpus data/corpus "
-            "--out metasr_x2_routed.safetensors --tile 128 "
+            "--out metasr_x2_routed.safetensors --tile 256 "
             "--plain training_states/plain_x2_long/student_x2.safetensors, "
             "after metasr-distill --recipe recipes/distill-x2-long.yaml",
-            summary="x2 routed: a router on the x1/2 thumbnail picks one of 4 plain experts per 128-px tile "
-            "(about the plain student's cost per pixel); the cleanest cluster's expert is the 40,000-step "
+            summary="x2 routed: a router on the x1/2 thumbnail picks one of 4 plain experts per 256-px tile, the "
+            "app tile (about the plain student's cost per pixel); the cleanest cluster's expert is the 40,000-step "
             "plain student",
         ),
         WeightsCard(

@@ -1,0 +1,107 @@
+"""Routed vs plain as an app runs them: whole photos upscaled tile by tile through the exported artifacts.
+
+Both artifacts are exported by ``metasr-export``'s pipeline at the routed manifest's app tile (256 px, overlap
+16) and run through ``metasr-upscale``'s tiler in their host runtime (ExecuTorch XNNPACK int8, ONNX Runtime
+fp32). The routed artifact is dispatched as its manifest says: per app tile, the router on the tile's thumbnail,
+then every expert it names for one of the tile's routing blocks, each over the whole tile. So a tile whose
+blocks pick different experts costs more than one expert, which a full-frame timing of one expert hides. The
+plain student is the routed model's plain expert, exported bare: the cost an app pays without adaptivity.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.quality import pairs, photo_set
+from metasr.assembly import load_routed
+from metasr.checkpoint import save_student
+from metasr.exporter import pipeline
+from metasr.recipes import with_overrides
+from metasr.upscaling.model import Upscaler, load_upscaler
+from metasr.upscaling.tiling import upscale_strips
+
+TARGETS = {"executorch-xnnpack": "XNNPACK int8", "onnx": "ORT CPU fp32"}
+APP_TILE = 256
+
+
+def frames(names: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    """The photos at their own size as LR frames (uint8 RGB): the x2 pairs of their 2x bicubic upscales, clean
+    (bicubic down again) and with realistic damage (Real-ESRGAN pipeline, one fixed seed per photo)."""
+    upscaled = [
+        np.asarray(Image.fromarray(p).resize((2 * p.shape[1], 2 * p.shape[0]), Image.BICUBIC)) for p in photo_set(names)
+    ]
+    sets = {}
+    for degradation in ("bicubic", "realistic"):
+        lr = [p.lr[0].permute(1, 2, 0).numpy() for p in pairs(upscaled, 2, degradation, max_side=4096)]
+        sets[degradation] = [(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) for x in lr]
+    return sets
+
+
+def app_latency_rows(routed_checkpoint: Path, names: tuple[str, ...], runs: int) -> list[dict]:
+    """Per target and degradation: ms per photo (median over ``runs``, summed over the photos) of the routed
+    artifact and of its plain expert alone, their ratio, and the distinct experts an app tile runs."""
+    routed = load_routed(routed_checkpoint)
+    if routed.plain is None:
+        raise ValueError(f"{routed_checkpoint} has no plain expert to compare with")
+    sets = frames(names)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
+        plain_path = Path(tmp) / "plain_x2.safetensors"
+        save_student(routed.plain, plain_path)
+        for target, runtime in TARGETS.items():
+            recipe = with_overrides(pipeline.resolve_recipe(target), input_sizes=((APP_TILE, APP_TILE),))
+            upscalers = {
+                name: load_upscaler(artifact=pipeline.export(recipe, Path(tmp) / name, checkpoint=path).artifact)
+                for name, path in (("routed", routed_checkpoint), ("plain", plain_path))
+            }
+            for degradation, images in sets.items():
+                ms = {name: sum(_median_ms(u, image, runs) for image in images) for name, u in upscalers.items()}
+                rows.append(
+                    {
+                        "runtime": runtime,
+                        "degradation": degradation,
+                        "photos": len(images),
+                        "routed_ms": ms["routed"],
+                        "plain_ms": ms["plain"],
+                        "ratio": ms["routed"] / ms["plain"],
+                        "experts_per_app_tile": _experts_per_tile(upscalers["routed"], images),
+                    }
+                )
+    return rows
+
+
+def _median_ms(upscaler: Upscaler, image: np.ndarray, runs: int) -> float:
+    plan = upscaler.plan(*image.shape[:2])
+
+    def run() -> None:
+        for _ in upscale_strips(image, plan, upscaler.run):
+            pass
+
+    run()  # warm-up: loads each method and session
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def _experts_per_tile(upscaler: Upscaler, images: list[np.ndarray]) -> float:
+    """Mean number of distinct experts the router names within one app tile."""
+    counts: list[int] = []
+    route = upscaler.routing.route
+
+    def count(tile: torch.Tensor) -> torch.Tensor:
+        counts.append(len(torch.unique(route(tile))))
+        return torch.zeros(1, 3, tile.shape[-2] * upscaler.scale, tile.shape[-1] * upscaler.scale)
+
+    for image in images:
+        for _ in upscale_strips(image, upscaler.plan(*image.shape[:2]), count):
+            pass
+    return float(np.mean(counts))
