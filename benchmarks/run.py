@@ -51,7 +51,7 @@ APP_RUNS = 5  # per photo and artifact in the app-latency table
 FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of the published full run
 PLAIN = "40000 steps x 16 x 48^2 LR, bicubic (plain student, exported bare)"  # the x4 default (TRAINING.md §0)
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
-ROUTED_TRAINING = "v24 routed to 4 experts on 128-px tiles, one of them the 40000-step plain student"
+ROUTED_TRAINING = "v24 routed to 4 experts on 256-px tiles, one of them the 40000-step plain student"
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,15 @@ def compose(
     scale: int,
 ) -> torch.Tensor:
     """Each output tile from the expert ``routes`` (N, H / tile, W / tile) names; every expert that is used sees
-    the whole frame, as overlapping app tiles would."""
+    the whole frame, as overlapping app tiles would. When every tile names one expert (an app tile that is one
+    routing tile), its output is returned as is."""
+    used = torch.unique(routes).tolist()
+    if len(used) == 1:
+        return experts[used[0]](image)
     mask = F.interpolate(routes[:, None].float(), scale_factor=tile * scale, mode="nearest")
     mask = mask[..., : image.shape[-2] * scale, : image.shape[-1] * scale]
     out = torch.zeros(image.shape[0], 3, image.shape[-2] * scale, image.shape[-1] * scale)
-    for k in torch.unique(routes).tolist():
+    for k in used:
         out = torch.where(mask == k, experts[k](image), out)
     return out
 
