@@ -11,7 +11,6 @@ plain student is the routed model's plain expert, exported bare: the cost an app
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from benchmarks.quality import pairs, photo_set
 from metasr.assembly import load_routed
 from metasr.checkpoint import save_student
 from metasr.exporter import pipeline
+from metasr.profile.timing import time_runs
 from metasr.recipes import with_overrides
 from metasr.upscaling.model import Upscaler, load_upscaler
 from metasr.upscaling.tiling import upscale_strips
@@ -84,12 +84,7 @@ def _median_ms(upscaler: Upscaler, image: np.ndarray, runs: int) -> float:
             pass
 
     run()  # warm-up: loads each method and session
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+    return time_runs(run, runs).median_ms
 
 
 def _experts_per_tile(upscaler: Upscaler, images: list[np.ndarray]) -> float:

@@ -65,8 +65,8 @@ def metasr(
 
 
 def routed(name: str, checkpoint: Path, trained_as: str) -> Entry:
-    """A routed MetaSR (router + plain experts), float; quality only: the routing benchmark
-    (``benchmarks/routing.py --latency``) times its router and experts."""
+    """A routed MetaSR (router + plain experts), float; quality only: ``benchmarks/app_latency.py`` times its
+    exported artifact tile by tile."""
     model = load_graph(checkpoint)
     return Entry(name, model.scale, trained_as, _padded(model, model.scale, CELL * model.router.thumbnail))
 

@@ -26,7 +26,7 @@ from torch import nn
 from metasr.exporter import executorch_common as et
 from metasr.exporter.onnx import Options as OnnxOptions
 from metasr.exporter.stages import Coverage
-from metasr.profile.timing import LatencyStats
+from metasr.profile.timing import LatencyStats, time_runs
 from metasr.quant.pt2e_xnnpack import capture, quantize_pt2e
 from metasr.quiet import quiet
 
@@ -140,9 +140,4 @@ def _time(run: Callable[[], object], runs: int, warmup: int) -> LatencyStats:
         seconds = time.perf_counter() - start
     if seconds:
         runs = max(min(runs, MIN_RUNS), min(runs, int(TIME_BUDGET_S / seconds)))
-    latencies = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        latencies.append((time.perf_counter() - start) * 1e3)
-    return LatencyStats.of(latencies)
+    return time_runs(run, runs)

@@ -8,15 +8,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from metasr.errors import MetaSRError
-from metasr.models.routed import RoutedDispatch
 from metasr.quant.calibration import feeds
 from metasr.quiet import one_line, quiet_native
 from metasr.schemas import MANIFEST_VERSION, check
+
+if TYPE_CHECKING:
+    from metasr.models.routed import RoutedDispatch
 
 HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
 COREML_SUFFIXES = {".mlpackage", ".mlmodel", ".mlmodelc"}
@@ -178,6 +180,8 @@ def _function_runner(
 def _routed_functions(path: Path, manifest: dict[str, Any]) -> RoutedDispatch:
     """A routed artifact's router and experts, each loaded from the file its manifest names, dispatched as the
     manifest tells an app."""
+    from metasr.models.routed import RoutedDispatch
+
     routing = manifest["routing"]
     for entry in [routing["router"], *routing["experts"]]:
         file = path.parent / entry["file"]

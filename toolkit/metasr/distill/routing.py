@@ -15,7 +15,7 @@ from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler
 from metasr.errors import MetaSRError
 from metasr.models.metasr import MetaSR
-from metasr.models.routed import RoutedMetaSR, TileRouter
+from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation
 from metasr.models.student import MetaSRStudent
 
 
@@ -40,12 +40,11 @@ def build_routed(
     tiles, hr = training_tiles(images, config.tile, metasr.scale, config.tiles, config.seed)
     vectors = tile_vectors(metasr, tiles, config.tile, thumbnail=config.thumbnail)
     centroids = kmeans(vectors, config.experts, config.seed)
+    chosen: list[int] = []
+    if plain is not None:
+        folded = [fold_modulation(metasr.student, c) for c in centroids]
+        chosen = plain_clusters(folded, plain.eval(), tiles, hr, torch.cdist(vectors, centroids).argmin(dim=1))
     router = TileRouter(metasr, centroids, config.tile, config.thumbnail)
-    routed = RoutedMetaSR(router, metasr.student).eval()
-    if plain is None:
-        return routed
-    labels = torch.cdist(vectors, centroids).argmin(dim=1)
-    chosen = plain_clusters(list(routed.experts), plain.eval(), tiles, hr, labels)
     return RoutedMetaSR(router, metasr.student, plain, chosen).eval()
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
 import torch
 
 from metasr.models.routed import thumbnail_of
-from metasr.profile.timing import LatencyStats
+from metasr.profile.timing import LatencyStats, time_runs
 from metasr.runtime import Engine, default_strength
 
 
@@ -59,7 +57,7 @@ def profile_host(engine: Engine, input_size: tuple[int, int], runs: int = 20, wa
     for _ in range(warmup):
         engine.run(image)
     with _PeakRss() as rss:
-        latency = _time(functools.partial(engine.run, image), runs)
+        latency = time_runs(functools.partial(engine.run, image), runs)
     functions = _function_latencies(engine, image, runs, warmup) if engine.routing is not None else {}
     return HostProfile(engine.runtime, input_size, warmup, latency, rss.peak / 2**20, functions)
 
@@ -76,14 +74,5 @@ def _function_latencies(engine: Engine, image: torch.Tensor, runs: int, warmup: 
     for name, call in calls.items():
         for _ in range(warmup):
             call()
-        timings[name] = _time(call, runs)
+        timings[name] = time_runs(call, runs)
     return timings
-
-
-def _time(call: Callable[[], object], runs: int) -> LatencyStats:
-    latencies = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        latencies.append((time.perf_counter() - start) * 1000.0)
-    return LatencyStats.of(latencies)
