@@ -26,7 +26,7 @@ def photo_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def _config(data: Path, out: Path, steps: int, until: int | None = None) -> TrainConfig:
+def _config(data: Path, out: Path, steps: int, until: int | None = None, **extra: object) -> TrainConfig:
     return TrainConfig(
         data=data,
         out=out,
@@ -37,6 +37,7 @@ def _config(data: Path, out: Path, steps: int, until: int | None = None) -> Trai
         checkpoint_every=4,
         until=until,
         student=StudentConfig(scale=2, channels=8, num_blocks=1),
+        **extra,
     )
 
 
@@ -62,3 +63,20 @@ def test_resume_matches_uninterrupted_run(photo_folder: Path, tmp_path: Path) ->
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MetaSRError, match="does not exist"):
         train_student(_config(tmp_path / "nope", tmp_path / "o", steps=1))
+
+
+def test_fine_tuning_on_realistic_damage_starts_from_its_weights_and_resumes_exactly(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    base = train_student(_config(photo_folder, tmp_path / "base", steps=2))
+    damage = {"degradation": "realistic", "init": base.weights}
+    straight = train_student(_config(photo_folder, tmp_path / "a", steps=4, **damage))
+    train_student(_config(photo_folder, tmp_path / "b", steps=4, until=2, **damage))
+    resumed = train_student(_config(photo_folder, tmp_path / "b", steps=4, **damage))
+    a, b = load_student(straight.weights), load_student(resumed.weights)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    bicubic_lr = train_student(_config(photo_folder, tmp_path / "c", steps=4, init=base.weights))
+    assert not torch.equal(next(iter(load_student(bicubic_lr.weights).parameters())), next(iter(a.parameters())))
+    assert straight.val_bicubic_psnr < base.val_bicubic_psnr  # bicubic upscaling of damaged frames scores lower
+    with pytest.raises(MetaSRError, match="unknown degradation 'blurry'"):
+        _config(photo_folder, tmp_path / "d", steps=1, degradation="blurry")

@@ -3,7 +3,8 @@
 A MetaSR checkpoint holds every weight (student, device extractors, orchestrator) plus, as string
 metadata, the student config, the source names and the orchestrator config, so loading rebuilds the
 exact graph; a routed checkpoint adds the router's centroids and its tile and thumbnail (the experts are
-the student folded at each centroid, rebuilt on load) and, when some experts are plain, their student. A
+the student folded at each centroid, rebuilt on load), when some experts are plain, their student, and, when
+a conv router decides, its weights. A
 plain student checkpoint (the pre-orchestrator format) is wrapped with an identity orchestrator: its FiLM
 heads are zero, so the output equals the plain student's. For deployment, :func:`load_graph` drops such an
 orchestrator and returns the bare student, which computes the same output with none of the metadata work.
@@ -29,6 +30,7 @@ from metasr.checkpoint import (
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
 from metasr.models import MetaSRStudent, StudentConfig
+from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter
 from metasr.orchestrator import Orchestrator
@@ -38,6 +40,7 @@ ORCHESTRATOR_KEY = "metasr.orchestrator"
 ROUTING_KEY = "metasr.routing"
 CENTROIDS = "routing.centroids"
 PLAIN = "plain_student."  # prefix of a routed checkpoint's plain experts' student
+CONV_ROUTER = "conv_router."  # prefix of a routed checkpoint's conv router
 
 
 def build_metasr(
@@ -71,6 +74,9 @@ def save_routed(model: RoutedMetaSR, path: str | Path) -> None:
     if model.plain is not None:
         routing |= {"plain_experts": list(model.plain_experts), "plain_config": model.plain.config.to_dict()}
         state |= {PLAIN + k: v for k, v in model.plain.state_dict().items()}
+    if model.conv_router is not None:
+        routing |= {"conv_router": {"width": model.conv_router.width}}
+        state |= {CONV_ROUTER + k: v for k, v in model.conv_router.state_dict().items()}
     metadata = {
         CONFIG_KEY: json.dumps(metasr.student.config.to_dict(), sort_keys=True),
         SOURCES_KEY: json.dumps(metasr.orchestrator.sources),
@@ -121,10 +127,25 @@ def load_routed(path: str | Path, scale: int | None = None) -> RoutedMetaSR:
         raise MetaSRError(f"checkpoint {path}: '{CENTROIDS}' must be (experts, {modulation}); re-save it")
     plain = _plain_student(state, routing, path) if routing.get("plain_experts") else None
     try:
-        router = TileRouter(metasr, centroids, int(routing["tile"]), int(routing["thumbnail"]))
-        return RoutedMetaSR(router, metasr.student, plain, routing.get("plain_experts", ())).eval()
+        tile, thumbnail = int(routing["tile"]), int(routing["thumbnail"])
+        router = TileRouter(metasr, centroids, tile, thumbnail)
+        conv = _conv_router(state, routing, tile, thumbnail, metasr.scale, path) if "conv_router" in routing else None
+        return RoutedMetaSR(router, metasr.student, plain, routing.get("plain_experts", ()), conv).eval()
     except (TypeError, ValueError) as exc:
         raise MetaSRError(f"checkpoint {path}: its routing does not build ({exc}); re-save it") from exc
+
+
+def _conv_router(
+    state: dict[str, torch.Tensor], routing: dict, tile: int, thumbnail: int, scale: int, path: str | Path
+) -> ConvRouter:
+    """The conv router stored under ``conv_router.`` in a routed checkpoint."""
+    weights = {k[len(CONV_ROUTER) :]: v for k, v in state.items() if k.startswith(CONV_ROUTER)}
+    if "levels" not in weights or not isinstance(routing["conv_router"], dict):
+        raise MetaSRError(f"checkpoint {path}: its conv router lacks its levels or settings; re-save it")
+    width = int(routing["conv_router"].get("width", 16))
+    router = ConvRouter(weights["levels"].flatten(), tile, thumbnail, scale, width)
+    load_checked(router, weights, path)
+    return router.eval()
 
 
 def _plain_student(state: dict[str, torch.Tensor], routing: dict, path: str | Path) -> MetaSRStudent:
@@ -141,7 +162,7 @@ def _plain_student(state: dict[str, torch.Tensor], routing: dict, path: str | Pa
 
 def _load_metasr(path: str | Path, scale: int | None) -> MetaSR:
     state, metadata = read_state(path)
-    state = {k: v for k, v in state.items() if k != CENTROIDS and not k.startswith(PLAIN)}
+    state = {k: v for k, v in state.items() if k != CENTROIDS and not k.startswith((PLAIN, CONV_ROUTER))}
     if SOURCES_KEY not in metadata:
         return build_metasr(load_student(path, scale))
     if CONFIG_KEY not in metadata or ORCHESTRATOR_KEY not in metadata:

@@ -123,15 +123,42 @@ def summary_table(results: list[ExportResult]) -> Table:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--until", type=int, help="Stop after this step with a checkpoint; a later run resumes.")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
+@click.option(
+    "--degradation",
+    type=click.Choice(["bicubic", "realistic"]),
+    default="bicubic",
+    show_default=True,
+    help="LR patches: bicubic downscale, or Real-ESRGAN's two-stage damage (an expert for damaged tiles).",
+)
+@click.option("--init", type=click.Path(path_type=Path), help="Plain student weights to start from (fine-tune).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak rate.")
 def train_command(
-    data: Path, out: Path, scale: str, steps: int, seed: int, until: int | None, checkpoint_every: int
+    data: Path,
+    out: Path,
+    scale: str,
+    steps: int,
+    seed: int,
+    until: int | None,
+    checkpoint_every: int,
+    degradation: str,
+    init: Path | None,
+    lr: float,
 ) -> None:
-    """Train the plain student on bicubic-downscaled photos (resumes from OUT/state.safetensors)."""
+    """Train the plain student on downscaled photos (resumes from OUT/state.safetensors)."""
     raise_on_termination()
     from metasr.train import TrainConfig, train_student
 
     config = TrainConfig(
-        data=data, out=out, scale=int(scale), steps=steps, seed=seed, until=until, checkpoint_every=checkpoint_every
+        data=data,
+        out=out,
+        scale=int(scale),
+        steps=steps,
+        seed=seed,
+        until=until,
+        checkpoint_every=checkpoint_every,
+        degradation=degradation,
+        init=init,
+        lr=lr,
     )
     try:
         result = train_student(config)

@@ -1,5 +1,7 @@
-"""Train an SR network on bicubic-downscaled photos: the plain student (the bundled default before
-distillation), or any ``image -> upscaled image`` module under the same recipe (the benchmark anchors)."""
+"""Train an SR network on downscaled photos: the plain student (the bundled default before distillation), or any
+``image -> upscaled image`` module under the same recipe (the benchmark anchors). LR patches are the bicubic
+downscale of the HR patch, or (``degradation="realistic"``) Real-ESRGAN's two-stage damage of it: a routed
+model's expert for damaged tiles, usually fine-tuned from a bicubic-trained student (``init``)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metasr.checkpoint import save_student
+from metasr.checkpoint import load_student, save_student
+from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
+from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.progress import progress_bar
 from metasr.training_state import load_training_state, save_training_state
 from metasr.validate.metrics import y_psnr
+
+DEGRADATIONS = ("bicubic", "realistic")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,12 @@ class TrainConfig:
     checkpoint_every: int = 500
     until: int | None = None  # stop (with a checkpoint) after this step; a later run resumes
     student: StudentConfig | None = None
+    degradation: str = "bicubic"  # or "realistic": Real-ESRGAN's second-order damage (x4plus settings)
+    init: Path | None = None  # student weights to start from (fine-tuning)
+
+    def __post_init__(self) -> None:
+        if self.degradation not in DEGRADATIONS:
+            raise MetaSRError(f"unknown degradation '{self.degradation}'; choose one of {', '.join(DEGRADATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -46,18 +58,24 @@ class TrainResult:
     steps: int
 
 
-def evaluate(model: torch.nn.Module, images: list[np.ndarray], scale: int, crop: int = 512) -> tuple[float, float]:
-    """Mean Y-PSNR (border = scale) of the model and of bicubic on centre crops of validation photos."""
+def evaluate(
+    model: torch.nn.Module, images: list[np.ndarray], scale: int, crop: int = 512, degradation: str = "bicubic"
+) -> tuple[float, float]:
+    """Mean Y-PSNR (border = scale) of the model and of bicubic on centre crops of validation photos, downscaled
+    bicubically or damaged (``realistic``: the fixed validation pairs, seed 0)."""
     ours, bicubic = [], []
     model.eval()
     with torch.no_grad():
-        for img in images:
+        for index, img in enumerate(images):
             h, w = img.shape[:2]
             ch, cw = min(crop, h) // scale * scale, min(crop, w) // scale * scale
             top, left = (h - ch) // 2, (w - cw) // 2
             hr = torch.from_numpy(img[top : top + ch, left : left + cw].transpose(2, 0, 1).copy())[None]
             hr = hr.float() / 255.0
-            lr = bicubic_downscale(hr, scale)
+            if degradation == "realistic":
+                lr = degrade(hr, scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(index)).lr
+            else:
+                lr = bicubic_downscale(hr, scale)
             ref = to_numpy(hr)
             ours.append(y_psnr(to_numpy(model(lr)), ref, border=scale))
             bicubic.append(y_psnr(to_numpy(bicubic_upscale(lr, scale)), ref, border=scale))
@@ -82,6 +100,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     train_imgs = [load_for_training(p, cfg.max_side) for p in train_files]
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
     sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
+    damage = torch.Generator().manual_seed(cfg.seed)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
@@ -89,7 +108,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     state_path = cfg.out / "state.safetensors"
     start = 0
     if state_path.is_file():
-        start, extra = load_training_state(state_path, {"model": model}, optimizer, {})
+        start, extra = load_training_state(state_path, {"model": model}, optimizer, {"damage": damage})
         sampler.rng.bit_generator.state = extra["crops"]
     label = label or f"train x{cfg.scale}"
     stop = min(cfg.until or cfg.steps, cfg.steps)
@@ -99,6 +118,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * cosine_schedule(step, cfg.steps)
             lr, hr = sampler.sample(cfg.batch)
+            if cfg.degradation == "realistic":
+                lr = degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, damage).lr
             loss = F.l1_loss(model(lr), hr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -106,14 +127,16 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
             bar.update(task, advance=1, description=f"{label} loss {loss.item():.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
                 crops = {"crops": sampler.rng.bit_generator.state}
-                save_training_state(state_path, {"model": model}, optimizer, {}, step + 1, crops)
-    return evaluate(model, val_imgs, cfg.scale)
+                save_training_state(state_path, {"model": model}, optimizer, {"damage": damage}, step + 1, crops)
+    return evaluate(model, val_imgs, cfg.scale, degradation=cfg.degradation)
 
 
 def train_student(cfg: TrainConfig) -> TrainResult:
     """Train the plain student (see :func:`fit`) and save it as ``cfg.out/student_x{scale}.safetensors``."""
     torch.manual_seed(cfg.seed)
     model = MetaSRStudent(cfg.student or StudentConfig(scale=cfg.scale))
+    if cfg.init is not None:
+        model = load_student(cfg.init, cfg.scale).train()
     val_psnr, val_bicubic = fit(model, cfg)
     weights = cfg.out / f"student_x{cfg.scale}.safetensors"
     save_student(model, weights)

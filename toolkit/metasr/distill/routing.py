@@ -1,10 +1,12 @@
 """Build a routed MetaSR: experts at the k-means centroids of the orchestrator's per-tile FiLM on training
-tiles (:func:`build_routed`), and a thumbnail router trained to pick the expert the full-resolution router
-picks (studied in benchmarks/routing.py, not shipped)."""
+tiles (:func:`build_routed`); a conv router trained to pick, per tile, the expert that restores it best
+(:func:`train_conv_router`, the deployed router); and a thumbnail router trained to pick the expert the
+full-resolution router picks (studied in benchmarks/routing.py, not shipped)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +16,9 @@ import torch.nn.functional as F
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler
 from metasr.errors import MetaSRError
+from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
-from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation
+from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation, thumbnail_of
 from metasr.models.student import MetaSRStudent
 
 
@@ -36,7 +39,20 @@ def build_routed(
 ) -> RoutedMetaSR:
     """A routed MetaSR whose experts sit at the k-means centroids of the thumbnail router's per-tile FiLM on
     training tiles of ``images`` (half clean, half Real-ESRGAN-damaged); deterministic. With ``plain``, each
-    cluster whose tiles ``plain`` restores better (lower mean squared error) gets it as its expert instead."""
+    cluster whose tiles ``plain`` restores better (lower mean squared error) gets it as its expert instead.
+
+    A MetaSR whose orchestrator is the identity (a plain student, e.g. one trained on damaged photos) decides
+    nothing, so it is one expert: with ``plain`` the routed model has two, ``plain`` (expert 0) and that
+    student (expert 1), for a conv router (:func:`train_conv_router`) to choose between."""
+    if metasr.orchestrator.is_identity():
+        if plain is None:
+            raise MetaSRError(
+                "a MetaSR with an identity orchestrator (a plain student) is a single expert; pass --plain with a "
+                "second student to route between the two"
+            )
+        neutral = metasr.student.neutral_modulation().flatten()
+        router = TileRouter(metasr, torch.stack([neutral, neutral]), config.tile, config.thumbnail)
+        return RoutedMetaSR(router, metasr.student, plain, [0]).eval()
     tiles, hr = training_tiles(images, config.tile, metasr.scale, config.tiles, config.seed)
     vectors = tile_vectors(metasr, tiles, config.tile, thumbnail=config.thumbnail)
     centroids = kmeans(vectors, config.experts, config.seed)
@@ -81,6 +97,109 @@ def training_tiles(
     lr, hr = PatchSampler(images, tile, scale, seed=seed).sample(count)
     damaged = degrade(hr[count // 2 :], scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(seed)).lr
     return torch.cat([lr[: count // 2], damaged]), hr
+
+
+@torch.no_grad()
+def expert_errors(experts: list[torch.nn.Module], lr: torch.Tensor, hr: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """Mean squared error of each expert's output on each tile, (tiles, K)."""
+    errors = []
+    for i in range(0, len(lr), batch):
+        outputs = torch.stack([expert(lr[i : i + batch]).clamp(0, 1) for expert in experts], dim=1)
+        errors.append((outputs - hr[i : i + batch, None]).pow(2).mean(dim=(2, 3, 4)))
+    return torch.cat(errors)
+
+
+def regret_db(errors: torch.Tensor) -> torch.Tensor:
+    """What each choice loses against the tile's best expert, in dB of PSNR: (tiles, K), 0 for the best."""
+    return 10.0 * torch.log10(errors / errors.min(dim=1, keepdim=True).values)
+
+
+def restoration_levels(best: torch.Tensor, damaged: torch.Tensor, experts: int) -> torch.Tensor:
+    """Each expert's restoration level in [0, 1] for the ``strength`` override: experts ranked by the share
+    of damaged tiles among those they restore best (0: the clean-photo expert, 1: the heaviest damage)."""
+    share = torch.tensor(
+        [float(damaged[best == k].float().mean()) if (best == k).any() else 0.5 for k in range(experts)]
+    )
+    ranks = torch.empty(experts)
+    ranks[torch.sort(share, stable=True).indices] = torch.arange(experts, dtype=torch.float32)
+    return ranks / max(1, experts - 1)
+
+
+@dataclass(frozen=True)
+class ConvRouterTraining:
+    """How :func:`train_conv_router` learns: ``tiles`` training tiles (half clean, half Real-ESRGAN-damaged),
+    ``steps`` Adam steps of ``batch`` tiles at learning rate ``lr`` (cosine), a router ``width`` channels wide."""
+
+    tiles: int = 1024
+    steps: int = 2000
+    batch: int = 32
+    lr: float = 2e-3
+    width: int = 16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RouterFit:
+    """Mean dB of PSNR lost per held-out tile against its best expert, for each way of choosing."""
+
+    orchestrator: float  # the orchestrator's own (k-means) router
+    conv: float  # the trained conv router
+    first_expert: float  # always expert 0, for scale
+    tiles: int
+
+
+def train_conv_router(
+    routed: RoutedMetaSR,
+    images: list[np.ndarray],
+    held_out: list[np.ndarray],
+    config: ConvRouterTraining,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ConvRouter, RouterFit]:
+    """A :class:`ConvRouter` for ``routed``'s experts (same tile and thumbnail), trained to minimise the
+    expected PSNR lost against each tile's best expert on tiles of ``images``; measured on tiles of
+    ``held_out`` against the orchestrator's router. Deterministic for a seed. ``progress`` gets the step."""
+    experts, tile, scale = list(routed.experts), routed.router.tile, routed.scale
+    tiles, hr = training_tiles(images, tile, scale, config.tiles, config.seed)
+    held, held_hr = training_tiles(held_out, tile, scale, max(2, config.tiles // 4), config.seed + 1)
+    regret = regret_db(expert_errors(experts, tiles, hr))
+    held_regret = regret_db(expert_errors(experts, held, held_hr))
+    damaged = torch.arange(len(tiles)) >= len(tiles) // 2
+    levels = restoration_levels(regret.argmin(dim=1), damaged, len(experts))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        router = ConvRouter(levels, tile, routed.router.thumbnail, scale, config.width)
+    thumbnails = thumbnail_of(tiles, router.thumbnail).contiguous()
+    optimizer = torch.optim.Adam(router.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
+    generator = torch.Generator().manual_seed(config.seed)
+    router.train()
+    with torch.enable_grad():
+        for step in range(config.steps):
+            pick = torch.randint(len(tiles), (config.batch,), generator=generator)
+            batch = torch.rot90(thumbnails[pick], int(torch.randint(4, (1,), generator=generator)), dims=(2, 3))
+            chances = router.logits(batch).flatten(1).softmax(dim=1)
+            loss = (chances * regret[pick]).sum(dim=1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if progress is not None:
+                progress(step + 1)
+    router.eval()
+    with torch.no_grad():
+        conv = router_choices(router, held)
+        orchestrator = router_choices(routed.router, held)
+    fit = RouterFit(
+        orchestrator=_mean_regret(held_regret, orchestrator),
+        conv=_mean_regret(held_regret, conv),
+        first_expert=_mean_regret(held_regret, torch.zeros(len(held), dtype=torch.long)),
+        tiles=len(held),
+    )
+    return router, fit
+
+
+def _mean_regret(regret: torch.Tensor, choices: torch.Tensor) -> float:
+    return float(regret.gather(1, choices[:, None]).mean())
 
 
 @torch.no_grad()
@@ -139,7 +258,7 @@ class RouterAgreement:
 
 
 @torch.no_grad()
-def router_choices(router: TileRouter, tiles: torch.Tensor, batch: int = 32) -> torch.Tensor:
+def router_choices(router: TileRouter | ConvRouter, tiles: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """The expert ``router`` picks for each tile (count,), every input one router tile: labels that imitate it."""
     return torch.cat([router(tiles[i : i + batch]).argmin(dim=1).flatten() for i in range(0, len(tiles), batch)])
 

@@ -12,23 +12,24 @@ import torch
 from metasr.exporter.user_model import UserModel
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent
+from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import TileRouter
 from metasr.recipes import MAX_SIDE, MIN_CELLS, Recipe
 
 # What an export lowers: MetaSR, the bare student, a user's own net, or a routed artifact's router function
-SRGraph = MetaSR | MetaSRStudent | UserModel | TileRouter
+SRGraph = MetaSR | MetaSRStudent | UserModel | TileRouter | ConvRouter
 Inputs = tuple[torch.Tensor, ...]  # one tensor per graph input, in ``input_names`` order
 
 
 def input_names(model: SRGraph) -> tuple[str, ...]:
     """The graph's inputs: ``(image, strength)`` for MetaSR and a router, ``(image,)`` for a bare student."""
-    return ("image", "strength") if isinstance(model, MetaSR | TileRouter) else ("image",)
+    return ("image", "strength") if isinstance(model, MetaSR | TileRouter | ConvRouter) else ("image",)
 
 
 def with_defaults(model: SRGraph, image: torch.Tensor) -> Inputs:
     """``image`` plus the graph's other inputs at their defaults (strength -1: the estimated degree)."""
-    if isinstance(model, MetaSR | TileRouter):
+    if isinstance(model, MetaSR | TileRouter | ConvRouter):
         return (image, model.default_strength().to(image.device))
     return (image,)
 

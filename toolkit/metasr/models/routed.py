@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metasr.metadata.base import CELL
+from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
 from metasr.models.student import MetaSRStudent
 
@@ -141,7 +142,12 @@ class TileRouter(nn.Module):
 class RoutedMetaSR(nn.Module):
     """A tile router over experts: ``student`` folded at each of the router's centroids, except the experts
     named in ``plain_experts``, which are ``plain`` (another plain student, e.g. one trained longer on clean
-    photos, for the clusters where it restores better)."""
+    photos, for the clusters where it restores better).
+
+    With ``conv_router`` (a :class:`ConvRouter` trained to pick the expert that restores a tile best, on the
+    same tiles and thumbnail), that router decides and is the one deployed; ``router`` still defines the
+    experts (its centroids) and is kept for saving.
+    """
 
     def __init__(
         self,
@@ -149,8 +155,18 @@ class RoutedMetaSR(nn.Module):
         student: MetaSRStudent,
         plain: MetaSRStudent | None = None,
         plain_experts: Sequence[int] = (),
+        conv_router: ConvRouter | None = None,
     ) -> None:
         super().__init__()
+        if conv_router is not None and (
+            (conv_router.tile, conv_router.thumbnail, conv_router.experts, conv_router.scale)
+            != (router.tile, router.thumbnail, len(router.centroids), router.scale)
+        ):
+            raise ValueError(
+                f"the conv router (tile {conv_router.tile}, x1/{conv_router.thumbnail}, {conv_router.experts} "
+                f"experts, x{conv_router.scale}) must match the routing (tile {router.tile}, x1/{router.thumbnail}, "
+                f"{len(router.centroids)} experts, x{router.scale})"
+            )
         if sorted(set(plain_experts)) != list(plain_experts) or not all(
             0 <= k < len(router.centroids) for k in plain_experts
         ):
@@ -158,6 +174,7 @@ class RoutedMetaSR(nn.Module):
         if plain_experts and (plain is None or plain.scale != student.scale):
             raise ValueError(f"plain experts need a plain x{student.scale} student")
         self.router = router
+        self.conv_router = conv_router
         self.plain = plain if plain_experts else None  # kept as trained, for saving
         self.plain_experts = tuple(plain_experts)
         folded_plain = copy.deepcopy(plain).reparameterize() if self.plain is not None else None
@@ -174,17 +191,27 @@ class RoutedMetaSR(nn.Module):
     def expert_names(self) -> list[str]:
         return [f"expert_{k}" for k in range(len(self.experts))]
 
+    @property
+    def deciding_router(self) -> TileRouter | ConvRouter:
+        """The router that picks the experts: the conv router when there is one."""
+        return self.router if self.conv_router is None else self.conv_router
+
     def reparameterize(self) -> RoutedMetaSR:
         """Already the inference form: every expert is folded plain convs and the router uses no student."""
         return self
 
+    def with_conv_router(self, conv_router: ConvRouter | None) -> RoutedMetaSR:
+        """The same experts, decided by ``conv_router`` (or by the orchestrator's router when None)."""
+        return RoutedMetaSR(self.router, self.router.metasr.student, self.plain, self.plain_experts, conv_router)
+
     def functions(self) -> dict[str, nn.Module]:
         """What a routed artifact holds: ``router`` (scores from the thumbnail and strength) and each expert."""
-        return {"router": self.router.on_thumbnail(), **dict(zip(self.expert_names, self.experts, strict=True))}
+        experts = dict(zip(self.expert_names, self.experts, strict=True))
+        return {"router": self.deciding_router.on_thumbnail(), **experts}
 
     def route(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Expert index per tile, (N, H / tile, W / tile)."""
-        return self.router(image, strength).argmin(dim=1)
+        return self.deciding_router(image, strength).argmin(dim=1)
 
     def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Each tile from its expert (see :func:`compose`)."""

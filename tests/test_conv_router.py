@@ -1,0 +1,153 @@
+"""The conv router: few convolutions choosing each tile's expert, trained on which expert restores a tile
+best; its strength override, its thumbnail form, its checkpoint and its training."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from metasr.assembly import build_metasr, load_graph, save_routed
+from metasr.distill.routing import (
+    ConvRouterTraining,
+    RoutingConfig,
+    build_routed,
+    regret_db,
+    restoration_levels,
+    train_conv_router,
+)
+from metasr.errors import MetaSRError
+from metasr.exporter.pipeline import export, resolve_recipe
+from metasr.models import MetaSRStudent, StudentConfig
+from metasr.models.conv_router import ConvRouter
+from metasr.models.routed import RoutedMetaSR, TileRouter
+from metasr.recipes import with_overrides
+from metasr.runtime import open_engine
+from tests.conftest import responsive_metasr
+
+
+def _router(tile: int = 64, thumbnail: int = 2) -> ConvRouter:
+    torch.manual_seed(0)
+    return ConvRouter(torch.tensor([1.0, 0.0, 0.5]), tile, thumbnail, 2, width=8).eval()
+
+
+def test_the_thumbnail_form_scores_the_thumbnail_as_the_router_scores_the_image() -> None:
+    router = _router()
+    image = torch.rand(2, 3, 128, 192, generator=torch.Generator().manual_seed(0))
+    strength = router.default_strength(2)
+    with torch.no_grad():
+        scores = router(image, strength)
+        thumb = router.on_thumbnail()(image[..., ::2, ::2].contiguous(), strength)
+    assert scores.shape == (2, 3, 2, 3)
+    assert torch.allclose(scores, thumb, atol=1e-6)
+    assert router.thumbnail == 2  # the thumbnail form is a copy
+
+
+def test_a_strength_picks_the_expert_of_the_nearest_restoration_level() -> None:
+    router = _router()
+    image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        learned = router(image, router.default_strength()).argmin(dim=1)
+        assert torch.equal(learned, router(image).argmin(dim=1))  # -1 keeps the learned choice
+        for strength, expert in ((0.0, 1), (0.4, 2), (1.0, 0), (7.0, 0)):
+            routes = router(image, torch.full((1, 1, 1, 1), strength)).argmin(dim=1)
+            assert (routes == expert).all(), strength
+
+
+def test_tiles_must_hold_whole_feature_cells_of_the_thumbnail() -> None:
+    with pytest.raises(ValueError, match="whole 8-pixel feature cells"):
+        ConvRouter(torch.zeros(2), 24, 2, 2)
+
+
+def test_restoration_levels_rank_experts_by_the_damage_they_restore_best() -> None:
+    best = torch.tensor([0, 0, 2, 2, 1, 1, 2, 0])
+    damaged = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1], dtype=torch.bool)
+    # shares of damaged tiles: expert 0 1/3, expert 1 1, expert 2 2/3; expert 3 never best (0.5)
+    assert restoration_levels(best, damaged, 4).tolist() == pytest.approx([0.0, 1.0, 2 / 3, 1 / 3])
+
+
+def test_regret_is_the_psnr_lost_against_the_best_expert() -> None:
+    errors = torch.tensor([[1.0, 10.0], [4.0, 2.0]])
+    assert regret_db(errors).flatten().tolist() == pytest.approx([0.0, 10.0, 10 * np.log10(2.0), 0.0])
+
+
+def _two_expert_routed() -> RoutedMetaSR:
+    """Expert 0 brightens every output pixel (a FiLM bias on the last stage), expert 1 is the plain student:
+    on clean tiles expert 1 is always best."""
+    metasr = responsive_metasr()
+    metasr.orchestrator.hard = True
+    c, stages = metasr.student.config.channels, metasr.student.num_stages
+    neutral = torch.cat([torch.ones(c), torch.zeros(c)] * stages)
+    bright = neutral.clone()
+    bright[-c:] = 2.0
+    torch.manual_seed(1)
+    plain = MetaSRStudent(metasr.student.config).eval()
+    return RoutedMetaSR(TileRouter(metasr, torch.stack([bright, neutral]), 64, 2), metasr.student, plain, [1]).eval()
+
+
+def test_conv_router_training_learns_the_better_expert_and_is_deterministic() -> None:
+    routed = _two_expert_routed()
+    g = np.random.default_rng(0)
+    images = [(g.random((160, 160, 3)) * 255).astype(np.uint8) for _ in range(2)]
+    config = ConvRouterTraining(tiles=16, steps=30, batch=8, width=8)
+    router, fit = train_conv_router(routed, images, images, config)
+    again, _ = train_conv_router(routed, images, images, config)
+    assert all(
+        torch.equal(a, b) for a, b in zip(router.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+    assert fit.first_expert > 1.0  # always expert 0 (the bright one) loses a lot
+    assert fit.conv < 0.1 * fit.first_expert
+    assert (router.tile, router.thumbnail, router.experts) == (64, 2, 2)
+
+
+def test_a_conv_routed_checkpoint_round_trips_and_routes_with_its_conv_router(tmp_path) -> None:
+    routed = _two_expert_routed()
+    conv = ConvRouter(torch.tensor([1.0, 0.0]), 64, 2, 2, width=8).eval()
+    with torch.no_grad():
+        conv.head.bias.copy_(torch.tensor([5.0, -5.0]))  # always expert 0, whatever the tile
+    conv_routed = routed.with_conv_router(conv)
+    save_routed(conv_routed, tmp_path / "conv.safetensors")
+    loaded = load_graph(tmp_path / "conv.safetensors")
+    image = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (loaded.route(image) == 0).all()
+        assert torch.equal(loaded(image), conv_routed(image))
+        assert torch.equal(loaded(image), routed.experts[0](image))
+    assert isinstance(loaded.conv_router, ConvRouter) and loaded.conv_router.width == 8
+    assert set(loaded.functions()) == {"router", "expert_0", "expert_1"}
+    assert isinstance(loaded.functions()["router"], ConvRouter)
+    with pytest.raises(ValueError, match="must match the routing"):
+        routed.with_conv_router(ConvRouter(torch.zeros(3), 64, 2, 2))
+
+
+def test_a_conv_routed_model_exports_its_conv_router_as_the_router_function(tmp_path) -> None:
+    torch.manual_seed(3)
+    conv = ConvRouter(torch.tensor([1.0, 0.0]), 64, 2, 2, width=8).eval()
+    save_routed(_two_expert_routed().with_conv_router(conv), tmp_path / "conv.safetensors")
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((128, 128),))
+    result = export(recipe, tmp_path / "out", checkpoint=tmp_path / "conv.safetensors")
+    assert result.parity.passed and result.coverage.fallback == []
+    router = onnx.load(result.artifact.parent / "metasr_x2_router.onnx")
+    assert sum(n.op_type == "Conv" for n in router.graph.node) == 5  # four feature convs and the head
+    assert len(router.graph.node) < 25  # no extractors or orchestrator
+    model = load_graph(tmp_path / "conv.safetensors")
+    image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        reference = model(image, model.router.default_strength())
+    assert torch.allclose(open_engine(result.artifact).run(image), reference, atol=1e-4)
+
+
+def test_two_plain_students_make_a_two_expert_routed_model() -> None:
+    torch.manual_seed(0)
+    clean, damaged = (MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)).eval() for _ in range(2))
+    wrapped = build_metasr(damaged).eval()  # a plain student: identity orchestrator
+    images = [np.zeros((256, 256, 3), dtype=np.uint8)]
+    routed = build_routed(wrapped, images, RoutingConfig(tile=64), clean)
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(routed.experts[0](image), clean(image), atol=1e-5)
+        assert torch.allclose(routed.experts[1](image), damaged(image), atol=1e-5)
+    assert routed.plain_experts == (0,)
+    with pytest.raises(MetaSRError, match="single expert"):
+        build_routed(wrapped, images, RoutingConfig(tile=64))
