@@ -399,17 +399,26 @@ def _memory_data(layer: Layer, reader: WeightReader) -> nn.Module:
     return Constant(torch.from_numpy(reader.raw(math.prod(shape))).view(shape))
 
 
+UNSET = -233  # ncnn's "not given" for Crop's offsets, sizes, starts and ends
+
+
 def _crop(layer: Layer, reader: WeightReader) -> nn.Module:
+    """Crop of a 3-d blob: numpy-style ``starts``/``ends``/``axes`` (ids 9-11), else offsets and sizes (ids 0-8)."""
     starts, ends, axes = (tuple(int(v) for v in layer.get(key, ())) for key in (9, 10, 11))  # type: ignore[union-attr]
-    if starts:  # the ONNX-style form: per-axis [start, end), negative counts from the end
+    if starts and ends:  # [start, end) per axis (c, h, w); negative counts from the end, an end of 0 is the end
         dims = tuple(a % 3 + 1 for a in axes) if axes else (1, 2, 3)[: len(starts)]
-        spans = tuple(zip(dims, starts, ends, strict=True))
-    else:  # offsets and sizes; a size of 0 keeps everything up to offset2 from the end
+        spans = tuple(
+            (dim, 0 if start == UNSET else start, None if end in (UNSET, 0) else end)
+            for dim, start, end in zip(dims, starts, ends, strict=True)
+        )
+    else:  # offset, then at most ``size`` (UNSET: all), leaving ``offset2`` at the far end
         offsets = (int(layer.get(2, 0)), int(layer.get(1, 0)), int(layer.get(0, 0)))  # c, h, w
-        sizes = (int(layer.get(5, 0)), int(layer.get(4, 0)), int(layer.get(3, 0)))
+        if UNSET in offsets:
+            raise NcnnGraphError(f"{reader.path}: layer '{layer.name}' uses Crop's -233 offset shorthand (unsupported)")
+        sizes = (int(layer.get(5, UNSET)), int(layer.get(4, UNSET)), int(layer.get(3, UNSET)))
         tails = (int(layer.get(8, 0)), int(layer.get(7, 0)), int(layer.get(6, 0)))
         spans = tuple(
-            (dim, offset, offset + size if size > 0 else -tail or 1 << 30)
+            (dim, offset, (offset, size, tail))
             for dim, offset, size, tail in zip((1, 2, 3), offsets, sizes, tails, strict=True)
         )
 
@@ -417,8 +426,13 @@ def _crop(layer: Layer, reader: WeightReader) -> nn.Module:
         for dim, start, end in spans:
             side = x.shape[dim]
             first = start + side if start < 0 else start
-            last = min(end + side if end < 0 else end, side)
-            x = x.narrow(dim, first, last - first)
+            if isinstance(end, tuple):  # offsets form
+                offset, size, tail = end
+                length = side - offset - tail if size == UNSET else min(size, side - offset - tail)
+            else:
+                last = side if end is None else min(side, end if end > 0 else side + end)
+                length = last - first
+            x = x.narrow(dim, first, length)
         return x
 
     return Lambda(crop, f"spans {spans}")

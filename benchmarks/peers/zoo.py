@@ -155,17 +155,17 @@ class NcnnRunner:
         mat.substract_mean_normalize([], [1 / 255.0] * 3)
         if not self.peer.extra_channels:
             return mat
-        extra = np.broadcast_to(np.float32(self.peer.extra_channels)[:, None, None], (len(self.peer.extra_channels), h, w))
-        return self._mat(np.concatenate([np.array(mat), extra]))
+        return self._mat(np.concatenate([np.array(mat), self._extra(h, w)]))
 
     def float_mat(self, image: torch.Tensor) -> object:
         """A (1, 3, H, W) float tensor in [0, 1] as an ncnn input (for frames that are not uint8)."""
         planes = image[0].float().numpy()
-        if self.peer.extra_channels:
-            h, w = planes.shape[1:]
-            extra = np.float32(self.peer.extra_channels)[:, None, None]
-            planes = np.concatenate([planes, np.broadcast_to(extra, (len(extra), h, w))])
-        return self._mat(planes)
+        return self._mat(np.concatenate([planes, self._extra(*planes.shape[1:])]))
+
+    def _extra(self, h: int, w: int) -> np.ndarray:
+        """The constant input channels (none for RGB-only peers), (k, h, w)."""
+        values = np.float32(self.peer.extra_channels).reshape(-1, 1, 1)
+        return np.broadcast_to(values, (len(values), h, w))
 
     def _mat(self, planes: np.ndarray) -> object:
         """An ncnn Mat owning a copy of ``planes`` (``ncnn.Mat(array)`` only points at the array's memory)."""
