@@ -112,12 +112,12 @@ class WithChannels(nn.Module):
 
     def __init__(self, graph: NcnnGraph, values: tuple[float, ...]) -> None:
         super().__init__()
-        self.graph = graph
+        self.net = graph  # not ``graph``: torch.export's GraphModule owns that name
         self.register_buffer("values", torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        return self.graph(torch.cat([x, self.values.expand(n, -1, h, w)], 1))
+        return self.net(torch.cat([x, self.values.expand(n, -1, h, w)], 1))
 
 
 def load_peer(name: str) -> nn.Module:
