@@ -103,7 +103,7 @@ FULL = Settings(
     realworld=True,
     teacher=True,
     peers=tuple(PEERS),
-    # SRMD (~1.5 M MACs per LR pixel, ~25 s per ORT fp32 frame at 960x540 here) gets quality rows only
+    # SRMD (~1.5 M MACs per LR pixel; an ORT fp32 frame at 960x540, estimated from 48x32, ~25 s here): quality only
     timed_peers=("span-ch48-x2", "span-ch48-x4", "realesr-animevideov3-x2", "realesr-animevideov3-x4"),
 )
 QUICK = Settings(

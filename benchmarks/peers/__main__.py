@@ -43,19 +43,27 @@ COLUMNS = (
 )
 
 
-def peer_rows(names: tuple[str, ...], threads: int, runs: int) -> list[Row]:
-    """Every figure of the table, bicubic first at each scale."""
-    photos = photo_set(PHOTOS)
+def peer_rows(
+    names: tuple[str, ...],
+    threads: int,
+    runs: int,
+    photos: tuple[str, ...] = PHOTOS,
+    max_side: int = FULL.max_side,
+    sizes: dict[int, tuple[int, int]] = FULL.latency_sizes,
+) -> list[Row]:
+    """Every figure of the table, bicubic first at each scale (defaults: the full benchmark's photos, crops and
+    latency sizes)."""
+    images = photo_set(photos)
     rows: list[Row] = []
     for scale in sorted({PEERS[name].scale for name in names}):
-        sets = {d: pairs(photos, scale, d, FULL.max_side) for d in ("bicubic", "realistic")}
+        sets = {d: pairs(images, scale, d, max_side) for d in ("bicubic", "realistic")}
         base = score(E.bicubic(scale).run, sets["bicubic"], scale).psnr
         models = [E.bicubic(scale)] + [E.peer(name) for name in names if PEERS[name].scale == scale]
         for entry in models:
             clean, real = (score(entry.run, sets[d], scale) for d in ("bicubic", "realistic"))
             row: Row = {"model": entry.name, "scale": scale}
             if entry.pretrained:
-                h, w = FULL.latency_sizes[scale]
+                h, w = sizes[scale]
                 stats = time_ncnn(entry.name, (h, w), runs, threads=threads)
                 row |= {"parity_db": parity_db(entry.name, sets["bicubic"] + sets["realistic"], threads)}
                 row |= {"ncnn_input": f"{w}x{h}", "ncnn_ms": stats.median_ms, "ncnn_threads": threads}
