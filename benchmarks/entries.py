@@ -1,7 +1,8 @@
 """The rows of every benchmark table: which models run, how, and what they are made of.
 
 An :class:`Entry` is one model at one scale with a ``run(lr) -> sr`` function for quality, and for the
-lowered measurements either a plain ``image -> image`` network (``net``) or a MetaSR checkpoint.
+lowered measurements either a plain ``image -> image`` network (``net``) or a MetaSR checkpoint. Pretrained
+peers (:func:`peer`) are networks with someone else's published weights, read from their ncnn files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.architectures import load_trained
+from benchmarks.peers.zoo import PEERS, load_peer
 from benchmarks.quality import Run
 from metasr.assembly import load_graph, load_metasr
 from metasr.distill.evaluate import student_runs
@@ -39,6 +41,7 @@ class Entry:
     net: nn.Module | None = None  # a plain network (lowered as is)
     checkpoint: Path | None = None  # a MetaSR graph (lowered through the export pipeline's load/prepare)
     timed: bool = True  # in the latency table
+    pretrained: bool = False  # a peer's published weights: quality and latency rows, no quantization-loss rows
 
     @property
     def lowerable(self) -> bool:
@@ -53,6 +56,19 @@ def trained(name: str, scale: int, budget: str) -> Entry:
     """An architecture with its benchmark-trained weights (the shared recipe and step budget)."""
     net = load_trained(name, scale)
     return Entry(name, scale, budget, _no_grad(net), net=net)
+
+
+def peer(name: str, timed: bool = True) -> Entry:
+    """A pretrained peer (``benchmarks/peers``), its output clamped to [0, 1] as its app wrapper writes uint8."""
+    net = load_peer(name)
+    spec = PEERS[name]
+    trained_as = f"pretrained weights (not trained here): {spec.source}"
+
+    def run(lr: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(lr).clamp(0, 1)
+
+    return Entry(name, spec.scale, trained_as, run, net=net, timed=timed, pretrained=True)
 
 
 def metasr(

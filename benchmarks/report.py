@@ -27,6 +27,7 @@ COLUMNS = {
         "delegated",
     ),
     "overhead": None,
+    "ncnn_latency": None,
     "app_latency": None,
     "export_time": None,
 }
@@ -38,6 +39,7 @@ TITLES = {
     "peak": "Int8 peak of this CPU (one static int8 GEMM through ExecuTorch's XNNPACK delegate)",
     "latency": "Latency per frame (median and p10-p90 spread), MACs per output pixel, achieved MAC/s",
     "overhead": "Orchestrator overhead: MetaSR graph vs its student alone (device metadata + orchestrator removed)",
+    "ncnn_latency": "Pretrained peers in their own engine: ncnn fp32 on this CPU (no Vulkan), per frame",
     "app_latency": "Routed vs plain as an app runs them: photos upscaled x2 tile by tile (256-px app tiles, "
     "overlap 16) through the exported artifacts, ms per photo set (`benchmarks/app_latency.py`)",
     "export_time": "Export wall time (seconds, per stage and total)",
@@ -52,7 +54,10 @@ multiples of 32 x scale and latency inputs are padded up to them (960x540 -> 960
 Quality crops are centred, at most {max_side} px; `realistic` is the Real-ESRGAN two-stage degradation with one
 fixed seed per image. Latency: each model is PT2E int8 quantized with the XNNPACK quantizer and run by
 ExecuTorch's Python runtime, and exported fp32 to ONNX Runtime's CPU provider, on all cores of this machine;
-`peak_pct` is the achieved int8 MAC/s as a percentage of the int8 GEMM peak."""
+`peak_pct` is the achieved int8 MAC/s as a percentage of the int8 GEMM peak. Rows trained "pretrained weights
+(not trained here)" are published models (SPAN, Real-ESRGAN animevideov3, SRMD) read from their ncnn weights
+by `benchmarks/peers` (output clamped to [0, 1], as their apps write 8-bit images); they are lowered and timed
+like the others and also timed in ncnn itself."""
 
 
 def render(

@@ -9,7 +9,11 @@ Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into `
    480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
 4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
 5. app_latency: the routed graph against its plain expert, both exported and run tile by tile as an app does;
-6. export_time: ``metasr-export --target all`` wall time, per target and stage.
+6. export_time: ``metasr-export --target all`` wall time, per target and stage;
+7. ncnn_latency: the pretrained peers (``benchmarks/peers``) in ncnn's own fp32 CPU runtime, at the latency sizes.
+
+Pretrained peers get quality, legibility and latency rows like any network, no quantization-loss rows;
+``python -m benchmarks.peers`` measures them alone (parity with ncnn, photos, ncnn time) in a few minutes.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from benchmarks import latency as L
 from benchmarks.app_latency import app_latency_rows
 from benchmarks.architectures import ARCHITECTURES
 from benchmarks.legibility import TextReader, legibility, text_samples
+from benchmarks.peers.measure import time_ncnn
+from benchmarks.peers.zoo import PEERS
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
 from benchmarks.quant_loss import TARGETS, prepare_plain, quant_loss
 from benchmarks.report import render
@@ -74,6 +80,9 @@ class Settings:
     export_targets: str  # the --target given to metasr-export
     realworld: bool  # the opt-in distilled x2 graph, with and without its metadata, and the routed graph
     teacher: bool
+    peers: tuple[str, ...] = ()  # pretrained peers (benchmarks/peers) at the scales measured
+    timed_peers: tuple[str, ...] = ()  # the peers in the latency tables (big: SPAN-ch48 is ~7x the student's MACs)
+    peer_runs: int = 3  # timed runs per peer and runtime (one frame takes seconds)
 
 
 FULL = Settings(
@@ -93,6 +102,9 @@ FULL = Settings(
     export_targets="all",
     realworld=True,
     teacher=True,
+    peers=tuple(PEERS),
+    # SRMD (~1.5 M MACs per LR pixel; an ORT fp32 frame at 960x540, estimated from 48x32, ~25 s here): quality only
+    timed_peers=("span-ch48-x2", "span-ch48-x4", "realesr-animevideov3-x2", "realesr-animevideov3-x4"),
 )
 QUICK = Settings(
     name="quick",
@@ -133,6 +145,9 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
             rows.append(E.routed("MetaSR graph, routed (metasr-x2-routed)", E.ROUTED.path, ROUTED_TRAINING))
         if scale == 2 and settings.teacher and teacher is not None and teacher.is_file():
             rows.append(E.teacher(teacher))
+        rows += [
+            E.peer(name, timed=name in settings.timed_peers) for name in settings.peers if PEERS[name].scale == scale
+        ]
     return rows
 
 
@@ -174,7 +189,7 @@ def quant_rows(entries: list[E.Entry], settings: Settings, tick: Callable[[], No
     rows = []
     """Plain networks through every target's quantize/lower/validate; the MetaSR graph's rows come from
     the export run (:func:`export_rows`)."""
-    for entry in (e for e in entries if e.net is not None and e.scale in settings.quant_scales):
+    for entry in (e for e in entries if e.net is not None and not e.pretrained and e.scale in settings.quant_scales):
         for target in settings.quant_targets:
             loss = quant_loss(prepare_plain(entry.net, entry.scale, target, settings.quant_size))
             rows.append(_row(entry, target=target, mean_db=loss.mean_db, min_db=loss.min_db, error=loss.error))
@@ -185,7 +200,30 @@ def quant_rows(entries: list[E.Entry], settings: Settings, tick: Callable[[], No
 def latency_rows(entries: list[E.Entry], settings: Settings, peak: L.Peak, tick: Callable[[], None]) -> list[Row]:
     rows = []
     for entry in (e for e in entries if e.lowerable and e.timed and e.scale in settings.latency_sizes):
-        rows += measure_latency(entry, settings.latency_sizes[entry.scale], settings.latency_runs, peak)
+        runs = settings.peer_runs if entry.pretrained else settings.latency_runs
+        rows += measure_latency(entry, settings.latency_sizes[entry.scale], runs, peak)
+        tick()
+    return rows
+
+
+def ncnn_latency_rows(entries: list[E.Entry], settings: Settings, tick: Callable[[], None]) -> list[Row]:
+    """The timed peers in ncnn's fp32 CPU runtime (their own engine), on all cores, at the latency sizes."""
+    rows = []
+    for entry in (e for e in entries if e.pretrained and e.timed and e.scale in settings.latency_sizes):
+        h, w = settings.latency_sizes[entry.scale]
+        stats = time_ncnn(entry.name, (h, w), settings.peer_runs, threads=L.CPU_THREADS)
+        rows.append(
+            _row(
+                entry,
+                runtime="ncnn CPU fp32",
+                input=f"{w}x{h}",
+                output=f"{w * entry.scale}x{h * entry.scale}",
+                median_ms=stats.median_ms,
+                p10_ms=stats.p10_ms,
+                p90_ms=stats.p90_ms,
+                threads=L.CPU_THREADS,
+            )
+        )
         tick()
     return rows
 
@@ -297,6 +335,7 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
         steps = {
             "latency": lambda tick: latency_rows(entries, settings, _peak(settings, tables), tick),
             "overhead": lambda tick: overhead_rows(entries, tables["latency"], settings, tick),
+            "ncnn_latency": (lambda tick: ncnn_latency_rows(entries, settings, tick)) if settings.timed_peers else None,
             "app_latency": (lambda tick: app_latency_rows(E.ROUTED.path, settings.photos, APP_RUNS))
             if settings.realworld
             else None,
