@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ANDROID = ROOT / "android_demo"
 KOTLIN = ANDROID / "app/src/main/java/dev/metasr/demo"
 ANDROID_FIXTURE = ANDROID / "app/src/test/resources/manifest_executorch_xnnpack.json"
+ANDROID_ROUTED_FIXTURE = ANDROID / "app/src/test/resources/manifest_executorch_xnnpack_routed.json"
 IOS = ROOT / "ios_demo"
 SWIFT = IOS / "MetaSRKit/Sources/MetaSRKit"
 SWIFT_FIXTURE = IOS / "MetaSRKit/Tests/MetaSRKitTests/Fixtures.swift"
@@ -47,7 +48,10 @@ TARGET_KEYS = {
     "backend": "onnx-qnn",
     "context_model": "onnx-qnn",
     "compute_units": "coreml",
+    "minimum_deployment_target": "coreml",
 }
+# Targets whose routed manifests the apps read (onnx-qnn writes the onnx layout with _qdq file names).
+ROUTED_TARGETS = ("onnx", "executorch-xnnpack", "coreml")
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -169,8 +173,35 @@ def sample() -> dict[str, Any]:
     return json.loads(read(SAMPLES["android_demo"]))
 
 
+def swift_fixtures() -> dict[str, dict[str, Any]]:
+    """Every JSON fixture in Fixtures.swift, by its static name."""
+    found = re.findall(r'static let (\w+) = #"""\n(.*?)\n\s*"""#', read(SWIFT_FIXTURE), re.S)
+    return {name: json.loads(textwrap.dedent(body)) for name, body in found}
+
+
 def swift_fixture() -> dict[str, Any]:
-    return json.loads(textwrap.dedent(re.search(r'#"""\n(.*?)\n\s*"""#', read(SWIFT_FIXTURE), re.S).group(1)))
+    return swift_fixtures()["manifestJSON"]
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExportResult]:
+    """A tiny routed checkpoint (two experts, 64-px routing tiles, x1/2 thumbnail) really exported for every
+    target whose routed manifest the apps read, at 128x128."""
+    from metasr.assembly import save_routed
+    from tests.test_export_routed import _routed
+
+    root = tmp_path_factory.mktemp("routed")
+    checkpoint = root / "routed.safetensors"
+    save_routed(_routed(), checkpoint)
+    return {
+        target: export(with_overrides(resolve_recipe(target), input_sizes=((128, 128),)), root, checkpoint=checkpoint)
+        for target in ROUTED_TARGETS
+    }
+
+
+@pytest.fixture(scope="module")
+def routed_manifests(routed: dict[str, ExportResult]) -> dict[str, dict[str, Any]]:
+    return {target: json.loads(result.manifest.read_text()) for target, result in routed.items()}
 
 
 # --- manifests -----------------------------------------------------------------------------------------------------
@@ -265,14 +296,32 @@ def test_manifest_hash_is_what_the_android_app_checks(exported: ExportResult, ma
     assert source.index("digest.update(artifact.name") < source.index("artifact.inputStream()")
 
 
+def kotlin_function(source: str, name: str) -> str:
+    """The body of Kotlin function ``name``, found by brace matching."""
+    match = re.search(rf"\bfun {name}\([^)]*\)[^{{]*\{{", source)
+    assert match, f"no Kotlin function {name}"
+    depth, i = 1, match.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(source[i], 0)
+        i += 1
+    return source[match.end() : i - 1]
+
+
+def json_reads(source: str) -> list[tuple[str, str]]:
+    """(get | opt, key) for every org.json read in Kotlin ``source``."""
+    return re.findall(r"\b(get|opt)\w*\(\s*\"([a-z0-9_]+)\"", source)
+
+
 def test_manifest_keys_read_by_kotlin_exist(manifest: dict[str, Any]) -> None:
     source = read(KOTLIN / "Manifest.kt")
-    reads = re.findall(r"\b(get|opt)\w*\(\s*\"([a-z0-9_]+)\"", source)
+    source = source.replace(kotlin_function(source, "parseRouting"), "")  # routed manifests only: tested below
+    reads = json_reads(source)
     required = {key for kind, key in reads if kind == "get"}
     optional = {key for kind, key in reads if kind == "opt"}
     assert {"schema_version", "target", "file", "model_sha256", "scale", "inputs", "outputs", "tile"} <= required
     assert required <= all_keys(manifest), required - all_keys(manifest)
-    for key in optional - all_keys(manifest):
+    assert 'json.optJSONObject("routing")' in source  # a plain manifest has none
+    for key in optional - all_keys(manifest) - {"routing"}:
         assert key in TARGET_KEYS, f"Manifest.kt reads '{key}', which no target writes"
         source = target_source(TARGET_KEYS[key])
         if source is not None:
@@ -287,6 +336,10 @@ def check_swift_keys(manifest: dict[str, Any]) -> None:
         "TensorSpec": manifest["inputs"] + manifest["outputs"],
         "TileSpec": [manifest["tile"]],
     }
+    if "routing" in manifest:
+        routing = manifest["routing"]
+        sections["TensorSpec"] += [*routing["router"]["inputs"], routing["router"]["output"]]
+        sections |= {"RoutingSpec": [routing], "RouterSpec": [routing["router"]], "FunctionSpec": routing["experts"]}
     for struct, objects in sections.items():
         for key, optional in structs[struct].items():
             if not optional:
@@ -297,10 +350,10 @@ def check_swift_keys(manifest: dict[str, Any]) -> None:
                     assert f'"{key}"' in source, f"{TARGETS[TARGET_KEYS[key]]} no longer writes '{key}'"
 
 
-def test_manifest_keys_decoded_by_swift_exist(manifest: dict[str, Any]) -> None:
+def test_manifest_keys_decoded_by_swift_exist(manifest: dict[str, Any], routed_manifests: dict[str, Any]) -> None:
     check_swift_keys(manifest)
     structs = swift_structs(SWIFT / "Manifest.swift")
-    written = all_keys(manifest) | set(TARGET_KEYS)
+    written = all_keys(manifest) | all_keys(routed_manifests["coreml"]) | set(TARGET_KEYS)
     decoded = {key for keys in structs.values() for key in keys}
     assert decoded <= written, f"Manifest.swift decodes keys no target writes: {decoded - written}"
 
@@ -312,22 +365,171 @@ def test_swift_decodes_the_coreml_manifest(coreml_manifest: dict[str, Any]) -> N
     assert coreml_manifest["file"] == swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern") % 2
 
 
+# --- routed artifacts ----------------------------------------------------------------------------------------------
+
+
+def test_routed_manifests_validate_and_the_app_fixtures_are_real_ones(routed_manifests: dict[str, Any]) -> None:
+    for target, manifest in routed_manifests.items():
+        check(manifest, "manifest")
+        assert manifest["model"]["graph"] == "routed" and manifest["routing"]["blending"] == "hard", target
+    android = json.loads(read(ANDROID_ROUTED_FIXTURE))
+    ios = swift_fixtures()["routedManifestJSON"]
+    for fixture, real in ((android, routed_manifests["executorch-xnnpack"]), (ios, routed_manifests["coreml"])):
+        same_structure(fixture, real)
+        assert set(fixture) == set(real)
+        assert all_keys(fixture["routing"]) == all_keys(real["routing"])
+        assert [e["function"] for e in fixture["routing"]["experts"]] == ["expert_0", "expert_1"]
+
+
+def test_routing_keys_read_by_the_apps_exist(routed_manifests: dict[str, Any]) -> None:
+    body = kotlin_function(read(KOTLIN / "Manifest.kt"), "parseRouting")
+    reads = json_reads(body)
+    assert {key for kind, key in reads if kind == "opt"} == set()
+    required = {key for _, key in reads}
+    assert {"tile", "thumbnail", "router", "experts", "function", "file", "inputs", "output", "blending"} <= required
+    for target in ("onnx", "executorch-xnnpack"):
+        routing = routed_manifests[target]["routing"]
+        assert required <= all_keys(routing), (target, required - all_keys(routing))
+    check_swift_keys(routed_manifests["coreml"])
+    structs = swift_structs(SWIFT / "Manifest.swift")
+    assert structs["Manifest"]["routing"] and not structs["RoutingSpec"]["thumbnail"]
+    assert set(structs["RoutingSpec"]) <= set(routed_manifests["coreml"]["routing"])
+
+
+def test_app_function_and_file_names_match_the_routed_exports(
+    routed: dict[str, ExportResult], routed_manifests: dict[str, Any]
+) -> None:
+    from executorch.runtime import Runtime
+
+    from metasr.exporter import coreml
+    from metasr.exporter.executorch_common import method_sizes
+
+    for target, manifest in routed_manifests.items():
+        routing = manifest["routing"]
+        functions = [routing["router"]["function"], *(e["function"] for e in routing["experts"])]
+        assert functions == ["router", "expert_0", "expert_1"], target
+        assert [t["name"] for t in routing["router"]["inputs"]] == ["image", "strength"]
+        assert routing["router"]["output"]["name"] == "output"
+        assert routing["router"]["output"]["shapes"] == [[1, 2, 2, 2]]  # 128 px: 2 x 2 blocks of 64
+        folder = routed[target].artifact.parent
+        assert all((folder / e["file"]).exists() for e in [routing["router"], *routing["experts"]]), target
+    # ONNX: a file per function; the router takes (image, strength) by name, an expert the image alone
+    onnx_routing = routed_manifests["onnx"]["routing"]
+    folder = routed["onnx"].artifact.parent
+    router = onnx.load(folder / onnx_routing["router"]["file"]).graph
+    assert [i.name for i in router.input] == ["image", "strength"] and router.output[0].name == "output"
+    for expert in onnx_routing["experts"]:
+        graph = onnx.load(folder / expert["file"]).graph
+        assert [i.name for i in graph.input] == ["image"] and graph.output[0].name == "output"
+    # ExecuTorch: one .pte whose methods are the manifest's function names
+    pte = routed["executorch-xnnpack"].artifact
+    methods = set(Runtime.get().load_program(pte).method_names)
+    assert methods == {"router", "expert_0", "expert_1"}
+    # ExecuTorchEngine.method builds a function's sized method as the exporter names it
+    executorch = read(KOTLIN / "ExecuTorchEngine.kt")
+    assert 'if (height to width == first) function else "${function}_${height}x$width"' in executorch
+    prepared = types.SimpleNamespace(
+        function="expert_0", recipe=types.SimpleNamespace(input_sizes=((128, 128), (256, 96)))
+    )
+    assert list(method_sizes(prepared)) == ["expert_0", "expert_0_256x96"]
+    assert "execute(method(routing.router.function, th, tw, h0 / t to w0 / t), inputs)" in executorch
+    assert "method(routing.experts[k].function, height, width, h0 to w0)" in executorch
+    assert "module.loadMethod(method)" in executorch and "module.execute(method," in executorch
+    # Core ML: one multifunction package, a function per name, loaded by MLModelConfiguration.functionName
+    package = routed["coreml"].artifact
+    assert set(coreml._program(package).functions) == {"router", "expert_0", "expert_1"}
+    assert routed_manifests["coreml"]["minimum_deployment_target"] == "iOS18"
+    engine = read(SWIFT / "CoreMLEngine.swift")
+    assert "configuration.functionName = function" in engine and "#available(iOS 18.0, macOS 15.0, *)" in engine
+    assert "Self.load(compiled, function: routing.router.function" in engine
+    assert "for expert in routing.experts {" in engine and "function: expert.function" in engine
+
+
+def test_routed_artifact_names_match_the_exporter(routed_manifests: dict[str, Any]) -> None:
+    kinds = {target: routed for _, target, _, _, routed in engine_kinds()}
+    for target in ("onnx", "executorch-xnnpack"):
+        assert kinds[target] % 2 == routed_manifests[target]["file"]
+    assert kinds["executorch-vulkan"] == kinds["executorch-xnnpack"]  # both write through executorch_common
+    common = Path(importlib.util.find_spec("metasr.exporter.executorch_common").origin).read_text()
+    assert re.search(r'f"metasr_x\{[^"]+\}_routed\.pte"', common)
+    # onnx-qnn: the router's stem with the QDQ suffix, as for the plain model
+    router_stem = PreparedModel.stem.fget(types.SimpleNamespace(scale=2, function="router"))
+    assert kinds["onnx-qnn"] % 2 == router_stem + "_qdq.onnx"
+    assert "metasr_x%d_qdq.onnx" in exporter_file_patterns("onnx-qnn")
+    swift = swift_string(read(SWIFT / "Manifest.swift"), "routedArtifactPattern")
+    assert swift % 2 == routed_manifests["coreml"]["file"]
+
+
+def kotlin_combined_sha256(folder: Path, files: list[str]) -> str:
+    """ModelManifest.matches for a routed artifact: in name order, each file's name, then its own hash in hex."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(name.encode() + (folder / name).read_bytes()).hexdigest().encode())
+    return digest.hexdigest()
+
+
+def test_routed_hash_is_what_the_android_app_checks(
+    routed: dict[str, ExportResult], routed_manifests: dict[str, Any]
+) -> None:
+    for target in ("onnx", "executorch-xnnpack"):
+        manifest = routed_manifests[target]
+        routing = manifest["routing"]
+        files = sorted({e["file"] for e in [routing["router"], *routing["experts"]]})
+        assert len(files) == (3 if target == "onnx" else 1)
+        folder = routed[target].artifact.parent
+        assert kotlin_combined_sha256(folder, files) == manifest["model_sha256"], target
+    source = read(KOTLIN / "Manifest.kt")
+    combined = kotlin_function(source, "combinedSha256")
+    assert "files.sortedBy { it.name }" in combined
+    assert combined.index("digest.update(file.name") < combined.index("digest.update(sha256(file)")
+    assert "(listOf(router) + experts).map { it.file }.distinct()" in source
+
+
+def test_both_apps_dispatch_each_tile_as_the_manifest_says(routed_manifests: dict[str, Any]) -> None:
+    dispatch = routed_manifests["onnx"]["routing"]["dispatch"]
+    assert "image[..., ::2, ::2]" in dispatch and "argmin over axis 1" in dispatch and "keep its output" in dispatch
+    kotlin = read(KOTLIN / "RoutedDispatch.kt")
+    # thumbnail: every t-th pixel of each row and column, planar CHW
+    assert "val src = (c * height + j * t) * width" in kotlin and "out[dst + i] = image[src + i * t]" in kotlin
+    # argmin over the experts (NKHW, first on ties), per block
+    assert "if (scores[k * plane + b] < scores[best * plane + b]) best = k" in kotlin
+    # one expert: its output as is; several: each block's (block * scale)^2 pixels from its expert
+    assert "if (used.size == 1) return expert(used[0])" in kotlin
+    assert "val side = block * scale" in kotlin and "outputs.getValue(routes[blocks + b])" in kotlin
+    for engine in ("ExecuTorchEngine.kt", "OnnxQnnEngine.kt"):
+        text = read(KOTLIN / engine)
+        assert "RoutedDispatch.forManifest(manifest)" in text and "dispatch.run(" in text, engine
+    swift = read(SWIFT / "RoutedDispatch.swift")
+    assert "let src = source + j * t * rowBytes" in swift and "from: src + i * t * bytesPerPixel" in swift
+    assert "where scores[k * plane + b] < scores[best * plane + b] { best = k }" in swift
+    assert "let side = block * scale" in swift and "let source = output(routes[blocks + b])" in swift
+    engine = read(SWIFT / "CoreMLEngine.swift")
+    assert "if let dispatch { return try predictRouted(tile, dispatch: dispatch) }" in engine
+    assert "if used.count == 1 { return first }" in engine
+    # the Kotlin and Swift unit tests exercise the dispatch on the real routed fixtures
+    assert "/manifest_executorch_xnnpack_routed.json" in read(
+        ANDROID / "app/src/test/java/dev/metasr/demo/RoutedDispatchTest.kt"
+    )
+    assert "Fixtures.routedManifest()" in read(IOS / "MetaSRKit/Tests/MetaSRKitTests/RoutedDispatchTests.swift")
+
+
 # --- artifact names and runtimes -----------------------------------------------------------------------------------
 
 
-def engine_kinds() -> list[tuple[str, str, str, str]]:
-    """(enum name, target, runtime, artifact pattern) from SrEngine.kt's EngineKind."""
+def engine_kinds() -> list[tuple[str, str, str, str, str]]:
+    """(enum name, target, runtime, artifact pattern, routed artifact pattern) from SrEngine.kt's EngineKind."""
     source = read(KOTLIN / "SrEngine.kt")
-    return re.findall(r'^\s*(\w+)\("([\w-]+)", "([\w-]+)", "([^"]+)"\)', source, re.M)
+    return re.findall(r'^\s*(\w+)\("([\w-]+)", "([\w-]+)", "([^"]+)", "([^"]+)"\)', source, re.M)
 
 
 def test_engine_kinds_cover_every_target_and_schema_runtime() -> None:
     kinds = engine_kinds()
-    targets = {target for _, target, _, _ in kinds}
+    targets = {target for _, target, *_ in kinds}
     assert targets | {"coreml"} == set(TARGETS)
     runtimes = load_schema("benchmark_results")["properties"]["runtime"]["enum"]
     assert set(runtime_targets()) == set(runtimes)
-    for _, target, runtime, _ in kinds:
+    for _, target, runtime, *_ in kinds:
         assert runtime_targets()[runtime] == target
     assert re.search(r'static let runtimeName = "coreml"', read(SWIFT / "Benchmark.swift"))
 
@@ -337,15 +539,18 @@ def test_app_artifact_names_match_the_exporter(target: str, manifest: dict[str, 
     if target == "coreml":
         pattern = swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern")
     else:
-        pattern = next(p for _, t, _, p in engine_kinds() if t == target)
+        pattern = next(p for _, t, _, p, _ in engine_kinds() if t == target)
     if target == manifest["target"]:
         assert pattern % manifest["scale"] == manifest["file"]
     assert pattern in exporter_file_patterns(target)
 
 
 def test_readmes_name_only_real_artifacts() -> None:
-    patterns = [p for *_, p in engine_kinds()] + [swift_string(read(SWIFT / "Manifest.swift"), "artifactPattern")]
-    names = {p % s for p in patterns for s in (2, 4)}
+    swift = read(SWIFT / "Manifest.swift")
+    patterns = [p for *_, p, _ in engine_kinds()] + [swift_string(swift, "artifactPattern")]
+    routed = [p for *_, p in engine_kinds()] + [swift_string(swift, "routedArtifactPattern")]
+    routed += [p.replace("router", f"expert_{k}") for p in routed if "router" in p for k in range(2)]
+    names = {p % s for p in patterns + routed for s in (2, 4)}
     names |= {n.replace(".mlpackage", ".mlmodelc") for n in names}
     for readme in (ANDROID / "README.md", IOS / "README.md"):
         mentioned = set(re.findall(r"metasr_x\d\w*\.(?:pte|onnx|mlpackage|mlmodelc)", read(readme)))

@@ -6,6 +6,8 @@ import Foundation
 
 /// The Core ML artifact (`metasr-export --target coreml`): image input "image" (RGB, 1/255 scaling inside the
 /// model), tensor input "strength" (1, 1, 1, 1) unless the artifact is a bare student, image output "output".
+/// A routed artifact is one multifunction package (iOS 18): the router (thumbnail image and strength in, NKHW scores
+/// "output" out) and the experts (image in, image out), each loaded by function name and dispatched per tile.
 public final class CoreMLEngine {
     public let manifest: Manifest
     public let computeUnits: MLComputeUnits
@@ -17,10 +19,15 @@ public final class CoreMLEngine {
         get { strengthArray?[0].floatValue ?? Manifest.noStrength }
         set { strengthArray?[0] = NSNumber(value: newValue) }
     }
+    /// The model, or a routed artifact's router (both take the image and the strength).
     private let model: MLModel
+    /// A routed artifact's experts, in manifest order, and how tiles are dispatched to them; empty / nil otherwise.
+    private let experts: [MLModel]
+    private let dispatch: RoutedDispatch?
     private let strengthArray: MLMultiArray?
     private let context = CIContext(options: [.cacheIntermediates: false])
     private var tileBuffer: CVPixelBuffer?
+    private var thumbnailBuffers: [Int: CVPixelBuffer] = [:] // by width << 32 | height
 
     /// Load a compiled `.mlmodelc` (bundled by Xcode) or compile an `.mlpackage` (e.g. copied into Documents).
     public init(modelURL: URL, manifest: Manifest, computeUnits: MLComputeUnits? = nil) async throws {
@@ -30,7 +37,26 @@ public final class CoreMLEngine {
         if modelURL.pathExtension != "mlmodelc" {
             compiled = try await MLModel.compileModel(at: modelURL)
         }
-        let model = try await MLModel.load(contentsOf: compiled, configuration: configuration)
+        let model: MLModel
+        var experts: [MLModel] = []
+        var dispatch: RoutedDispatch?
+        if let routing = manifest.routing {
+            guard #available(iOS 18.0, macOS 15.0, *) else {
+                let needs = manifest.minimumDeploymentTarget ?? "iOS18"
+                throw MetaSRError("\(manifest.file) is a routed multifunction model for \(needs); update the OS")
+            }
+            let files = Set([routing.router.file] + routing.experts.map(\.file))
+            guard files == [manifest.file] else {
+                throw MetaSRError("routing names \(files.sorted()), not one package \(manifest.file); re-export it")
+            }
+            model = try await Self.load(compiled, function: routing.router.function, configuration: configuration)
+            for expert in routing.experts {
+                experts.append(try await Self.load(compiled, function: expert.function, configuration: configuration))
+            }
+            dispatch = try RoutedDispatch(routing: routing, scale: manifest.scale)
+        } else {
+            model = try await MLModel.load(contentsOf: compiled, configuration: configuration)
+        }
         let inputs = model.modelDescription.inputDescriptionsByName
         guard inputs[Manifest.imageInput]?.type == .image else {
             throw MetaSRError("\(manifest.file) has no image input '\(Manifest.imageInput)'; re-export it")
@@ -49,21 +75,120 @@ public final class CoreMLEngine {
         self.computeUnits = configuration.computeUnits
         self.tiler = try Tiler(manifest: manifest)
         self.model = model
+        self.experts = experts
+        self.dispatch = dispatch
         self.strengthArray = strength
     }
 
-    /// One model call on a tile-sized pixel buffer (32BGRA); returns the upscaled image buffer.
+    /// One function of a multifunction package (MLModelConfiguration.functionName).
+    @available(iOS 18.0, macOS 15.0, *)
+    private static func load(_ url: URL, function: String,
+                             configuration: MLModelConfiguration) async throws -> MLModel {
+        let configuration = configuration.copy() as! MLModelConfiguration // swiftlint:disable:this force_cast
+        configuration.functionName = function
+        return try await MLModel.load(contentsOf: url, configuration: configuration)
+    }
+
+    /// One model call on a tile-sized pixel buffer (32BGRA); returns the upscaled image buffer. A routed artifact
+    /// runs its router and the expert(s) it picks for the tile.
     public func predict(_ tile: CVPixelBuffer) throws -> CVPixelBuffer {
-        var inputs: [String: MLFeatureValue] = [Manifest.imageInput: MLFeatureValue(pixelBuffer: tile)]
-        if let strengthArray {
+        if let dispatch { return try predictRouted(tile, dispatch: dispatch) }
+        return try image(from: prediction(model, image: tile, strength: true))
+    }
+
+    private func prediction(_ model: MLModel, image: CVPixelBuffer, strength: Bool) throws -> MLFeatureProvider {
+        var inputs: [String: MLFeatureValue] = [Manifest.imageInput: MLFeatureValue(pixelBuffer: image)]
+        if strength, let strengthArray {
             inputs[Manifest.strengthInput] = MLFeatureValue(multiArray: strengthArray)
         }
         let features = try MLDictionaryFeatureProvider(dictionary: inputs)
-        let result = try model.prediction(from: features)
+        return try model.prediction(from: features)
+    }
+
+    private func image(from result: MLFeatureProvider) throws -> CVPixelBuffer {
         guard let output = result.featureValue(for: Manifest.outputName)?.imageBufferValue else {
             throw MetaSRError("\(manifest.file) returned no image output '\(Manifest.outputName)'; re-export it")
         }
         return output
+    }
+
+    /// The router on the tile's thumbnail, the argmin of its scores per block, then each chosen expert on the whole
+    /// tile; one expert's output is returned as is, several are composed block by block.
+    private func predictRouted(_ tile: CVPixelBuffer, dispatch: RoutedDispatch) throws -> CVPixelBuffer {
+        let (height, width) = (CVPixelBufferGetHeight(tile), CVPixelBufferGetWidth(tile))
+        let (rows, cols) = try dispatch.blocks(height: height, width: width)
+        let thumbnail = try makeThumbnail(of: tile, dispatch: dispatch)
+        let scores = try prediction(model, image: thumbnail, strength: true)
+        guard let array = scores.featureValue(for: Manifest.outputName)?.multiArrayValue else {
+            throw MetaSRError("\(manifest.file)'s router returned no scores '\(Manifest.outputName)'; re-export it")
+        }
+        let routes = try dispatch.routes(scores: Self.floats(array, experts: dispatch.experts, rows: rows, cols: cols),
+                                         rows: rows, cols: cols)
+        let used = RoutedDispatch.used(routes)
+        var outputs: [Int: CVPixelBuffer] = [:]
+        for k in used {
+            outputs[k] = try image(from: prediction(experts[k], image: tile, strength: false))
+        }
+        guard let first = used.first.flatMap({ outputs[$0] }) else {
+            throw MetaSRError("the router named no expert for the \(width)x\(height) tile")
+        }
+        if used.count == 1 { return first } // the usual case: one expert for the whole tile, its output as is
+        let out = try Self.makeBuffer(width: width * dispatch.scale, height: height * dispatch.scale,
+                                      format: CVPixelBufferGetPixelFormatType(first))
+        let buffers = [out] + used.compactMap { outputs[$0] }
+        buffers.forEach { CVPixelBufferLockBaseAddress($0, []) }
+        defer { buffers.forEach { CVPixelBufferUnlockBaseAddress($0, []) } }
+        guard let destination = CVPixelBufferGetBaseAddress(out) else {
+            throw MetaSRError("cannot compose the routed tile: an output buffer has no base address")
+        }
+        let sources = try outputs.mapValues { buffer -> (pixels: UnsafeRawPointer, rowBytes: Int) in
+            guard let base = CVPixelBufferGetBaseAddress(buffer) else {
+                throw MetaSRError("cannot compose the routed tile: an output buffer has no base address")
+            }
+            return (UnsafeRawPointer(base), CVPixelBufferGetBytesPerRow(buffer))
+        }
+        dispatch.compose(routes: routes, height: height, width: width, output: { sources[$0]! },
+                         into: destination, destinationRowBytes: CVPixelBufferGetBytesPerRow(out))
+        return out
+    }
+
+    /// `tile[..., ::t, ::t]` in a (cached) 32BGRA buffer of the thumbnail's size.
+    private func makeThumbnail(of tile: CVPixelBuffer, dispatch: RoutedDispatch) throws -> CVPixelBuffer {
+        let (height, width) = (CVPixelBufferGetHeight(tile), CVPixelBufferGetWidth(tile))
+        let size = dispatch.thumbnailSize(height: height, width: width)
+        let key = size.width << 32 | size.height
+        let thumbnail = try thumbnailBuffers[key]
+            ?? Self.makeBuffer(width: size.width, height: size.height, format: kCVPixelFormatType_32BGRA)
+        thumbnailBuffers[key] = thumbnail
+        CVPixelBufferLockBaseAddress(tile, .readOnly)
+        CVPixelBufferLockBaseAddress(thumbnail, [])
+        defer {
+            CVPixelBufferUnlockBaseAddress(thumbnail, [])
+            CVPixelBufferUnlockBaseAddress(tile, .readOnly)
+        }
+        guard CVPixelBufferGetPixelFormatType(tile) == kCVPixelFormatType_32BGRA,
+              let source = CVPixelBufferGetBaseAddress(tile), let destination = CVPixelBufferGetBaseAddress(thumbnail)
+        else { throw MetaSRError("the routed tile must be a 32BGRA pixel buffer") }
+        dispatch.makeThumbnail(of: source, height: height, width: width, rowBytes: CVPixelBufferGetBytesPerRow(tile),
+                               into: destination, destinationRowBytes: CVPixelBufferGetBytesPerRow(thumbnail))
+        return thumbnail
+    }
+
+    /// NKHW scores (N = 1) as floats in row-major order, read through the array's own strides.
+    static func floats(_ array: MLMultiArray, experts: Int, rows: Int, cols: Int) throws -> [Float] {
+        guard array.shape.map(\.intValue) == [1, experts, rows, cols] else {
+            throw MetaSRError("router scores \(array.shape) are not [1, \(experts), \(rows), \(cols)]; re-export")
+        }
+        var out: [Float] = []
+        out.reserveCapacity(experts * rows * cols)
+        for k in 0..<experts {
+            for i in 0..<rows {
+                for j in 0..<cols {
+                    out.append(array[[0, k, i, j] as [NSNumber]].floatValue)
+                }
+            }
+        }
+        return out
     }
 
     /// Upscale a whole camera frame tile by tile and blend the tiles; returns an RGBA image scale x the frame.
@@ -88,14 +213,19 @@ public final class CoreMLEngine {
 
     private func makeTileBuffer() throws -> CVPixelBuffer {
         if let tileBuffer { return tileBuffer }
+        let buffer = try Self.makeBuffer(width: tiler.tileWidth, height: tiler.tileHeight,
+                                         format: kCVPixelFormatType_32BGRA)
+        tileBuffer = buffer
+        return buffer
+    }
+
+    static func makeBuffer(width: Int, height: Int, format: OSType) throws -> CVPixelBuffer {
         var buffer: CVPixelBuffer?
         let attributes = [kCVPixelBufferIOSurfacePropertiesKey: [:]] as CFDictionary
-        let status = CVPixelBufferCreate(kCFAllocatorDefault, tiler.tileWidth, tiler.tileHeight,
-                                         kCVPixelFormatType_32BGRA, attributes, &buffer)
+        let status = CVPixelBufferCreate(kCFAllocatorDefault, width, height, format, attributes, &buffer)
         guard status == kCVReturnSuccess, let buffer else {
-            throw MetaSRError("cannot allocate a tile buffer (\(status))")
+            throw MetaSRError("cannot allocate a \(width)x\(height) pixel buffer (\(status))")
         }
-        tileBuffer = buffer
         return buffer
     }
 

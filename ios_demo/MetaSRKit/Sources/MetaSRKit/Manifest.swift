@@ -21,6 +21,10 @@ public struct Manifest: Codable, Equatable, Sendable {
     public let tile: TileSpec
     /// Core ML only: the compute units the model was converted for (coremltools or MLComputeUnits spelling).
     public let computeUnits: String?
+    /// Core ML only: the oldest OS the model loads on ("iOS17"; "iOS18" for a routed multifunction package).
+    public let minimumDeploymentTarget: String?
+    /// A routed artifact's router and experts (model.graph "routed"); nil for a plain model.
+    public let routing: RoutingSpec?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version"
@@ -33,6 +37,8 @@ public struct Manifest: Codable, Equatable, Sendable {
         case outputs
         case tile
         case computeUnits = "compute_units"
+        case minimumDeploymentTarget = "minimum_deployment_target"
+        case routing
     }
 
     public static let fileName = "manifest.json"
@@ -44,6 +50,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     public static let outputName = "output"
     /// The Core ML artifact `metasr-export --target coreml` writes (%d is the scale); Xcode compiles it to .mlmodelc.
     public static let artifactPattern = "metasr_x%d.mlpackage"
+    /// A routed checkpoint's artifact: one multifunction package, a function per router and expert (iOS 18).
+    public static let routedArtifactPattern = "metasr_x%d_routed.mlpackage"
 
     public static func load(from url: URL) throws -> Manifest {
         let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: url))
@@ -112,6 +120,56 @@ public struct TensorSpec: Codable, Equatable, Sendable {
         case valueRange = "value_range"
         case defaultValue = "default"
         case detail = "description"
+    }
+}
+
+/// `routing` of a routed artifact: per app tile, the router reads the thumbnail (every `thumbnail`-th pixel of each row
+/// and column) and the strength, and scores every expert for each `tile` x `tile` block of the tile; each block's
+/// output comes from the expert with the lowest score (see `RoutedDispatch`).
+public struct RoutingSpec: Codable, Equatable, Sendable {
+    public let tile: Int
+    public let thumbnail: Int
+    public let router: RouterSpec
+    public let experts: [FunctionSpec]
+    /// "hard": each block from exactly one expert.
+    public let blending: String
+    public let dispatch: String?
+
+    enum CodingKeys: String, CodingKey {
+        case tile
+        case thumbnail
+        case router
+        case experts
+        case blending
+        case dispatch
+    }
+
+    public static let hardBlending = "hard"
+}
+
+/// The router: its function name and file, its inputs (image thumbnail, strength) and its NKHW scores output.
+public struct RouterSpec: Codable, Equatable, Sendable {
+    public let function: String
+    public let file: String
+    public let inputs: [TensorSpec]
+    public let output: TensorSpec
+
+    enum CodingKeys: String, CodingKey {
+        case function
+        case file
+        case inputs
+        case output
+    }
+}
+
+/// One function of a routed artifact: a function of that name in the shared multifunction package.
+public struct FunctionSpec: Codable, Equatable, Sendable {
+    public let function: String
+    public let file: String
+
+    enum CodingKeys: String, CodingKey {
+        case function
+        case file
     }
 }
 

@@ -92,14 +92,15 @@ class MainActivity : ComponentActivity() {
         }
         val (manifest, dir) = found
         runOnUiThread { stats.text = getString(R.string.loading, manifest.file) }
-        if (manifest.file != manifest.engineKind.artifactName(manifest.scale)) {
+        if (manifest.file != manifest.engineKind.artifactName(manifest.scale, routed = manifest.routing != null)) {
             Log.w(TAG, "${manifest.file} is not the name metasr-export writes for ${manifest.target}")
         }
         try {
             val loaded = SrEngine.open(this, manifest, File(dir, manifest.file))
             engine = loaded
             tiler = Tiler.forManifest(manifest)
-            runOnUiThread { route = "${manifest.target} · ${manifest.file} · ${loaded.backend}" }
+            val experts = manifest.routing?.let { " · routed, ${it.experts.size} experts" }.orEmpty()
+            runOnUiThread { route = "${manifest.target} · ${manifest.file} · ${loaded.backend}$experts" }
         } catch (e: Exception) {
             Log.e(TAG, "cannot load ${manifest.file}", e)
             runOnUiThread { stats.text = "cannot load ${manifest.file}: ${e.message}" }

@@ -28,14 +28,24 @@ class ModelManifest(
     val qnnBackend: String?,
     /** onnx-qnn only: a pre-compiled EPContext model beside the QDQ model, if the recipe asked for one. */
     val contextModelFile: String?,
+    /** A routed artifact's router and experts (model.graph "routed"); null for a plain artifact. */
+    val routing: Routing? = null,
 ) {
     val engineKind: EngineKind get() = EngineKind.forTarget(target)
 
     /** (height, width) of the first exported input size: the tile the model is fed. */
     val inputSize: Pair<Int, Int> get() = imageShapes[0][2] to imageShapes[0][3]
 
-    /** Whether [artifact] is the file this manifest hashed (SHA-256 over the file name, then its bytes). */
+    /**
+     * Whether [artifact] is the file this manifest hashed (SHA-256 over the file name, then its bytes). A routed
+     * artifact's hash covers every file its routing names, found beside [artifact].
+     */
     fun matches(artifact: File): Boolean {
+        val files = routing?.files?.map { File(artifact.parentFile, it) } ?: return sha256(artifact) == modelSha256
+        return combinedSha256(files) == modelSha256
+    }
+
+    private fun sha256(artifact: File): String {
         val digest = MessageDigest.getInstance("SHA-256")
         digest.update(artifact.name.toByteArray(Charsets.UTF_8))
         artifact.inputStream().use { stream ->
@@ -46,7 +56,17 @@ class ModelManifest(
                 digest.update(buffer, 0, n)
             }
         }
-        return digest.digest().joinToString("") { "%02x".format(it) } == modelSha256
+        return digest.digest().joinToString("") { "%02x".format(it) }
+    }
+
+    /** metasr.validate.report.combined_sha256: in name order, each file's name, then its own hash in hex. */
+    private fun combinedSha256(files: List<File>): String {
+        val digest = MessageDigest.getInstance("SHA-256")
+        for (file in files.sortedBy { it.name }) {
+            digest.update(file.name.toByteArray(Charsets.UTF_8))
+            digest.update(sha256(file).toByteArray(Charsets.UTF_8))
+        }
+        return digest.digest().joinToString("") { "%02x".format(it) }
     }
 
     companion object {
@@ -86,6 +106,45 @@ class ModelManifest(
                 executionProvider = json.optStringOrNull("execution_provider"),
                 qnnBackend = json.optStringOrNull("backend"),
                 contextModelFile = json.optJSONObject("context_model")?.getString("file"),
+                routing = json.optJSONObject("routing")?.let { parseRouting(it, strength != null) },
+            )
+        }
+
+        /**
+         * The `routing` section: the router (thumbnail and strength in, scores out) and the experts, in order.
+         * [hasStrength]: whether the top-level inputs list the strength (its shape and default come from there).
+         */
+        private fun parseRouting(routing: JSONObject, hasStrength: Boolean): Routing {
+            val blending = routing.getString("blending")
+            require(blending == Routing.HARD) {
+                "routing blending '$blending' is unknown to this app (only '${Routing.HARD}')"
+            }
+            val router = routing.getJSONObject("router")
+            val inputs = router.getJSONArray("inputs")
+            tensor(inputs, IMAGE_INPUT)
+            val routerInputs = (0 until inputs.length()).map { inputs.getJSONObject(it).getString("name") }
+            require(routerInputs.all { it == IMAGE_INPUT || it == STRENGTH_INPUT }) {
+                "the router takes $routerInputs; this app feeds only '$IMAGE_INPUT' and '$STRENGTH_INPUT'"
+            }
+            require(STRENGTH_INPUT !in routerInputs || hasStrength) {
+                "the router takes '$STRENGTH_INPUT' but the manifest's inputs do not list it; re-export"
+            }
+            val output = router.getJSONObject("output")
+            require(output.getString("name") == OUTPUT) { "the router's output must be named '$OUTPUT'" }
+            val list = routing.getJSONArray("experts")
+            val experts = (0 until list.length()).map(list::getJSONObject).map { expert ->
+                RoutedFunction(expert.getString("function"), expert.getString("file"))
+            }
+            val scores = shapes(output)[0] // [1, K, H / tile, W / tile]
+            require(scores[1] == experts.size) {
+                "the router scores ${scores[1]} experts but the manifest lists ${experts.size}; re-export"
+            }
+            return Routing(
+                tile = routing.getInt("tile"),
+                thumbnail = routing.getInt("thumbnail"),
+                router = RoutedFunction(router.getString("function"), router.getString("file")),
+                routerInputs = routerInputs,
+                experts = experts,
             )
         }
 
@@ -108,5 +167,30 @@ class ModelManifest(
 
         private fun JSONObject.optStringOrNull(key: String): String? =
             if (has(key) && !isNull(key)) getString(key) else null
+    }
+}
+
+/** One function of a routed artifact: its own file (ONNX), or a method of that name in the shared .pte. */
+class RoutedFunction(val function: String, val file: String)
+
+/**
+ * `routing` of a routed artifact: per app tile, [router] reads the thumbnail (every [thumbnail]-th pixel of each row
+ * and column) and the strength, and scores every expert for each [tile] x [tile] block of the tile; the block's
+ * output comes from the expert with the lowest score ([RoutedDispatch]).
+ */
+class Routing(
+    val tile: Int,
+    val thumbnail: Int,
+    val router: RoutedFunction,
+    /** The router's input names in call order (ExecuTorch feeds them by position): image, strength. */
+    val routerInputs: List<String>,
+    val experts: List<RoutedFunction>,
+) {
+    /** Every file the artifact needs, each once (one .pte holds all methods; ONNX writes a file per function). */
+    val files: List<String> get() = (listOf(router) + experts).map { it.file }.distinct()
+
+    companion object {
+        /** The one blending the exporter writes: each block from exactly one expert. */
+        const val HARD = "hard"
     }
 }

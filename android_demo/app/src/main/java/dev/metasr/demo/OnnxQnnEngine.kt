@@ -12,10 +12,14 @@ import java.nio.FloatBuffer
 /**
  * An `.onnx` model through ONNX Runtime: the onnx-qnn QDQ model on the Qualcomm HTP through the QNN plugin
  * execution provider (CPU fallback disabled, as in the export's placement check), or the plain onnx model on CPU.
+ * A routed artifact is a file per function (router, expert_0, ...), each its own session, dispatched per tile by
+ * [RoutedDispatch].
  */
 class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, artifact: File) : SrEngine {
     private val env: OrtEnvironment = OrtEnvironment.getEnvironment()
-    private val session: OrtSession
+    /** A session per file: the model, or each function file of a routed artifact (router, expert_0, ...). */
+    private val sessions: Map<String, OrtSession>
+    private val dispatch = RoutedDispatch.forManifest(manifest)
     private val strengthShape = manifest.strengthShape?.let { shape -> LongArray(shape.size) { shape[it].toLong() } }
     override val backend: String
     override var strength: Float = manifest.defaultStrength
@@ -33,16 +37,45 @@ class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, arti
         } else {
             backend = "CPU"
         }
-        // A pre-compiled EPContext model (recipe option context_soc_model) skips on-device graph compilation.
-        val model = manifest.contextModelFile?.let { File(artifact.parentFile, it) }?.takeIf(File::exists) ?: artifact
-        session = env.createSession(model.absolutePath, options)
+        val routing = manifest.routing
+        sessions = if (routing == null) {
+            // A pre-compiled EPContext model (recipe option context_soc_model) skips on-device graph compilation.
+            val model = manifest.contextModelFile?.let { File(artifact.parentFile, it) }?.takeIf(File::exists)
+                ?: artifact
+            mapOf(artifact.name to env.createSession(model.absolutePath, options))
+        } else {
+            // The sessions take turns on every tile: threads one leaves spinning would starve the next.
+            options.addConfigEntry("session.intra_op.allow_spinning", "0")
+            routing.files.associateWith { env.createSession(File(artifact.parentFile, it).absolutePath, options) }
+        }
     }
 
     override fun run(input: FloatArray, height: Int, width: Int): FloatArray {
+        val routing = manifest.routing
+        if (routing == null || dispatch == null) return run(sessions.values.single(), input, height, width, true)
+        // the router reads the thumbnail and the strength; an expert, the whole tile alone
+        val router = sessions.getValue(routing.router.file)
+        val routerStrength = ModelManifest.STRENGTH_INPUT in routing.routerInputs
+        return dispatch.run(
+            input, height, width,
+            router = { thumbnail, th, tw -> run(router, thumbnail, th, tw, routerStrength) },
+            expert = { k -> run(sessions.getValue(routing.experts[k].file), input, height, width, false) },
+        )
+    }
+
+    /** One session call: the image, and the strength when [withStrength] and the manifest lists it. */
+    private fun run(
+        session: OrtSession,
+        input: FloatArray,
+        height: Int,
+        width: Int,
+        withStrength: Boolean,
+    ): FloatArray {
         val shape = longArrayOf(1, 3, height.toLong(), width.toLong())
         val image = OnnxTensor.createTensor(env, FloatBuffer.wrap(input), shape)
-        // a bare student takes the image alone
-        val strength = strengthShape?.let { OnnxTensor.createTensor(env, FloatBuffer.wrap(floatArrayOf(strength)), it) }
+        // a bare student (or a routed expert) takes the image alone
+        val strength = strengthShape?.takeIf { withStrength }
+            ?.let { OnnxTensor.createTensor(env, FloatBuffer.wrap(floatArrayOf(strength)), it) }
         try {
             val feeds = mapOf(ModelManifest.IMAGE_INPUT to image) +
                 listOfNotNull(strength?.let { ModelManifest.STRENGTH_INPUT to it })
@@ -57,7 +90,7 @@ class OnnxQnnEngine(context: Context, override val manifest: ModelManifest, arti
         }
     }
 
-    override fun close() = session.close()
+    override fun close() = sessions.values.forEach(OrtSession::close)
 
     private fun qnnDevices(context: Context): List<OrtEpDevice> {
         synchronized(OnnxQnnEngine::class.java) {

@@ -20,7 +20,8 @@ interface SrEngine : AutoCloseable {
 
     /**
      * Upscale one tile. [input] is planar RGB (CHW) in [0, 1], [height] x [width]; the result is planar RGB
-     * of (scale * height) x (scale * width), also in [0, 1].
+     * of (scale * height) x (scale * width), also in [0, 1]. A routed artifact runs its router and the expert(s) it
+     * picks for the tile ([RoutedDispatch]).
      */
     fun run(input: FloatArray, height: Int, width: Int): FloatArray
 
@@ -36,15 +37,22 @@ interface SrEngine : AutoCloseable {
 
 /**
  * The manifest targets this app can run, the runtime id it reports in benchmark results, and the artifact name
- * the exporter writes for each (toolkit/metasr/exporter/<target>.py; %d is the scale).
+ * the exporter writes for each (toolkit/metasr/exporter/<target>.py; %d is the scale): the model, and the `file` of
+ * a routed artifact (the one .pte holding every function, or the router's .onnx beside one file per expert).
  */
-enum class EngineKind(val target: String, val runtime: String, private val artifactPattern: String) {
-    EXECUTORCH_XNNPACK("executorch-xnnpack", "executorch-xnnpack", "metasr_x%d.pte"),
-    EXECUTORCH_VULKAN("executorch-vulkan", "executorch-vulkan", "metasr_x%d.pte"),
-    ONNX_QNN("onnx-qnn", "onnxruntime-qnn", "metasr_x%d_qdq.onnx"),
-    ONNX_CPU("onnx", "onnxruntime-cpu", "metasr_x%d.onnx");
+enum class EngineKind(
+    val target: String,
+    val runtime: String,
+    private val artifactPattern: String,
+    private val routedPattern: String,
+) {
+    EXECUTORCH_XNNPACK("executorch-xnnpack", "executorch-xnnpack", "metasr_x%d.pte", "metasr_x%d_routed.pte"),
+    EXECUTORCH_VULKAN("executorch-vulkan", "executorch-vulkan", "metasr_x%d.pte", "metasr_x%d_routed.pte"),
+    ONNX_QNN("onnx-qnn", "onnxruntime-qnn", "metasr_x%d_qdq.onnx", "metasr_x%d_router_qdq.onnx"),
+    ONNX_CPU("onnx", "onnxruntime-cpu", "metasr_x%d.onnx", "metasr_x%d_router.onnx");
 
-    fun artifactName(scale: Int): String = artifactPattern.format(scale)
+    fun artifactName(scale: Int, routed: Boolean = false): String =
+        (if (routed) routedPattern else artifactPattern).format(scale)
 
     /** Whether the model accepts input sizes other than the exported ones (ONNX with dynamic height/width). */
     val dynamicSize: Boolean get() = this == ONNX_CPU
