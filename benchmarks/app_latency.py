@@ -30,15 +30,16 @@ TARGETS = {"executorch-xnnpack": "XNNPACK int8", "onnx": "ORT CPU fp32"}
 APP_TILE = 256
 
 
-def frames(names: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
-    """The photos at their own size as LR frames (uint8 RGB): the x2 pairs of their 2x bicubic upscales, clean
-    (bicubic down again) and with realistic damage (Real-ESRGAN pipeline, one fixed seed per photo)."""
+def frames(names: tuple[str, ...], scale: int) -> dict[str, list[np.ndarray]]:
+    """The photos at their own size as LR frames (uint8 RGB): the x``scale`` pairs of their bicubic upscales,
+    clean (bicubic down again) and with realistic damage (Real-ESRGAN pipeline, one fixed seed per photo)."""
     upscaled = [
-        np.asarray(Image.fromarray(p).resize((2 * p.shape[1], 2 * p.shape[0]), Image.BICUBIC)) for p in photo_set(names)
+        np.asarray(Image.fromarray(p).resize((scale * p.shape[1], scale * p.shape[0]), Image.BICUBIC))
+        for p in photo_set(names)
     ]
     sets = {}
     for degradation in ("bicubic", "realistic"):
-        lr = [p.lr[0].permute(1, 2, 0).numpy() for p in pairs(upscaled, 2, degradation, max_side=4096)]
+        lr = [p.lr[0].permute(1, 2, 0).numpy() for p in pairs(upscaled, scale, degradation, max_side=8192)]
         sets[degradation] = [(np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8) for x in lr]
     return sets
 
@@ -49,13 +50,15 @@ def app_latency_rows(routed_checkpoint: Path, names: tuple[str, ...], runs: int)
     routed = load_routed(routed_checkpoint)
     if routed.plain is None:
         raise ValueError(f"{routed_checkpoint} has no plain expert to compare with")
-    sets = frames(names)
+    sets = frames(names, routed.scale)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
-        plain_path = Path(tmp) / "plain_x2.safetensors"
+        plain_path = Path(tmp) / f"plain_x{routed.scale}.safetensors"
         save_student(routed.plain, plain_path)
         for target, runtime in TARGETS.items():
-            recipe = with_overrides(pipeline.resolve_recipe(target), input_sizes=((APP_TILE, APP_TILE),))
+            recipe = with_overrides(
+                pipeline.resolve_recipe(target), scale=routed.scale, input_sizes=((APP_TILE, APP_TILE),)
+            )
             upscalers = {
                 name: load_upscaler(artifact=pipeline.export(recipe, Path(tmp) / name, checkpoint=path).artifact)
                 for name, path in (("routed", routed_checkpoint), ("plain", plain_path))
@@ -64,6 +67,7 @@ def app_latency_rows(routed_checkpoint: Path, names: tuple[str, ...], runs: int)
                 ms = {name: sum(_median_ms(u, image, runs) for image in images) for name, u in upscalers.items()}
                 rows.append(
                     {
+                        "model": routed_checkpoint.stem,
                         "runtime": runtime,
                         "degradation": degradation,
                         "photos": len(images),

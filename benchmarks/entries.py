@@ -28,6 +28,7 @@ from metasr.models.metasr import MetaSR
 WEIGHTS = default_model(2).path.parent
 REALWORLD = WEIGHTS / "metasr_x2_realworld.safetensors"
 ROUTED = model_card("metasr-x2-routed")
+ROUTED_X4 = model_card("metasr-x4-routed")
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of
 PLAIN = "40000 steps x 16 x 48^2 LR, bicubic (plain student, exported bare)"  # the x4 default (TRAINING.md §0)
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
 ROUTED_TRAINING = "v24 routed to 4 experts on 256-px tiles, one of them the 40000-step plain student"
+ROUTED_X4_TRAINING = "conv router over the 40000-step plain student and its Real-ESRGAN fine-tune, 256-px tiles"
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
             rows.append(E.metasr("MetaSR graph, realworld", E.REALWORLD, 2, distilled, timed=False))
             rows.append(E.metasr("MetaSR graph, realworld, metadata off", E.REALWORLD, 2, distilled, metadata=False))
             rows.append(E.routed("MetaSR graph, routed (metasr-x2-routed)", E.ROUTED.path, ROUTED_TRAINING))
+        if scale == 4 and settings.realworld:
+            rows.append(E.routed("routed (metasr-x4-routed)", E.ROUTED_X4.path, ROUTED_X4_TRAINING))
         if scale == 2 and settings.teacher and teacher is not None and teacher.is_file():
             rows.append(E.teacher(teacher))
         rows += [
@@ -336,7 +339,14 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
             "latency": lambda tick: latency_rows(entries, settings, _peak(settings, tables), tick),
             "overhead": lambda tick: overhead_rows(entries, tables["latency"], settings, tick),
             "ncnn_latency": (lambda tick: ncnn_latency_rows(entries, settings, tick)) if settings.timed_peers else None,
-            "app_latency": (lambda tick: app_latency_rows(E.ROUTED.path, settings.photos, APP_RUNS))
+            "app_latency": (
+                lambda tick: [
+                    row
+                    for card in (E.ROUTED, E.ROUTED_X4)
+                    if card.scale in settings.scales
+                    for row in app_latency_rows(card.path, settings.photos, APP_RUNS)
+                ]
+            )
             if settings.realworld
             else None,
             "export_time": lambda tick: _export(settings, tables),

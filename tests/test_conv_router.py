@@ -9,16 +9,21 @@ import pytest
 import torch
 
 from metasr.assembly import build_metasr, load_graph, save_routed
+from metasr.checkpoint import shipped_weights
 from metasr.distill.routing import (
     ConvRouterTraining,
     RoutingConfig,
     build_routed,
+    fit_conv_router,
     regret_db,
     restoration_levels,
+    routing_examples,
     train_conv_router,
+    trunk,
 )
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import export, resolve_recipe
+from metasr.metadata.degradation import load_estimator
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.conv_router import ConvRouter
 from metasr.models.routed import RoutedMetaSR, TileRouter
@@ -90,7 +95,7 @@ def test_conv_router_training_learns_the_better_expert_and_is_deterministic() ->
     routed = _two_expert_routed()
     g = np.random.default_rng(0)
     images = [(g.random((160, 160, 3)) * 255).astype(np.uint8) for _ in range(2)]
-    config = ConvRouterTraining(tiles=16, steps=30, batch=8, width=8)
+    config = ConvRouterTraining(tiles=16, tile=64, steps=30, batch=8, width=8)
     router, fit = train_conv_router(routed, images, images, config)
     again, _ = train_conv_router(routed, images, images, config)
     assert all(
@@ -151,3 +156,27 @@ def test_two_plain_students_make_a_two_expert_routed_model() -> None:
     assert routed.plain_experts == (0,)
     with pytest.raises(MetaSRError, match="single expert"):
         build_routed(wrapped, images, RoutingConfig(tile=64))
+
+
+def test_the_router_starts_from_the_damage_estimators_trunk() -> None:
+    routed = _two_expert_routed()
+    g = np.random.default_rng(1)
+    images = [(g.random((160, 160, 3)) * 255).astype(np.uint8)]
+    examples = routing_examples(routed, images, 8, 64, seed=0)
+    start = fit_conv_router(routed, examples, ConvRouterTraining(tile=64, steps=1, batch=4, lr=1e-12))
+    estimator = load_estimator(shipped_weights("damage_estimator.safetensors"))
+    for conv, trained in zip(start.features[::2], trunk(estimator), strict=True):
+        assert torch.allclose(conv.weight, trained.weight, atol=1e-6)
+    scratch = fit_conv_router(
+        routed, examples, ConvRouterTraining(tile=64, steps=1, batch=4, width=8, from_damage=False)
+    )
+    assert scratch.width == 8 and start.width == estimator.conv1.out_channels
+
+
+def test_a_conv_routed_model_with_its_strength_path_runs_on_the_neural_engine(tmp_path) -> None:
+    torch.manual_seed(3)
+    conv = ConvRouter(torch.tensor([1.0, 0.0]), 64, 2, 2, width=8).eval()
+    save_routed(_two_expert_routed().with_conv_router(conv), tmp_path / "conv.safetensors")
+    recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((128, 128),))
+    result = export(recipe, tmp_path / "out", checkpoint=tmp_path / "conv.safetensors")  # refused if an op falls back
+    assert result.parity.passed and result.coverage.fallback == [] and result.coverage.fraction == 1.0

@@ -105,6 +105,27 @@ MODELS: dict[str, WeightsCard] = {
             "plain student",
         ),
         WeightsCard(
+            name="metasr-x4-routed",
+            file="metasr_x4_routed.safetensors",
+            scale=4,
+            graph="routed",
+            sources=(),
+            parameters=138_738,
+            macs_per_output_pixel=3_829.5,
+            quality_db={
+                "photos/bicubic": 30.02,
+                "photos/realistic": 23.89,
+                "corpus-val/bicubic": 43.63,
+                "corpus-val/realistic": 33.19,
+            },
+            quality_source="TRAINING.md §5 (benchmark protocol; bicubic: 28.70, 23.71, 40.90, 31.90)",
+            command="metasr-train conv-router --routed checkpoints/routed_x4_base.safetensors --corpus data/corpus "
+            "--out metasr_x4_routed.safetensors --steps 2000, after metasr-train student --degradation realistic "
+            "(the damage expert) and metasr-train route --model DAMAGE --plain student_x4.safetensors --tile 256",
+            summary="x4 routed: a conv router on the x1/2 thumbnail (22.5 MACs per output pixel) sends each "
+            "256-px tile to the 40,000-step plain student (clean) or to that student fine-tuned on Real-ESRGAN damage",
+        ),
+        WeightsCard(
             name="student-x2",
             file="student_x2.safetensors",
             scale=2,

@@ -9,6 +9,7 @@ import click
 from metasr.cli import train_command
 from metasr.cli_options import CONTEXT, verbose_option, version_option
 from metasr.errors import MetaSRError
+from metasr.progress import console
 from metasr.signals import raise_on_termination
 
 
@@ -87,37 +88,43 @@ def route(
     except (MetaSRError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     plain_note = f"; plain experts {list(routed.plain_experts)}" if plain is not None else ""
-    click.echo(f"wrote {out}: {experts} experts, tile {tile}, router on x1/{thumbnail}{plain_note}")
+    click.echo(f"wrote {out}: {len(routed.experts)} experts, tile {tile}, router on x1/{thumbnail}{plain_note}")
 
 
 @train_group.command("conv-router", context_settings=CONTEXT)
 @click.option("--routed", "routed_path", type=click.Path(path_type=Path), required=True, help="Routed checkpoint.")
 @click.option("--corpus", type=click.Path(path_type=Path), required=True, help="Folder of training photos.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Routed checkpoint to write.")
-@click.option("--tiles", type=click.IntRange(16, 100_000), default=1024, show_default=True, help="Training tiles.")
-@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--tiles", type=click.IntRange(16, 100_000), default=2048, show_default=True, help="Training tiles.")
+@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
 @click.option("--width", type=click.IntRange(4, 128), default=16, show_default=True, help="Router channels.")
+@click.option(
+    "--clean-weight",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Weight of a clean tile's loss against a damaged one's.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-def conv_router(routed_path: Path, corpus: Path, out: Path, tiles: int, steps: int, width: int, seed: int) -> None:
+def conv_router(
+    routed_path: Path, corpus: Path, out: Path, tiles: int, steps: int, width: int, clean_weight: float, seed: int
+) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
     from metasr.assembly import load_routed, save_routed
     from metasr.data.folder import list_images, load_at_sides, load_for_training, split_images
     from metasr.distill.routing import ConvRouterTraining, train_conv_router
-    from metasr.progress import progress_bar
 
     try:
         routed = load_routed(routed_path)
         train, held_out = split_images(list_images(corpus))
-        side = max(512, 2 * routed.router.tile * routed.scale)  # photos hold several HR tiles on their short side
-        config = ConvRouterTraining(tiles=tiles, steps=steps, width=width, seed=seed)
-        with progress_bar() as bar:
-            task = bar.add_task("conv router", total=steps)
+        config = ConvRouterTraining(tiles=tiles, steps=steps, width=width, clean_weight=clean_weight, seed=seed)
+        side = 4 * config.tile * routed.scale  # photos hold several HR tiles on their short side
+        with console.status("labelling tiles by their best expert, then training the router"):
             router, fit = train_conv_router(
                 routed,
-                load_at_sides(train, (side, side * 3 // 2)),
+                load_at_sides(train, (side // 2, side, side * 3 // 2)),
                 [load_for_training(p, side) for p in held_out],
                 config,
-                lambda step: bar.update(task, completed=step),
             )
         save_routed(routed.with_conv_router(router), out)
     except (MetaSRError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """ConvRouter: a few strided convolutions that pick, per tile, which routed expert restores it best.
 
     thumbnail ─ conv 3x3 ─ 3 x (conv 3x3, stride 2) ─ mean per tile ─ conv 1x1 ─ K logits ─┐
-    strength ─────────────────────────────────────── (strength - level_k)^2 ───────────────┴─ scores (lower wins)
+    strength ─────────────────────────────────────── (strength - level_k)² ────────────────┴─ scores (lower wins)
 
 The orchestrator's own router (extractors + orchestrator on the thumbnail) is hundreds of small operators; this
 one is six convolutions and a pooling, trained on which expert restored each training tile best. A ``strength``
@@ -33,12 +33,12 @@ class ConvRouter(nn.Module):
         self.scale = scale  # of the experts it routes between
         self.width = width
         self.partial_tiles = True  # False: the image holds whole tiles (an artifact's fixed pooling)
-        self.features = nn.Sequential(
+        self.features = nn.Sequential(  # the degree estimator's trunk, so its trained weights can start it
             nn.Conv2d(3, width, 3, padding=1),
             nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
             nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
             nn.ReLU(),
             nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
             nn.ReLU(),
@@ -67,8 +67,8 @@ class ConvRouter(nn.Module):
         if strength is None:
             return learned
         use = torch.clamp(strength + 1.0, 0.0, 1.0)  # 1 for any strength >= 0, 0 at the default -1
-        level = (torch.clamp(strength, 0.0, 1.0) - self.levels) ** 2
-        return use * level + (1.0 - use) * learned
+        gap = torch.clamp(strength, 0.0, 1.0) - self.levels
+        return use * (gap * gap) + (1.0 - use) * learned  # a product, not pow: the ANE has no pow
 
     def on_thumbnail(self) -> ConvRouter:
         """The same router taking the thumbnail itself (cut by the app) as its image, whole tiles only."""
