@@ -57,8 +57,7 @@ APP_RUNS = 5  # per photo and artifact in the app-latency table
 FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of the published full run
 PLAIN = "40000 steps x 16 x 48^2 LR, bicubic (plain student, exported bare)"  # the x4 default (TRAINING.md §0)
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
-ROUTED_TRAINING = "v24 routed to 4 experts on 256-px tiles, one of them the 40000-step plain student"
-ROUTED_X4_TRAINING = "conv router over the 40000-step plain student and its Real-ESRGAN fine-tune, 256-px tiles"
+ROUTED_TRAINING = "conv router over the 40000-step plain student and its Real-ESRGAN fine-tune, 256-px tiles"
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
             rows.append(E.metasr("MetaSR graph, realworld, metadata off", E.REALWORLD, 2, distilled, metadata=False))
             rows.append(E.routed("MetaSR graph, routed (metasr-x2-routed)", E.ROUTED.path, ROUTED_TRAINING))
         if scale == 4 and settings.realworld:
-            rows.append(E.routed("routed (metasr-x4-routed)", E.ROUTED_X4.path, ROUTED_X4_TRAINING))
+            rows.append(E.routed("routed (metasr-x4-routed)", E.ROUTED_X4.path, ROUTED_TRAINING))
         if scale == 2 and settings.teacher and teacher is not None and teacher.is_file():
             rows.append(E.teacher(teacher))
         rows += [

@@ -86,23 +86,22 @@ MODELS: dict[str, WeightsCard] = {
             file="metasr_x2_routed.safetensors",
             scale=2,
             graph="routed",
-            sources=("edges", "degradation", "damage", "content", "luminance"),
-            parameters=358_626,
-            macs_per_output_pixel=12_957.9,
+            sources=(),
+            parameters=117_930,
+            macs_per_output_pixel=12_699.0,
             quality_db={
-                "photos/bicubic": 34.44,
-                "photos/realistic": 25.28,
-                "corpus-val/bicubic": 50.18,
-                "corpus-val/realistic": 32.50,
+                "photos/bicubic": 34.77,
+                "photos/realistic": 25.74,
+                "corpus-val/bicubic": 50.45,
+                "corpus-val/realistic": 33.66,
             },
-            quality_source="TRAINING.md §0, v24 (benchmark protocol; bicubic: 32.73, 24.97, 45.47, 31.76)",
-            command="metasr-train route --model checkpoints/distill_x2_long/metasr_x2.safetensors --corpus data/corpus "
-            "--out metasr_x2_routed.safetensors --tile 256 "
-            "--plain training_states/plain_x2_long/student_x2.safetensors, "
-            "after metasr-distill --recipe recipes/distill-x2-long.yaml",
-            summary="x2 routed: a router on the x1/2 thumbnail picks one of 4 plain experts per 256-px tile, the "
-            "app tile (about the plain student's cost per pixel); the cleanest cluster's expert is the 40,000-step "
-            "plain student",
+            quality_source="TRAINING.md §5 (benchmark protocol; bicubic: 32.73, 24.97, 45.47, 31.76)",
+            command="metasr-train conv-router --routed checkpoints/routed_x2_base.safetensors --corpus data/corpus "
+            "--out metasr_x2_routed.safetensors --steps 2000, after metasr-train student --degradation realistic "
+            "(the damage expert) and metasr-train route --model DAMAGE --plain student_x2.safetensors --tile 256",
+            summary="x2 routed: a conv router on the x1/2 thumbnail (90 MACs per output pixel) sends each 256-px "
+            "tile, the app tile, to the 40,000-step plain student (clean) or to that student fine-tuned on "
+            "Real-ESRGAN damage",
         ),
         WeightsCard(
             name="metasr-x4-routed",
