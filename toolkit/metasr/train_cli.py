@@ -96,8 +96,7 @@ def route(
 @click.option("--corpus", type=click.Path(path_type=Path), required=True, help="Folder of training photos.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Routed checkpoint to write.")
 @click.option("--tiles", type=click.IntRange(16, 100_000), default=2048, show_default=True, help="Training tiles.")
-@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
-@click.option("--width", type=click.IntRange(4, 128), default=16, show_default=True, help="Router channels.")
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
 @click.option(
     "--clean-weight",
     type=click.FloatRange(min=0, min_open=True),
@@ -107,7 +106,7 @@ def route(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
-    routed_path: Path, corpus: Path, out: Path, tiles: int, steps: int, width: int, clean_weight: float, seed: int
+    routed_path: Path, corpus: Path, out: Path, tiles: int, steps: int, clean_weight: float, seed: int
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
     from metasr.assembly import load_routed, save_routed
@@ -117,7 +116,7 @@ def conv_router(
     try:
         routed = load_routed(routed_path)
         train, held_out = split_images(list_images(corpus))
-        config = ConvRouterTraining(tiles=tiles, steps=steps, width=width, clean_weight=clean_weight, seed=seed)
+        config = ConvRouterTraining(tiles=tiles, steps=steps, clean_weight=clean_weight, seed=seed)
         side = 4 * config.tile * routed.scale  # photos hold several HR tiles on their short side
         with console.status("labelling tiles by their best expert, then training the router"):
             router, fit = train_conv_router(

@@ -142,7 +142,7 @@ class ConvRouterTraining:
 
     tiles: int = 2048
     tile: int = 128
-    steps: int = 3000
+    steps: int = 2000
     batch: int = 32
     lr: float = 2e-3
     clean_weight: float = 1.0
@@ -196,16 +196,33 @@ def fit_conv_router(routed: RoutedMetaSR, examples: RoutingExamples, config: Con
     width = config.width if estimator is None else estimator.conv1.out_channels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        learner = ConvRouter(levels, tile // t, 1, routed.scale, width)  # reads the thumbnails as given
+        router = ConvRouter(levels, tile, t, routed.scale, width)
+    learner = router.on_thumbnail(partial_tiles=True)  # reads the examples' thumbnails as given
     if estimator is not None:
         for conv, trained in zip(learner.features[::2], trunk(estimator), strict=True):
             conv.load_state_dict(trained.state_dict())
     weights = torch.where(examples.damaged, 1.0, config.clean_weight)
+    torch.set_flush_denormal(True)  # tiny gradients turn denormal late in training and slow each step ~15x
+    try:
+        _train(learner, examples, best, weights, config)
+    finally:
+        torch.set_flush_denormal(False)
+    router.load_state_dict(learner.state_dict())
+    return router.eval()
+
+
+def _train(
+    learner: ConvRouter,
+    examples: RoutingExamples,
+    best: torch.Tensor,
+    weights: torch.Tensor,
+    config: ConvRouterTraining,
+) -> None:
+    """Adam with a cosine schedule on cross-entropy to ``best``, a random quarter turn per batch."""
     optimizer = torch.optim.Adam(learner.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     learner.train()
-    torch.set_flush_denormal(True)  # tiny gradients turn denormal late in training and slow each step ~15x
     with torch.enable_grad():
         for _ in range(config.steps):
             pick = torch.randint(len(weights), (config.batch,), generator=generator)
@@ -216,10 +233,6 @@ def fit_conv_router(routed: RoutedMetaSR, examples: RoutingExamples, config: Con
             loss.backward()
             optimizer.step()
             schedule.step()
-    torch.set_flush_denormal(False)
-    router = ConvRouter(levels, tile, t, routed.scale, width)
-    router.load_state_dict(learner.state_dict())
-    return router.eval()
 
 
 @torch.no_grad()
@@ -227,8 +240,7 @@ def router_fit(routed: RoutedMetaSR, router: ConvRouter, held_out: RoutingExampl
     """What ``router`` and the orchestrator's router lose on ``held_out`` against the best expert per tile."""
     t = routed.router.thumbnail
     orchestrator = TileRouter(routed.router.metasr, routed.router.centroids, routed.router.tile // t)
-    conv = ConvRouter(router.levels.flatten(), router.tile // t, 1, router.scale, router.width)
-    conv.load_state_dict(router.state_dict())
+    conv = router.on_thumbnail(partial_tiles=True)
     regret = held_out.regret
     return RouterFit(
         orchestrator=_mean_regret(regret, router_choices(orchestrator.eval(), held_out.thumbnails)),
@@ -256,11 +268,7 @@ def _mean_regret(regret: torch.Tensor, choices: torch.Tensor) -> float:
 @torch.no_grad()
 def best_experts(experts: list[torch.nn.Module], lr: torch.Tensor, hr: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """Per tile, the expert whose output is nearest the HR crop (mean squared error): routing labels."""
-    errors = []
-    for i in range(0, len(lr), batch):
-        outputs = torch.stack([expert(lr[i : i + batch]) for expert in experts], dim=1)  # (B, K, 3, H, W)
-        errors.append((outputs - hr[i : i + batch, None]).pow(2).mean(dim=(2, 3, 4)))
-    return torch.cat(errors).argmin(dim=1)
+    return expert_errors(experts, lr, hr, batch).argmin(dim=1)
 
 
 @torch.no_grad()

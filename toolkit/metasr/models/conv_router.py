@@ -4,7 +4,7 @@
     strength ─────────────────────────────────────── (strength - level_k)² ────────────────┴─ scores (lower wins)
 
 The orchestrator's own router (extractors + orchestrator on the thumbnail) is hundreds of small operators; this
-one is six convolutions and a pooling, trained on which expert restored each training tile best. A ``strength``
+one is five convolutions and a pooling, trained on which expert restored each training tile best. A ``strength``
 in [0, 1] overrides the choice: the expert whose restoration level (0 = the clean-photo expert, 1 = the one
 for the heaviest damage) is nearest wins; the default -1 keeps the learned choice. The blend needs only
 clamp/mul/add, like the MetaSR graph's strength override, so it lowers on every target.
@@ -70,8 +70,10 @@ class ConvRouter(nn.Module):
         gap = torch.clamp(strength, 0.0, 1.0) - self.levels
         return use * (gap * gap) + (1.0 - use) * learned  # a product, not pow: the ANE has no pow
 
-    def on_thumbnail(self) -> ConvRouter:
-        """The same router taking the thumbnail itself (cut by the app) as its image, whole tiles only."""
+    def on_thumbnail(self, partial_tiles: bool = False) -> ConvRouter:
+        """A copy taking the thumbnail itself (cut by the app) as its image; whole tiles only unless
+        ``partial_tiles`` (training on thumbnails of tiles smaller than a routing tile)."""
         router = copy.deepcopy(self)
-        router.tile, router.thumbnail, router.partial_tiles = self.tile // self.thumbnail, 1, False
+        router.tile, router.thumbnail = self.tile // self.thumbnail, 1
+        router.partial_tiles = partial_tiles
         return router
