@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from metasr.checkpoint import load_student, save_student
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
+from metasr.data.pairs import centre_crop, validation_pairs
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
 from metasr.models import MetaSRStudent, StudentConfig
@@ -63,19 +64,14 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean Y-PSNR (border = scale) of the model and of bicubic on centre crops of validation photos, downscaled
     bicubically or damaged (``realistic``: the fixed validation pairs, seed 0)."""
+    if degradation == "realistic":
+        pairs = [(batch.hr, batch.lr) for batch in validation_pairs(images, scale, crop, seed=0)]
+    else:
+        pairs = [(hr, bicubic_downscale(hr, scale)) for hr in (centre_crop(img, crop, scale) for img in images)]
     ours, bicubic = [], []
     model.eval()
     with torch.no_grad():
-        for index, img in enumerate(images):
-            h, w = img.shape[:2]
-            ch, cw = min(crop, h) // scale * scale, min(crop, w) // scale * scale
-            top, left = (h - ch) // 2, (w - cw) // 2
-            hr = torch.from_numpy(img[top : top + ch, left : left + cw].transpose(2, 0, 1).copy())[None]
-            hr = hr.float() / 255.0
-            if degradation == "realistic":
-                lr = degrade(hr, scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(index)).lr
-            else:
-                lr = bicubic_downscale(hr, scale)
+        for hr, lr in pairs:
             ref = to_numpy(hr)
             ours.append(y_psnr(to_numpy(model(lr)), ref, border=scale))
             bicubic.append(y_psnr(to_numpy(bicubic_upscale(lr, scale)), ref, border=scale))

@@ -53,7 +53,7 @@ class DegradedPatchSampler:
         self.generator.set_state(state["degradations"])
 
 
-def _centre_crop(image: np.ndarray, crop: int, scale: int) -> torch.Tensor:
+def centre_crop(image: np.ndarray, crop: int, scale: int) -> torch.Tensor:
     """Centre crop of at most ``crop`` x ``crop`` with sides a multiple of ``scale``, as (1, 3, h, w) in [0, 1]."""
     h, w = (min(crop, side) // scale * scale for side in image.shape[:2])
     top, left = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
@@ -72,6 +72,6 @@ def validation_pairs(
     if crop < scale or any(min(img.shape[:2]) < scale for img in images):
         raise MetaSRError(f"validation crop {crop} or an image is smaller than scale {scale}; pass a crop >= scale")
     return [
-        degrade(_centre_crop(img, crop, scale), scale, config, torch.Generator().manual_seed(seed + index))
+        degrade(centre_crop(img, crop, scale), scale, config, torch.Generator().manual_seed(seed + index))
         for index, img in enumerate(images)
     ]
