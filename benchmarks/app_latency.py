@@ -1,11 +1,12 @@
-"""Routed vs plain as an app runs them: whole photos upscaled tile by tile through the exported artifacts.
+"""Routed vs plain as an app runs them: whole photos upscaled call by call through the exported artifacts.
 
-Both artifacts are exported by ``metasr-export``'s pipeline at the routed manifest's app tile (256 px, overlap
-16) and run through ``metasr-upscale``'s tiler in their host runtime (ExecuTorch XNNPACK int8, ONNX Runtime
-fp32). The routed artifact is dispatched as its manifest says: per app tile, the router on the tile's thumbnail,
-then every expert it names for one of the tile's routing blocks, each over the whole tile. So a tile whose
-blocks pick different experts costs more than one expert, which a full-frame timing of one expert hides. The
-plain student is the routed model's plain expert, exported bare: the cost an app pays without adaptivity.
+Both artifacts are exported by ``metasr-export``'s pipeline at one call size and run through ``metasr-upscale``'s
+tiler in their host runtime (ExecuTorch XNNPACK int8, ONNX Runtime fp32): the recipes' 256-px app tile (overlap
+16) over the photos at their own size, or a whole 1080p-output frame per call (x2 from 544x960, x4 from
+288x480, its 270 rows padded to whole 32-px cells; the photos resized to it). The routed artifact is dispatched
+as its manifest says: per call, the router on its thumbnail, then the expert it names (a conv router decides once
+per call, so each call runs exactly one expert). The plain student is the routed model's plain expert, exported
+bare: the cost an app pays without adaptivity.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ from metasr.upscaling.tiling import upscale_strips
 
 TARGETS = {"executorch-xnnpack": "XNNPACK int8", "onnx": "ORT CPU fp32"}
 APP_TILE = 256
+FRAMES = {2: (544, 960), 4: (288, 480)}  # LR frames of a 1080p output (x4: 270 rows padded to whole 32-px cells)
 
 
-def frames(names: tuple[str, ...], scale: int) -> dict[str, list[np.ndarray]]:
-    """The photos at their own size as LR frames (uint8 RGB): the x``scale`` pairs of their bicubic upscales,
-    clean (bicubic down again) and with realistic damage (Real-ESRGAN pipeline, one fixed seed per photo)."""
+def frames(names: tuple[str, ...], scale: int, size: tuple[int, int] | None = None) -> dict[str, list[np.ndarray]]:
+    """The photos as LR frames (uint8 RGB), at their own size or resized to ``size``: the x``scale`` pairs of
+    their bicubic upscales, clean (bicubic down again) and with realistic damage (Real-ESRGAN pipeline, one fixed
+    seed per photo)."""
+    photos = photo_set(names)
+    hr_sizes = [
+        (scale * p.shape[1], scale * p.shape[0]) if size is None else (scale * size[1], scale * size[0]) for p in photos
+    ]
     upscaled = [
-        np.asarray(Image.fromarray(p).resize((scale * p.shape[1], scale * p.shape[0]), Image.BICUBIC))
-        for p in photo_set(names)
+        np.asarray(Image.fromarray(p).resize(hr, Image.BICUBIC)) for p, hr in zip(photos, hr_sizes, strict=True)
     ]
     sets = {}
     for degradation in ("bicubic", "realistic"):
@@ -44,21 +50,23 @@ def frames(names: tuple[str, ...], scale: int) -> dict[str, list[np.ndarray]]:
     return sets
 
 
-def app_latency_rows(routed_checkpoint: Path, names: tuple[str, ...], runs: int) -> list[dict]:
+def app_latency_rows(
+    routed_checkpoint: Path, names: tuple[str, ...], runs: int, frame: tuple[int, int] | None = None
+) -> list[dict]:
     """Per target and degradation: ms per photo (median over ``runs``, summed over the photos) of the routed
-    artifact and of its plain expert alone, their ratio, and the distinct experts an app tile runs."""
+    artifact and of its plain expert alone, their ratio, and the distinct experts a call runs. ``frame``: each
+    photo resized to that LR size and upscaled in one call of an artifact exported at it; else 256-px app tiles."""
     routed = load_routed(routed_checkpoint)
     if routed.plain is None:
         raise ValueError(f"{routed_checkpoint} has no plain expert to compare with")
-    sets = frames(names, routed.scale)
+    sets = frames(names, routed.scale, frame)
+    call = frame or (APP_TILE, APP_TILE)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         plain_path = Path(tmp) / f"plain_x{routed.scale}.safetensors"
         save_student(routed.plain, plain_path)
         for target, runtime in TARGETS.items():
-            recipe = with_overrides(
-                pipeline.resolve_recipe(target), scale=routed.scale, input_sizes=((APP_TILE, APP_TILE),)
-            )
+            recipe = with_overrides(pipeline.resolve_recipe(target), scale=routed.scale, input_sizes=(call,))
             upscalers = {
                 name: load_upscaler(artifact=pipeline.export(recipe, Path(tmp) / name, checkpoint=path).artifact)
                 for name, path in (("routed", routed_checkpoint), ("plain", plain_path))
@@ -69,12 +77,13 @@ def app_latency_rows(routed_checkpoint: Path, names: tuple[str, ...], runs: int)
                     {
                         "model": routed_checkpoint.stem,
                         "runtime": runtime,
+                        "call": "x".join(map(str, call)),
                         "degradation": degradation,
                         "photos": len(images),
                         "routed_ms": ms["routed"],
                         "plain_ms": ms["plain"],
                         "ratio": ms["routed"] / ms["plain"],
-                        "experts_per_app_tile": _experts_per_tile(upscalers["routed"], images),
+                        "experts_per_call": _experts_per_call(upscalers["routed"], images),
                     }
                 )
     return rows
@@ -91,8 +100,8 @@ def _median_ms(upscaler: Upscaler, image: np.ndarray, runs: int) -> float:
     return time_runs(run, runs).median_ms
 
 
-def _experts_per_tile(upscaler: Upscaler, images: list[np.ndarray]) -> float:
-    """Mean number of distinct experts the router names within one app tile."""
+def _experts_per_call(upscaler: Upscaler, images: list[np.ndarray]) -> float:
+    """Mean number of distinct experts the router names within one call (app tile or frame)."""
     counts: list[int] = []
     route = upscaler.routing.route
 

@@ -22,13 +22,13 @@ from metasr.distill.evaluate import student_runs
 from metasr.distill.teacher_system import load_teacher, teacher_metadata, teacher_sources
 from metasr.images import bicubic_upscale
 from metasr.metadata import CELL
-from metasr.model_zoo import default_model, model_card
+from metasr.model_zoo import model_card
 from metasr.models.metasr import MetaSR
 
-WEIGHTS = default_model(2).path.parent
+WEIGHTS = model_card("metasr-x2").path.parent
 REALWORLD = WEIGHTS / "metasr_x2_realworld.safetensors"
-ROUTED = model_card("metasr-x2-routed")
-ROUTED_X4 = model_card("metasr-x4-routed")
+ROUTED = model_card("metasr-x2-routed")  # the x2 default
+ROUTED_X4 = model_card("metasr-x4-routed")  # the x4 default
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into `
 3. latency: ExecuTorch XNNPACK int8 and ONNX Runtime fp32 at 960x540 -> 1920x1080 (x2) and
    480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
 4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
-5. app_latency: the routed graph against its plain expert, both exported and run tile by tile as an app does;
+5. app_latency: the routed graphs (the defaults) against their plain experts, both exported and run call by call
+   as an app does (256-px app tiles, and whole 1080p-output frames);
 6. export_time: ``metasr-export --target all`` wall time, per target and stage;
 7. ncnn_latency: the pretrained peers (``benchmarks/peers``) in ncnn's own fp32 CPU runtime, at the latency sizes.
 
@@ -36,7 +37,7 @@ import torch
 
 from benchmarks import entries as E
 from benchmarks import latency as L
-from benchmarks.app_latency import app_latency_rows
+from benchmarks.app_latency import FRAMES, app_latency_rows
 from benchmarks.architectures import ARCHITECTURES
 from benchmarks.legibility import TextReader, legibility, text_samples
 from benchmarks.peers.measure import time_ncnn
@@ -48,7 +49,7 @@ from metasr.checkpoint import shipped_teacher_path
 from metasr.data.folder import list_images, load_for_training, split_images
 from metasr.exporter import pipeline
 from metasr.metadata import CELL
-from metasr.model_zoo import default_model
+from metasr.model_zoo import default_model, model_card
 from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
@@ -57,7 +58,10 @@ APP_RUNS = 5  # per photo and artifact in the app-latency table
 FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of the published full run
 PLAIN = "40000 steps x 16 x 48^2 LR, bicubic (plain student, exported bare)"  # the x4 default (TRAINING.md §0)
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
-ROUTED_TRAINING = "conv router over the 40000-step plain student and its Real-ESRGAN fine-tune, 256-px tiles"
+ROUTED_TRAINING = "conv router over the 40000-step plain student and its Real-ESRGAN fine-tune, one call per choice"
+DEFAULT_ROW = "MetaSR graph, shipped default"
+PER_PIXEL_ROW = "MetaSR graph, per-pixel (metasr-x2)"
+PLAIN_X4_ROW = "plain student x4 (student-x4)"
 
 
 @dataclass(frozen=True)
@@ -135,16 +139,16 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
     for scale in settings.scales:
         rows.append(E.bicubic(scale))
         rows += [E.trained(name, scale, budget) for name in settings.architectures]
-        path = default_model(scale).path
-        rows.append(E.metasr("MetaSR graph, shipped default", path, scale, _shipped_training(scale)))
+        rows.append(_default_entry(scale))
+        if scale == 2:  # the per-pixel MetaSR graph: latency and overhead rows against its student
+            rows.append(E.metasr(PER_PIXEL_ROW, model_card("metasr-x2").path, 2, DISTILLED_DEFAULT))
+        if scale == 4:  # the default's clean expert, exported bare: the x4 latency rows
+            rows.append(E.metasr(PLAIN_X4_ROW, model_card("student-x4").path, 4, PLAIN))
         if scale == 2 and settings.realworld:
             distilled = "distilled from the teacher, realistic degradations"
-            # quantization only: its ops are the x2 default's minus the damage estimator, which the default times
+            # quantization only: its ops are the per-pixel graph's minus the damage estimator, which that one times
             rows.append(E.metasr("MetaSR graph, realworld", E.REALWORLD, 2, distilled, timed=False))
             rows.append(E.metasr("MetaSR graph, realworld, metadata off", E.REALWORLD, 2, distilled, metadata=False))
-            rows.append(E.routed("MetaSR graph, routed (metasr-x2-routed)", E.ROUTED.path, ROUTED_TRAINING))
-        if scale == 4 and settings.realworld:
-            rows.append(E.routed("routed (metasr-x4-routed)", E.ROUTED_X4.path, ROUTED_TRAINING))
         if scale == 2 and settings.teacher and teacher is not None and teacher.is_file():
             rows.append(E.teacher(teacher))
         rows += [
@@ -153,9 +157,18 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
     return rows
 
 
+def _default_entry(scale: int) -> E.Entry:
+    """The shipped default for ``scale``: a routed model (quality rows here; ``app_latency`` times its artifact
+    against its plain expert), or a MetaSR graph / bare student (lowered and timed like any network)."""
+    card = default_model(scale)
+    if card.graph == "routed":
+        return E.routed(DEFAULT_ROW, card.path, ROUTED_TRAINING)
+    return E.metasr(DEFAULT_ROW, card.path, scale, _shipped_training(scale))
+
+
 def _shipped_training(scale: int) -> str:
-    """How the default model for ``scale`` was trained: a distilled graph where one ships, else the plain student."""
-    return DISTILLED_DEFAULT if default_model(scale).graph == "metasr" else PLAIN
+    """How the default model for ``scale`` was trained."""
+    return {"routed": ROUTED_TRAINING, "metasr": DISTILLED_DEFAULT}.get(default_model(scale).graph, PLAIN)
 
 
 def quality_rows(
@@ -306,7 +319,7 @@ def export_rows(settings: Settings, scale: int = 2) -> tuple[list[Row], list[Row
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1]}")
         times, parity = [], []
-        graph = E.Entry("MetaSR graph, shipped default", scale, _shipped_training(scale), E.bicubic(scale).run)
+        graph = E.Entry(DEFAULT_ROW, scale, _shipped_training(scale), E.bicubic(scale).run)
         for path in sorted(Path(tmp).glob("*/report.json")):
             report = json.loads(path.read_text())
             stages = report["stage_seconds"]
@@ -343,7 +356,8 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
                     row
                     for card in (E.ROUTED, E.ROUTED_X4)
                     if card.scale in settings.scales
-                    for row in app_latency_rows(card.path, settings.photos, APP_RUNS)
+                    for frame in (None, FRAMES[card.scale])
+                    for row in app_latency_rows(card.path, settings.photos, APP_RUNS, frame)
                 ]
             )
             if settings.realworld

@@ -15,9 +15,14 @@ import torch
 from metasr.assembly import build_metasr
 from metasr.data.sample_images import validation_images
 from metasr.images import to_numpy
+from metasr.model_zoo import model_card
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.validate.metrics import y_psnr
+
+# The per-pixel MetaSR graph (metadata extractors, orchestrator, FiLM student; inputs image and strength): the
+# richest graph a target lowers, pinned by the tests of each target's MetaSR export (the defaults are routed).
+PER_PIXEL = model_card("metasr-x2").path
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_readme_python_api_examples_run(tmp_path: Path, monkeypatch: pytest.Monk
     torch.manual_seed(0)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
-    assert (tmp_path / "artifacts" / "onnx" / "metasr_x2.onnx").is_file()
+    assert (tmp_path / "artifacts" / "onnx" / "metasr_x2_router.onnx").is_file()  # the routed default
     manifest = json.loads((tmp_path / "artifacts" / "executorch-xnnpack" / "manifest.json").read_text())
     assert manifest["model"]["graph"] == "custom" and manifest["model"]["class"] == "readme.TinySR"
 

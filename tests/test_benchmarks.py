@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.anchors import ANCHORS
 from benchmarks.architectures import ARCHITECTURES, load_trained, weights_path
-from benchmarks.run import QUICK, run
+from benchmarks.run import PER_PIXEL_ROW, QUICK, run
 from metasr.validate.macs import count_macs
 
 
@@ -53,8 +53,8 @@ def test_quick_run_writes_every_table_with_finite_numbers(tmp_path: Path) -> Non
     assert ("MetaSR graph, shipped default", QUICK.export_targets) in {
         (r["model"], r["target"]) for r in tables["quant_loss"]
     }
-    assert {*QUICK.architectures, "MetaSR graph, shipped default"} <= {row["model"] for row in tables["latency"]}
-    assert [row["model"] for row in tables["overhead"]] == ["MetaSR graph, shipped default"] * 2
+    assert {*QUICK.architectures, PER_PIXEL_ROW} <= {row["model"] for row in tables["latency"]}
+    assert [row["model"] for row in tables["overhead"]] == [PER_PIXEL_ROW] * 2
     for name, rows in tables.items():
         assert rows, f"table {name} is empty"
         for row in rows:

@@ -3,6 +3,8 @@ best; its strength override, its thumbnail form, its checkpoint and its training
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -136,11 +138,50 @@ def test_a_conv_routed_model_exports_its_conv_router_as_the_router_function(tmp_
     router = onnx.load(result.artifact.parent / "metasr_x2_router.onnx")
     assert sum(n.op_type == "Conv" for n in router.graph.node) == 5  # four feature convs and the head
     assert len(router.graph.node) < 25  # no extractors or orchestrator
-    model = load_graph(tmp_path / "conv.safetensors")
+    model = load_graph(tmp_path / "conv.safetensors").deciding_per_call()  # the artifact decides per call
     image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         reference = model(image, model.router.default_strength())
     assert torch.allclose(open_engine(result.artifact).run(image), reference, atol=1e-4)
+
+
+def test_a_per_call_router_decides_as_the_tile_router_on_one_tile_and_once_on_any_size() -> None:
+    router = _router()
+    per_call = _router()
+    per_call.per_call = True
+    one_tile = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    odd = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        assert torch.allclose(per_call(one_tile), router(one_tile), atol=1e-6)
+        assert per_call(odd).shape == (1, 3, 1, 1) and router(odd).shape == (1, 3, 2, 3)
+        assert torch.allclose(per_call.on_thumbnail()(odd[..., ::2, ::2]), per_call(odd), atol=1e-6)
+
+
+def test_a_conv_routed_artifact_takes_any_size_and_runs_one_expert_per_call(tmp_path) -> None:
+    torch.manual_seed(0)
+    conv = ConvRouter(torch.tensor([1.0, 0.0]), 64, 2, 2, width=8).eval()
+    frames = [torch.full((1, 3, 96, 160), v) for v in (0.0, 1.0)]  # dark and bright: one expert each
+    with torch.no_grad():
+        dark, bright = (conv.features(f[..., ::2, ::2]).mean(dim=(2, 3))[0] for f in frames)
+        channel = int((bright - dark).argmax())  # expert 1 where this feature channel's mean is high
+        conv.head.weight.zero_()
+        conv.head.bias.zero_()
+        conv.head.weight[1, channel] = 1.0
+        conv.head.bias[1] = -float(dark[channel] + bright[channel]) / 2
+    routed = _two_expert_routed().with_conv_router(conv)
+    save_routed(routed, tmp_path / "conv.safetensors")
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((96, 160),))  # not whole 64-px routing tiles
+    result = export(recipe, tmp_path / "out", checkpoint=tmp_path / "conv.safetensors")
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["routing"]["tile"] == 0 and manifest["routing"]["router"]["output"]["shapes"] == [[1, 2, 1, 1]]
+    assert "for the whole image tile" in manifest["routing"]["dispatch"]
+    engine = open_engine(result.artifact)
+    per_call = routed.deciding_per_call()
+    with torch.no_grad():
+        routes = [int(per_call.route(f).item()) for f in frames]
+        assert routes == [0, 1] == [int(engine.route(f).item()) for f in frames]
+        for frame, k in zip(frames, routes, strict=True):
+            assert torch.allclose(engine.run(frame), routed.experts[k](frame), atol=1e-4)
 
 
 def test_two_plain_students_make_a_two_expert_routed_model() -> None:

@@ -32,6 +32,7 @@ from metasr.profile.results import load_results, percentile, runtime_targets, su
 from metasr.recipes import with_overrides
 from metasr.schemas import MANIFEST_VERSION, check, load_schema
 from metasr.validate.report import build_manifest
+from tests.conftest import PER_PIXEL
 
 ROOT = Path(__file__).resolve().parents[1]
 ANDROID = ROOT / "android_demo"
@@ -142,7 +143,7 @@ def swift_string(text: str, name: str) -> str:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     """A real ONNX export at a tiny size (the cheapest target): its manifest is what every target writes."""
     recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((64, 64),))
-    return export(recipe, tmp_path_factory.mktemp("export"))
+    return export(recipe, tmp_path_factory.mktemp("export"), checkpoint=PER_PIXEL)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def coreml_manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     module = importlib.import_module(TARGETS["coreml"])
     extra = module._manifest_extra
     recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((64, 64), (96, 96)))
-    prepared = prepare(load(None, recipe.scale), recipe)
+    prepared = prepare(load(PER_PIXEL, recipe.scale), recipe)
     path = tmp_path_factory.mktemp("coreml") / "metasr_x2.mlpackage"
     path.mkdir()
     (path / "Manifest.json").write_text("{}")
@@ -266,7 +267,7 @@ def test_apps_accept_exactly_the_manifest_version_the_exporter_writes(manifest: 
 
 def test_apps_feed_the_default_strength_the_export_documents(manifest: dict[str, Any]) -> None:
     strength = manifest["inputs"][1]
-    model = load(None, manifest["scale"]).model
+    model = load(PER_PIXEL, manifest["scale"]).model
     assert strength["shapes"] == [list(model.default_strength().shape)] == [[1, 1, 1, 1]]
     assert strength["default"] == float(model.default_strength()) == -1.0 and strength["value_range"] == [0.0, 1.0]
     # Android: ModelManifest reads the default and the shape when the input exists (a bare student has none);
@@ -503,7 +504,11 @@ def test_both_apps_dispatch_each_tile_as_the_manifest_says(routed_manifests: dic
     swift = read(SWIFT / "RoutedDispatch.swift")
     assert "let src = source + j * t * rowBytes" in swift and "from: src + i * t * bytesPerPixel" in swift
     assert "where scores[k * plane + b] < scores[best * plane + b] { best = k }" in swift
-    assert "let side = block * scale" in swift and "let source = output(routes[blocks + b])" in swift
+    assert "let side = (block == 0 ? width : block) * scale" in swift
+    assert "let source = output(routes[blocks + b])" in swift
+    # routing tile 0 (a conv router deciding per call): one block per tile, of any size
+    assert "if (block == 0) routes(scores, 1, 1) else routes(scores, height / block, width / block)" in kotlin
+    assert "if block == 0 { return (1, 1) }" in swift and "let blocks = block == 0 ? 0 : y / side * cols" in swift
     engine = read(SWIFT / "CoreMLEngine.swift")
     assert "if let dispatch { return try predictRouted(tile, dispatch: dispatch) }" in engine
     assert "if used.count == 1 { return first }" in engine

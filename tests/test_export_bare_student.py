@@ -13,7 +13,7 @@ from metasr.assembly import build_metasr, load_graph, load_metasr, save_metasr
 from metasr.checkpoint import save_student
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import export, resolve_recipe
-from metasr.model_zoo import default_model, model_card
+from metasr.model_zoo import model_card
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.profile.estimate import estimate_latency
@@ -48,7 +48,7 @@ def test_identity_orchestrator_loads_as_the_bare_student(plain_checkpoint: Path,
 
 
 def test_modulating_orchestrator_stays_metasr(tmp_path: Path) -> None:
-    assert isinstance(load_graph(default_model(2).path), MetaSR)
+    assert isinstance(load_graph(model_card("metasr-x2").path), MetaSR)
     path = tmp_path / "responsive.safetensors"
     save_metasr(responsive_metasr(), path)
     assert isinstance(load_graph(path), MetaSR)

@@ -23,7 +23,7 @@ from metasr.models.metasr import MetaSR
 from metasr.quant.coreml_quant import MIN_COMPRESSED_WEIGHTS
 from metasr.recipes import Recipe, with_overrides
 from metasr.validate.metrics import y_psnr
-from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
+from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
 SIZES = ((64, 64), (96, 128))
 
@@ -51,7 +51,7 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def fp16(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export(small(), tmp_path_factory.mktemp("fp16"))
+    return export(small(), tmp_path_factory.mktemp("fp16"), checkpoint=PER_PIXEL)
 
 
 def _export_responsive(out: Path) -> ExportResult:
@@ -108,7 +108,7 @@ def test_export_twice_is_byte_identical(responsive: ExportResult, tmp_path: Path
 def test_compressed_weights_are_stored_compressed_and_pass_their_floor(
     name: str, palette: int | None, max_ratio: float, fp16: ExportResult, tmp_path: Path
 ) -> None:
-    result = export(small(name), tmp_path)
+    result = export(small(name), tmp_path, checkpoint=PER_PIXEL)
     assert result.parity.passed and result.coverage.fallback == []
     ops = list(coreml.main_function(result.artifact).operations)
     compressed = [op for op in ops if op.op_type.startswith("constexpr")]
@@ -125,7 +125,7 @@ def test_compressed_weights_are_stored_compressed_and_pass_their_floor(
 
 def test_w8a8_simulation_matches_the_calibrated_pt2e_model(tmp_path: Path) -> None:
     recipe = small("coreml-w8a8")
-    prepared = prepare(load(None, 2), recipe)
+    prepared = prepare(load(PER_PIXEL, 2), recipe)
     quantized = coreml.quantize(prepared, calibration_images(*recipe.input_size)[:4])
     lowered = coreml.lower(quantized, tmp_path)
     assert lowered.coverage.fallback == []
@@ -200,5 +200,5 @@ def test_contradictory_options_fail_before_converting(options: dict, message: st
     recipe = small()
     recipe = dataclasses.replace(recipe, options=dataclasses.replace(recipe.options, **options))
     with pytest.raises(MetaSRError, match=message):
-        export(recipe, tmp_path)
+        export(recipe, tmp_path, checkpoint=PER_PIXEL)
     assert leftovers(tmp_path) == []

@@ -23,7 +23,7 @@ from metasr.quant.pt2e_xnnpack import capture
 from metasr.recipes import Recipe, with_overrides
 from metasr.runtime import open_engine
 from metasr.schemas import check
-from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
+from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
 SIZE = ((64, 64),)
 SIZES = ((64, 64), (64, 96))
@@ -45,7 +45,7 @@ def _responsive(target: str, out: Path, path: str | None = None, sizes: Sizes = 
 
 @pytest.fixture(scope="module")
 def xnnpack(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export(_recipe("executorch-xnnpack", sizes=SIZES), tmp_path_factory.mktemp("xnnpack"))
+    return export(_recipe("executorch-xnnpack", sizes=SIZES), tmp_path_factory.mktemp("xnnpack"), checkpoint=PER_PIXEL)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_op_outside_the_delegate_fails_naming_it_and_writes_nothing(tmp_path: Pa
 
 
 def test_vulkan_fp16_all_in_partition_with_simulated_parity(tmp_path: Path) -> None:
-    vulkan = export(_recipe("executorch-vulkan"), tmp_path)
+    vulkan = export(_recipe("executorch-vulkan"), tmp_path, checkpoint=PER_PIXEL)
     assert vulkan.coverage.fallback == [] and vulkan.coverage.fraction == 1.0
     assert vulkan.coverage.where == "Vulkan delegate"
     assert 60.0 <= vulkan.parity.min_psnr_db < 120.0  # fp16, not an fp32 stand-in

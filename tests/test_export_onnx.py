@@ -19,11 +19,10 @@ from metasr.assembly import load_metasr
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import export, load, prepare, resolve_recipe
 from metasr.exporter.stages import ExportResult, LoadedModel
-from metasr.model_zoo import default_model
 from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe, with_overrides
 from metasr.runtime import open_engine
-from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
+from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
 SIZE = ((64, 96),)
 
@@ -35,7 +34,7 @@ def _recipe(path: str | None = None, **options: object) -> Recipe:
 
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
-    return export(_recipe(), tmp_path_factory.mktemp("fp32"))
+    return export(_recipe(), tmp_path_factory.mktemp("fp32"), checkpoint=PER_PIXEL)
 
 
 def test_fp32_export_passes_floor_and_writes_manifest(fp32: ExportResult) -> None:
@@ -54,9 +53,7 @@ def test_fp32_export_passes_floor_and_writes_manifest(fp32: ExportResult) -> Non
     assert (strength["shapes"], strength["value_range"], strength["default"]) == ([[1, 1, 1, 1]], [0.0, 1.0], -1.0)
     assert manifest["tile"] == {"size": 256, "overlap": 16}
     assert manifest["dynamic_size"] == {"multiple_of": 32, "min": 64, "max": 8192}
-    assert manifest["model"]["sources"] == list(
-        load_metasr(default_model(2).path).orchestrator.sources
-    )  # the default's
+    assert manifest["model"]["sources"] == list(load_metasr(PER_PIXEL).orchestrator.sources)  # the default's
     model = onnx.load(fp32.artifact)
     assert [i.name for i in model.graph.input] == ["image", "strength"]
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -72,7 +69,7 @@ def test_fp32_export_passes_floor_and_writes_manifest(fp32: ExportResult) -> Non
 def test_dynamic_graph_runs_other_whole_cell_sizes(fp32: ExportResult) -> None:
     engine = open_engine(fp32.artifact)
     assert engine.static_sizes is None
-    base = load(None, 2).model
+    base = load(PER_PIXEL, 2).model
     image = torch.rand(1, 3, 128, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected = base(image)
@@ -80,7 +77,7 @@ def test_dynamic_graph_runs_other_whole_cell_sizes(fp32: ExportResult) -> None:
 
 
 def test_fp16_variant_is_smaller_and_still_close(tmp_path: Path) -> None:
-    result = export(_recipe("onnx-fp16", dynamic_size=False), tmp_path)
+    result = export(_recipe("onnx-fp16", dynamic_size=False), tmp_path, checkpoint=PER_PIXEL)
     assert 55.0 <= result.parity.min_psnr_db < 140.0
     initializers = onnx.load(result.artifact).graph.initializer
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in initializers)
@@ -113,7 +110,7 @@ def test_parity_below_floor_fails_leaves_nothing_and_keeps_previous_artifact(
 ) -> None:
     shutil.copytree(fp32.artifact.parent, tmp_path / "onnx")
     before = (tmp_path / "onnx" / fp32.artifact.name).read_bytes()
-    base = load(None, 2).model
+    base = load(PER_PIXEL, 2).model
     model = _FailingParity(base.student, dict(base.extractors), base.orchestrator).eval()
     with pytest.raises(MetaSRError, match="below the recipe floor 80.00 dB"):
         export(_recipe(dynamic_size=False), tmp_path, loaded=LoadedModel(model, "test"))
@@ -128,7 +125,7 @@ def test_input_sizes_must_be_whole_metadata_cells(tmp_path: Path) -> None:
 
 
 def test_prepare_counts_macs_of_the_whole_graph_and_the_student() -> None:
-    prepared = prepare(load(None, 2), _recipe())
+    prepared = prepare(load(PER_PIXEL, 2), _recipe())
     assert 30_000 <= prepared.parameters <= 150_000
     macs = prepared.macs_per_output_pixel
     student_params = sum(p.numel() for p in prepared.model.student.parameters())
@@ -141,8 +138,8 @@ def test_artifact_bytes_do_not_depend_on_the_hash_seed(fp32: ExportResult, tmp_p
     """A second export, in a fresh process with another PYTHONHASHSEED, writes the same bytes: the exporter's
     debug annotations (range constraints in hash-seed order, stack traces) are stripped."""
     script = (
-        "import sys; from pathlib import Path; from tests.test_export_onnx import _recipe; "
-        "from metasr.exporter.pipeline import export; export(_recipe(), Path(sys.argv[1]))"
+        "import sys; from pathlib import Path; from tests.test_export_onnx import PER_PIXEL, _recipe; "
+        "from metasr.exporter.pipeline import export; export(_recipe(), Path(sys.argv[1]), checkpoint=PER_PIXEL)"
     )
     env = {**os.environ, "PYTHONHASHSEED": "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"}
     root = Path(__file__).resolve().parents[1]

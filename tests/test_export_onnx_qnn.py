@@ -21,7 +21,7 @@ from metasr.exporter.stages import ExportResult, LoadedModel
 from metasr.models.metasr import MetaSR
 from metasr.quant.ort_qdq import split_identity
 from metasr.recipes import Recipe, with_overrides
-from tests.conftest import assert_follows_strength, leftovers, responsive_metasr
+from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime_qnn") is None,
@@ -40,7 +40,7 @@ def _recipe(path: str | None = None, **options: object) -> Recipe:
 @pytest.fixture(scope="module")
 def a16w8(tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
     """The default A16W8 recipe with an SM8650 EPContext model, exported once for the module."""
-    return export(_recipe(context_soc_model=SOC), tmp_path_factory.mktemp("a16w8"))
+    return export(_recipe(context_soc_model=SOC), tmp_path_factory.mktemp("a16w8"), checkpoint=PER_PIXEL)
 
 
 def _initializer(model: onnx.ModelProto, name: str) -> onnx.TensorProto:
@@ -103,18 +103,18 @@ def test_context_model_is_precompiled_and_matches_qdq(a16w8: ExportResult) -> No
 
 def test_unknown_soc_model_fails_instead_of_compiling_for_a_default(tmp_path: Path) -> None:
     with pytest.raises(MetaSRError, match="does not know soc_model 'SM1234'"):
-        export(_recipe(context_soc_model="SM1234"), tmp_path)
+        export(_recipe(context_soc_model="SM1234"), tmp_path, checkpoint=PER_PIXEL)
     assert leftovers(tmp_path) == []
 
 
 def test_export_twice_is_byte_identical(a16w8: ExportResult, tmp_path: Path) -> None:
-    again = export(_recipe(context_soc_model=SOC), tmp_path)
+    again = export(_recipe(context_soc_model=SOC), tmp_path, checkpoint=PER_PIXEL)
     for name in (a16w8.artifact.name, f"metasr_x2_{SOC}_ctx.onnx", "manifest.json"):
         assert (again.artifact.parent / name).read_bytes() == (a16w8.artifact.parent / name).read_bytes(), name
 
 
 def test_a8w8_variant_uses_8bit_activations_and_passes_floor(tmp_path: Path) -> None:
-    result = export(_recipe("onnx-qnn-a8w8"), tmp_path)
+    result = export(_recipe("onnx-qnn-a8w8"), tmp_path, checkpoint=PER_PIXEL)
     assert result.parity.passed and result.coverage.fraction == 1.0
     model = onnx.load(result.artifact)
     quantizers = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
@@ -123,13 +123,13 @@ def test_a8w8_variant_uses_8bit_activations_and_passes_floor(tmp_path: Path) -> 
 
 def test_nncf_is_refused_for_a_metasr_graph_up_front(tmp_path: Path) -> None:
     with pytest.raises(MetaSRError, match="does not run on the QNN HTP.*use method: ort"):
-        export(_recipe(method="nncf", scheme="a8w8"), tmp_path)
+        export(_recipe(method="nncf", scheme="a8w8"), tmp_path, checkpoint=PER_PIXEL)
     assert leftovers(tmp_path) == []
 
 
 def test_nncf_needs_a8w8(tmp_path: Path) -> None:
     with pytest.raises(MetaSRError, match="8 bits only"):
-        export(_recipe(method="nncf"), tmp_path)
+        export(_recipe(method="nncf"), tmp_path, checkpoint=PER_PIXEL)
     assert leftovers(tmp_path) == []
 
 

@@ -22,6 +22,7 @@ from metasr.profile.run import DeviceSpec, profile_and_write
 from metasr.recipes import with_overrides
 from metasr.runtime import open_engine
 from metasr.schemas import MANIFEST_VERSION
+from tests.conftest import PER_PIXEL
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 def onnx_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((64, 96),))
     recipe = dataclasses.replace(recipe, options=dataclasses.replace(recipe.options, dynamic_size=False))
-    return export(recipe, tmp_path_factory.mktemp("artifacts")).artifact
+    return export(recipe, tmp_path_factory.mktemp("artifacts"), checkpoint=PER_PIXEL).artifact
 
 
 def test_host_profile_writes_json_markdown_and_chart(onnx_artifact: Path) -> None:
@@ -94,7 +95,9 @@ def test_macos_device_refused_on_linux(onnx_artifact: Path) -> None:
 
 @pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML prediction exists only on macOS")
 def test_macos_profile_times_every_compute_unit(tmp_path: Path) -> None:
-    artifact = export(with_overrides(resolve_recipe("coreml"), input_sizes=((64, 64),)), tmp_path).artifact
+    artifact = export(
+        with_overrides(resolve_recipe("coreml"), input_sizes=((64, 64),)), tmp_path, checkpoint=PER_PIXEL
+    ).artifact
     report, _ = profile_and_write(artifact, DeviceSpec.parse("macos"), None, 3, None)
     assert [r.label for r in report.rows] == ["ALL", "CPU_AND_NE", "CPU_ONLY"]
     assert sum(report.placement.values()) > 0
@@ -191,7 +194,7 @@ def test_runner_output_parsers() -> None:
 
 def test_qnn_artifact_on_host_reports_placement_not_time(tmp_path: Path) -> None:
     recipe = with_overrides(resolve_recipe("onnx-qnn"), input_sizes=((96, 128),))
-    artifact = export(recipe, tmp_path).artifact
+    artifact = export(recipe, tmp_path, checkpoint=PER_PIXEL).artifact
     report, paths = profile_and_write(artifact, DeviceSpec.parse("host"), None, 3, budget_ms=1e-6)
     assert report.kind == "placement only" and report.rows[0].median_ms is None
     assert set(report.placement) == {"Qualcomm HTP (emulated)"} and report.placement["Qualcomm HTP (emulated)"] > 20

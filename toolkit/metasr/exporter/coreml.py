@@ -451,7 +451,8 @@ def _concat(values: list[torch.Tensor], axis: torch.Tensor, interleave: torch.Te
 # semantics for the simulation. Any other op is reported as a fallback rather than assumed to run or simulated.
 # Beyond the student's convs, MetaSR's metadata extractors and orchestrator add the pooling, the activations
 # (sigmoid, tanh, abs), elementwise sub/div, channel slicing and concatenation, the bilinear upsampling, and the
-# content classifier's transpose and softmax.
+# content classifier's transpose and softmax; a per-call conv router, the spatial mean (reduce_mean: the ANE's
+# own LayerNorm recipe, Apple's ml-ane-transformers, runs it there).
 ANE_OPS: dict[str, Callable[..., Any]] = {
     "conv": _conv,
     "relu": lambda x: F.relu(x),
@@ -464,6 +465,7 @@ ANE_OPS: dict[str, Callable[..., Any]] = {
     "real_div": lambda x, y: x / y,
     "clip": lambda x, alpha, beta: x.clamp(float(alpha), float(beta)),
     "avg_pool": _avg_pool,
+    "reduce_mean": lambda x, axes, keep_dims: x.mean([int(a) for a in axes], keepdim=bool(keep_dims)),
     "upsample_bilinear": _upsample_bilinear,
     "pixel_shuffle": lambda x, upscale_factor: F.pixel_shuffle(x, int(upscale_factor)),
     "split": lambda x, axis, split_sizes: torch.split(x, split_sizes.tolist(), int(axis)),

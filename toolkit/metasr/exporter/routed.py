@@ -10,7 +10,6 @@ whole routed output, dispatched through the artifact's functions, is checked aga
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +29,9 @@ from metasr.exporter.stages import (
     with_defaults,
 )
 from metasr.images import to_numpy
+from metasr.metadata.base import CELL
 from metasr.models.routed import RoutedDispatch, RoutedMetaSR, thumbnail_of
-from metasr.recipes import Recipe
+from metasr.recipes import Recipe, for_function
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import max_abs_error, y_psnr
 
@@ -102,8 +102,11 @@ class RoutedLowered:
 
 
 def check_sizes(model: RoutedMetaSR, recipe: Recipe) -> None:
-    """Every input size must hold whole routing tiles: the router pools fixed windows."""
-    tile = model.router.tile
+    """Every input size must hold whole routing tiles when the router pools fixed windows (a per-call router
+    takes any size)."""
+    tile = model.routing_tile
+    if not tile:
+        return
     bad = [f"{h}x{w}" for h, w in recipe.input_sizes if h % tile or w % tile]
     if bad:
         raise MetaSRError(
@@ -113,22 +116,26 @@ def check_sizes(model: RoutedMetaSR, recipe: Recipe) -> None:
 
 
 def prepare(model: RoutedMetaSR, source: str, recipe: Recipe) -> RoutedPrepared:
-    """Stage 2: the float reference and, per function, its reparameterized graph, recipe sizes and MACs."""
+    """Stage 2: the float reference and, per function, its reparameterized graph, recipe sizes and MACs. A conv
+    router decides once per call, so each app tile, of any size, runs one expert."""
+    model = model.deciding_per_call() if model.conv_router is not None else copy.deepcopy(model)
     check_sizes(model, recipe)
-    model = copy.deepcopy(model).eval()
+    model = model.eval()
     t = model.router.thumbnail
     out_pixels = recipe.input_size[0] * recipe.input_size[1] * model.scale**2
     functions = {}
     for name, module in model.functions().items():
         module = module.eval()
-        sizes = tuple((h // t, w // t) for h, w in recipe.input_sizes) if name == ROUTER else recipe.input_sizes
-        function_recipe = dataclasses.replace(recipe, input_sizes=sizes)
+        sizes = tuple((-(-h // t), -(-w // t)) for h, w in recipe.input_sizes) if name == ROUTER else recipe.input_sizes
+        unit = max(1, CELL // t) if name == ROUTER else CELL
         params = sum(p.numel() for p in module.parameters() if p.requires_grad)
         for p in module.parameters():
             p.requires_grad_(False)
         macs = count_macs(module, with_defaults(module, torch.zeros(1, 3, *sizes[0]))) / out_pixels
         student = 0.0 if name == ROUTER else macs
-        functions[name] = PreparedModel(module, source, function_recipe, params, Macs(macs, student), function=name)
+        functions[name] = PreparedModel(
+            module, source, for_function(recipe, sizes), params, Macs(macs, student), function=name, unit=unit
+        )
     return RoutedPrepared(model, source, recipe, functions)
 
 
@@ -166,7 +173,7 @@ def validate(lowered: RoutedLowered, prepared: RoutedPrepared) -> RoutedParity:
     agree, tiles, score_error, psnrs, whole_error = 0, 0, 0.0, [], 0.0
     r = model.router
     dispatch = RoutedDispatch(
-        router, [lowered.functions[n].predict for n in prepared.experts], r.tile, r.thumbnail, model.scale
+        router, [lowered.functions[n].predict for n in prepared.experts], model.routing_tile, r.thumbnail, model.scale
     )
     for image in images:
         strength = model.router.default_strength()

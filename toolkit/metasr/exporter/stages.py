@@ -65,6 +65,7 @@ class PreparedModel:
     parameters: int
     macs_per_output_pixel: Macs
     function: str | None = None  # a routed artifact's function ("router", "expert_0", ...); None: the only one
+    unit: int = CELL  # its image sides are multiples of this (a router's thumbnail: the cell / the thumbnail)
 
     @property
     def scale(self) -> int:
@@ -88,8 +89,8 @@ class PreparedModel:
         """torch.export shapes with free image height and width: multiples of the metadata cell, at least two
         cells (the orchestrator's content grid must line up with the metadata grid; the bare student keeps the
         same rule, so an app tiles every artifact alike)."""
-        height = CELL * torch.export.Dim("cells_high", min=MIN_CELLS, max=MAX_SIDE // CELL)
-        width = CELL * torch.export.Dim("cells_wide", min=MIN_CELLS, max=MAX_SIDE // CELL)
+        height = self.unit * torch.export.Dim("cells_high", min=MIN_CELLS, max=MAX_SIDE // CELL)
+        width = self.unit * torch.export.Dim("cells_wide", min=MIN_CELLS, max=MAX_SIDE // CELL)
         return ({2: height, 3: width}, *(None for _ in self.input_names[1:]))  # positional: wrappers take *inputs
 
 

@@ -3,6 +3,9 @@
     thumbnail ─ conv 3x3 ─ 3 x (conv 3x3, stride 2) ─ mean per tile ─ conv 1x1 ─ K logits ─┐
     strength ─────────────────────────────────────── (strength - level_k)² ────────────────┴─ scores (lower wins)
 
+An artifact's router may instead decide once per call (``per_call``): it averages its whole input, so an app
+tile of any size runs exactly one expert, and the graph takes any input size.
+
 The orchestrator's own router (extractors + orchestrator on the thumbnail) is hundreds of small operators; this
 one is five convolutions and a pooling, trained on which expert restored each training tile best. A ``strength``
 in [0, 1] overrides the choice: the expert whose restoration level (0 = the clean-photo expert, 1 = the one
@@ -33,6 +36,7 @@ class ConvRouter(nn.Module):
         self.scale = scale  # of the experts it routes between
         self.width = width
         self.partial_tiles = True  # False: the image holds whole tiles (an artifact's fixed pooling)
+        self.per_call = False  # True: one decision per input (its whole area is one routing tile)
         self.features = nn.Sequential(  # the degree estimator's trunk, so its trained weights can start it
             nn.Conv2d(3, width, 3, padding=1),
             nn.ReLU(),
@@ -55,11 +59,14 @@ class ConvRouter(nn.Module):
         return torch.full((batch, 1, 1, 1), -1.0)
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
-        """Per-tile preference for each expert (higher wins), (N, K, H / tile, W / tile)."""
+        """Per-tile preference for each expert (higher wins), (N, K, H / tile, W / tile); (N, K, 1, 1) per call:
+        on an input of one routing tile both decide alike."""
         small = image[..., :: self.thumbnail, :: self.thumbnail] if self.thumbnail > 1 else image
+        features = self.features(small)
+        if self.per_call:
+            return self.head(features.mean(dim=(2, 3), keepdim=True))
         window = self.tile // (self.thumbnail * STRIDE)
-        pooled = F.avg_pool2d(self.features(small), window, window, ceil_mode=self.partial_tiles)
-        return self.head(pooled)
+        return self.head(F.avg_pool2d(features, window, window, ceil_mode=self.partial_tiles))
 
     def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Scores (N, K, H / tile, W / tile); an app takes the argmin."""

@@ -55,10 +55,13 @@ def compose(
 ) -> torch.Tensor:
     """Each output tile from the expert ``routes`` (N, H / tile, W / tile) names; every expert that is used sees
     the whole frame, as overlapping app tiles would. When every tile names one expert (an app tile that is one
-    routing tile), its output is returned as is."""
+    routing tile), its output is returned as is. ``tile`` 0 (a router deciding per call, routes (N, 1, 1)): each
+    image from the expert it names."""
     used = torch.unique(routes).tolist()
     if len(used) == 1:
         return experts[used[0]](image)
+    if tile == 0:
+        return torch.cat([experts[int(k)](one[None]) for k, one in zip(routes.flatten(), image, strict=True)])
     mask = F.interpolate(routes[:, None].float(), scale_factor=tile * scale, mode="nearest")
     mask = mask[..., : image.shape[-2] * scale, : image.shape[-1] * scale]
     out = torch.zeros(image.shape[0], 3, image.shape[-2] * scale, image.shape[-1] * scale)
@@ -196,6 +199,20 @@ class RoutedMetaSR(nn.Module):
         """The router that picks the experts: the conv router when there is one."""
         return self.router if self.conv_router is None else self.conv_router
 
+    @property
+    def routing_tile(self) -> int:
+        """The routing tile in input pixels; 0 when the router decides once per call."""
+        return 0 if self.conv_router is not None and self.conv_router.per_call else self.router.tile
+
+    def deciding_per_call(self) -> RoutedMetaSR:
+        """A copy whose conv router decides once per input (``ConvRouter.per_call``): what an artifact holds, so
+        a call (app tile) of any size runs exactly one expert."""
+        if self.conv_router is None:
+            raise ValueError("only a conv router decides per call; the orchestrator's router pools fixed tiles")
+        routed = copy.deepcopy(self)
+        routed.conv_router.per_call = True
+        return routed
+
     def reparameterize(self) -> RoutedMetaSR:
         """Already the inference form: every expert is folded plain convs and the router uses no student."""
         return self
@@ -215,4 +232,4 @@ class RoutedMetaSR(nn.Module):
 
     def forward(self, image: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
         """Each tile from its expert (see :func:`compose`)."""
-        return compose(image, self.route(image, strength), self.experts, self.router.tile, self.scale)
+        return compose(image, self.route(image, strength), self.experts, self.routing_tile, self.scale)

@@ -90,7 +90,8 @@ def route_colours(
     route: Callable[[torch.Tensor], torch.Tensor], tile: int, experts: int, scale: int
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A model-like function: an input tile -> its routing map at output size, each routing tile painted in its
-    expert's colour; run through the same tiler as the output, overlaps blend exactly as the output's do."""
+    expert's colour (``tile`` 0: one choice per input tile); run through the same tiler as the output, overlaps
+    blend exactly as the output's do."""
     if experts > len(PALETTE):
         raise ValueError(f"{experts} experts but only {len(PALETTE)} routing colours")
     palette = torch.from_numpy(PALETTE)
@@ -98,8 +99,10 @@ def route_colours(
     def paint(image: torch.Tensor) -> torch.Tensor:
         routes = route(image)[0].long()  # (h / tile, w / tile)
         cells = palette[routes].permute(2, 0, 1)  # (3, h / tile, w / tile)
-        full = cells.repeat_interleave(tile * scale, dim=1).repeat_interleave(tile * scale, dim=2)
-        return full[None, :, : image.shape[-2] * scale, : image.shape[-1] * scale]
+        height, width = image.shape[-2] * scale, image.shape[-1] * scale
+        rows, cols = (tile * scale, tile * scale) if tile else (height, width)
+        full = cells.repeat_interleave(rows, dim=1).repeat_interleave(cols, dim=2)
+        return full[None, :, :height, :width]
 
     return paint
 

@@ -99,16 +99,24 @@ def build_routed_manifest(lowered: RoutedLowered, prepared: RoutedPrepared) -> d
     manifest = build_manifest(lowered.functions[first], prepared.functions[first])
     router, routed = lowered.functions[ROUTER], prepared.model
     router_inputs = _inputs(router, prepared.functions[ROUTER])
-    metasr, tile, t = routed.router.metasr, routed.router.tile, routed.router.thumbnail
-    out_block = tile * routed.scale
+    metasr, tile, t = routed.router.metasr, routed.routing_tile, routed.router.thumbnail
     k = len(prepared.experts)
     manifest["file"] = router.path.name
     manifest["model_sha256"] = combined_sha256(lowered.files)
     manifest["inputs"] = [*manifest["inputs"], *[e for e in router_inputs if e["name"] == "strength"]]
     manifest["model"] = {**_model_section(metasr), "graph": "routed", "experts": k}
     manifest["macs_per_output_pixel"] = _macs(prepared.macs_per_output_pixel)
-    if "dynamic_size" in manifest:  # sides must hold whole routing tiles
+    if "dynamic_size" in manifest and tile:  # sides must hold whole routing tiles
         manifest["dynamic_size"] = {**manifest["dynamic_size"], "multiple_of": tile, "min": tile}
+    if tile:
+        shapes = [[1, k, h // tile, w // tile] for h, w in prepared.recipe.input_sizes]
+        blocks = (
+            f"for each {tile}x{tile} block of the input; run each chosen expert on the whole image tile and keep "
+            f"its output over its blocks ({tile * routed.scale}x{tile * routed.scale} output pixels each). "
+        )
+    else:
+        shapes = [[1, k, 1, 1] for _ in prepared.recipe.input_sizes]
+        blocks = "for the whole image tile; run that expert on it. "
     manifest["routing"] = {
         "tile": tile,
         "thumbnail": t,
@@ -118,7 +126,7 @@ def build_routed_manifest(lowered: RoutedLowered, prepared: RoutedPrepared) -> d
             "inputs": router_inputs,
             "output": {
                 "name": "output",
-                "shapes": [[1, k, h // tile, w // tile] for h, w in prepared.recipe.input_sizes],
+                "shapes": shapes,
                 "layout": "NKHW",
                 "description": "one score per expert and routing tile; the app runs the expert with the lowest",
             },
@@ -128,9 +136,8 @@ def build_routed_manifest(lowered: RoutedLowered, prepared: RoutedPrepared) -> d
         "dispatch": (
             f"feed the router the thumbnail image[..., ::{t}, ::{t}] of the image tile (the pixels whose row and "
             f"column are multiples of {t}) and the strength; the argmin over axis 1 of its output names the expert "
-            f"for each {tile}x{tile} block of the input; run each chosen expert on the whole image tile and keep "
-            f"its output over its blocks ({out_block}x{out_block} output pixels each). "
-            "A function is its own file, or a method (ExecuTorch) or function (Core ML) of that name in the "
+            + blocks
+            + "A function is its own file, or a method (ExecuTorch) or function (Core ML) of that name in the "
             "shared file"
         ),
     }

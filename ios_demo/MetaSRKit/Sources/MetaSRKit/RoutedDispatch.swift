@@ -3,7 +3,8 @@ import Foundation
 /// One tile of a routed artifact, dispatched as its manifest's `routing.dispatch` says: the router reads the
 /// thumbnail (every `thumbnail`-th pixel of each row and column) and scores every expert for each `block` x `block`
 /// block of the tile; the argmin over the experts names the block's expert; each chosen expert runs on the whole
-/// tile and keeps its output over its blocks (hard blending). Works on interleaved pixels (32BGRA / 32ARGB rows).
+/// tile and keeps its output over its blocks (hard blending). `block` 0: the router decides once for the whole
+/// tile, whatever its size (the manifest's `routing.tile` 0). Works on interleaved pixels (32BGRA / 32ARGB rows).
 public struct RoutedDispatch: Equatable, Sendable {
     public let block: Int
     public let thumbnail: Int
@@ -11,7 +12,7 @@ public struct RoutedDispatch: Equatable, Sendable {
     public let scale: Int
 
     public init(block: Int, thumbnail: Int, experts: Int, scale: Int) {
-        precondition(block % thumbnail == 0, "a routing tile must be whole thumbnail pixels")
+        precondition(block >= 0 && block % thumbnail == 0, "a routing tile must be whole thumbnail pixels")
         self.block = block
         self.thumbnail = thumbnail
         self.experts = experts
@@ -29,8 +30,10 @@ public struct RoutedDispatch: Equatable, Sendable {
         self.init(block: routing.tile, thumbnail: routing.thumbnail, experts: routing.experts.count, scale: scale)
     }
 
-    /// (rows, columns) of routing blocks in a `height` x `width` tile, which must hold whole blocks.
+    /// (rows, columns) of routing blocks in a `height` x `width` tile, which must hold whole blocks (one block
+    /// when the router decides per tile).
     public func blocks(height: Int, width: Int) throws -> (rows: Int, cols: Int) {
+        if block == 0 { return (1, 1) }
         guard height % block == 0, width % block == 0 else {
             throw MetaSRError("a routed tile must be whole \(block)-pixel routing tiles, not \(height)x\(width)")
         }
@@ -85,11 +88,11 @@ public struct RoutedDispatch: Equatable, Sendable {
                         output: (Int) -> (pixels: UnsafeRawPointer, rowBytes: Int),
                         into destination: UnsafeMutableRawPointer, destinationRowBytes: Int,
                         bytesPerPixel: Int = 4) {
-        let side = block * scale
-        let cols = width / block
+        let side = (block == 0 ? width : block) * scale
+        let cols = block == 0 ? 1 : width / block
         let rowSpan = side * bytesPerPixel
         for y in 0..<(height * scale) {
-            let blocks = y / side * cols
+            let blocks = block == 0 ? 0 : y / side * cols
             for b in 0..<cols {
                 let source = output(routes[blocks + b])
                 let offset = b * rowSpan

@@ -4,11 +4,14 @@ package dev.metasr.demo
  * One tile of a routed artifact, dispatched as its manifest's `routing.dispatch` says: the router reads the
  * thumbnail (every [thumbnail]-th pixel of each row and column) and scores every expert for each [block] x [block]
  * block of the tile; the argmin over the experts names the block's expert; each chosen expert runs on the whole tile
- * and keeps its output over its blocks (hard blending). Planar RGB (CHW) float arrays, as [SrEngine.run] uses.
+ * and keeps its output over its blocks (hard blending). [block] 0: the router decides once for the whole tile,
+ * whatever its size (the manifest's `routing.tile` 0). Planar RGB (CHW) float arrays, as [SrEngine.run] uses.
  */
 class RoutedDispatch(val block: Int, val thumbnail: Int, val experts: Int, val scale: Int) {
     init {
-        require(block % thumbnail == 0) { "routing tile $block is not whole x1/$thumbnail thumbnail pixels" }
+        require(block >= 0 && block % thumbnail == 0) {
+            "routing tile $block is not whole x1/$thumbnail thumbnail pixels"
+        }
     }
 
     /**
@@ -23,11 +26,12 @@ class RoutedDispatch(val block: Int, val thumbnail: Int, val experts: Int, val s
         router: (FloatArray, Int, Int) -> FloatArray,
         expert: (Int) -> FloatArray,
     ): FloatArray {
-        require(height % block == 0 && width % block == 0) {
+        require(block == 0 || (height % block == 0 && width % block == 0)) {
             "a routed tile must be whole $block-pixel routing tiles, not ${height}x$width"
         }
-        val scores = router(thumbnail(input, height, width), height / thumbnail, width / thumbnail)
-        val routes = routes(scores, height / block, width / block)
+        val (th, tw) = (height + thumbnail - 1) / thumbnail to (width + thumbnail - 1) / thumbnail
+        val scores = router(thumbnail(input, height, width), th, tw)
+        val routes = if (block == 0) routes(scores, 1, 1) else routes(scores, height / block, width / block)
         val used = routes.distinct()
         if (used.size == 1) return expert(used[0])
         return compose(routes, height, width, used.associateWith(expert))
