@@ -19,6 +19,6 @@ bin="$work/venv/bin"
 "$bin/metasr-export" --list
 "$bin/metasr-export" --target onnx --out cli
 "$bin/python" -c "import metasr; r = metasr.export('onnx', out='api'); print(r.artifact, round(r.parity.min_psnr_db, 1))"
-"$bin/metasr-profile" cli/onnx/metasr_x2.onnx --device estimate:pixel-8 --input-size 544x960
-cmp cli/onnx/metasr_x2.onnx api/onnx/metasr_x2.onnx
+"$bin/metasr-profile" cli/onnx/metasr_x2_router.onnx --device estimate:pixel-8 --input-size 544x960
+for f in cli/onnx/*.onnx; do cmp "$f" "api/onnx/$(basename "$f")"; done
 echo "wheel check passed: $(ls "$work"/dist)"
