@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.architectures import load_trained
-from benchmarks.peers.zoo import PEERS, load_peer
 from benchmarks.quality import Run
 from metasr.assembly import load_graph, load_metasr
 from metasr.distill.evaluate import student_runs
@@ -24,6 +23,7 @@ from metasr.images import bicubic_upscale
 from metasr.metadata import CELL
 from metasr.model_zoo import model_card
 from metasr.models.metasr import MetaSR
+from metasr.peers.zoo import PEERS, load_peer
 
 WEIGHTS = model_card("metasr-x2").path.parent
 REALWORLD = WEIGHTS / "metasr_x2_realworld.safetensors"

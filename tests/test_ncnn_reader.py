@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.peers import zoo
-from benchmarks.peers.ncnn_reader import FP16_TAG, NcnnGraphError, load_ncnn
 from metasr.data.sample_images import photo
 from metasr.errors import MetaSRError
+from metasr.peers import zoo
+from metasr.peers.ncnn_reader import FP16_TAG, NcnnGraphError, load_ncnn
 from metasr.validate.metrics import y_psnr
 
 PARITY_DB = 50.0

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from metasr.checkpoint import load_student
 from metasr.data.folder import list_images, split_images
 from metasr.data.sample_images import photo
+from metasr.data.teacher_patches import TeacherPatchSampler, teacher_output
 from metasr.errors import MetaSRError
+from metasr.images import bicubic_downscale
 from metasr.models import StudentConfig
+from metasr.peers.zoo import load_teacher
 from metasr.train import TrainConfig, train_student
 
 
@@ -80,3 +85,74 @@ def test_fine_tuning_on_realistic_damage_starts_from_its_weights_and_resumes_exa
     assert straight.val_bicubic_psnr < base.val_bicubic_psnr  # bicubic upscaling of damaged frames scores lower
     with pytest.raises(MetaSRError, match="unknown degradation 'blurry'"):
         _config(photo_folder, tmp_path / "d", steps=1, degradation="blurry")
+
+
+NEAREST_X2 = """7767517
+2 2
+Input                in     0 1 data
+Interp               up     1 1 data output 0=1 1=2.000000e+00 2=2.000000e+00
+"""
+
+
+def _nearest_teacher(folder: Path) -> Path:
+    """A local ncnn graph that upscales x2 by pixel repetition (no weights): crops of its output are its output
+    on the crops, so the sampler's alignment can be checked exactly."""
+    param = folder / "nearest_x2.param"
+    param.write_text(NEAREST_X2)
+    param.with_suffix(".bin").write_bytes(b"")
+    return param
+
+
+def test_teacher_targets_are_the_teachers_output_on_the_same_lr_crop(tmp_path: Path) -> None:
+    images = [(photo(name) * 255).astype(np.uint8)[:200, :300] for name in ("astronaut", "coffee")]
+    teacher = load_teacher(str(_nearest_teacher(tmp_path)), 2)
+    sampler = TeacherPatchSampler(images, teacher, patch=24, scale=2, seed=3)
+    lr, hr, target = sampler.sample(8)
+    assert lr.shape == (8, 3, 24, 24) and hr.shape == target.shape == (8, 3, 48, 48)
+    assert torch.equal(target, F.interpolate(lr, scale_factor=2, mode="nearest").clamp(0, 1))
+    # the LR crop is the bicubic downscale of the HR crop's photo at the same place (up to the crop's border)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    assert torch.allclose(lr[inner], bicubic_downscale(hr, 2)[inner], atol=0.02)
+    whole = teacher_output(teacher, bicubic_downscale(torch.rand(1, 3, 64, 1200), 2), 2)  # three column bands
+    assert whole.shape == (1, 3, 64, 1200)
+
+
+def test_training_on_a_teachers_output_learns_it_and_resumes_exactly(photo_folder: Path, tmp_path: Path) -> None:
+    nearest = {"teacher": str(_nearest_teacher(tmp_path))}
+    straight = train_student(_config(photo_folder, tmp_path / "a", steps=4, **nearest))
+    train_student(_config(photo_folder, tmp_path / "b", steps=4, until=2, **nearest))
+    resumed = train_student(_config(photo_folder, tmp_path / "b", steps=4, **nearest))
+    a, b = load_student(straight.weights), load_student(resumed.weights)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    ground_truth = train_student(_config(photo_folder, tmp_path / "c", steps=4))
+    assert not torch.equal(next(iter(load_student(ground_truth.weights).parameters())), next(iter(a.parameters())))
+
+
+def test_a_real_pretrained_peer_teaches(photo_folder: Path, tmp_path: Path) -> None:
+    result = train_student(_config(photo_folder, tmp_path / "span", steps=2, teacher="span-ch48-x2"))
+    assert np.isfinite(result.val_psnr) and result.steps == 2
+
+
+@pytest.mark.parametrize(
+    ("teacher", "extra", "fragment"),
+    [
+        ("span-ch48-x4", {}, "not x2; pick a x2 teacher"),
+        ("spam-x2", {}, "neither a pretrained peer"),
+        ("missing.param", {}, "neither a pretrained peer"),
+        ("span-ch48-x2", {"degradation": "realistic"}, "drop --degradation realistic or --teacher"),
+        ("span-ch48-x2", {"teacher_weight": 1.5}, "outside [0, 1]"),
+    ],
+)
+def test_a_teacher_that_cannot_teach_is_refused_in_one_line(
+    photo_folder: Path, tmp_path: Path, teacher: str, extra: dict, fragment: str
+) -> None:
+    with pytest.raises(MetaSRError, match=re.escape(fragment)):
+        train_student(_config(photo_folder, tmp_path / "o", steps=1, teacher=teacher, **extra))
+    assert not (tmp_path / "o" / "state.safetensors").exists()
+
+
+def test_a_teacher_without_its_weights_file_is_refused(tmp_path: Path) -> None:
+    param = _nearest_teacher(tmp_path)
+    param.with_suffix(".bin").unlink()
+    with pytest.raises(MetaSRError, match="no weights file nearest_x2.bin"):
+        load_teacher(str(param), 2)

@@ -21,10 +21,10 @@ import torch
 
 from benchmarks import entries as E
 from benchmarks.peers.measure import parity_db, time_ncnn
-from benchmarks.peers.zoo import PEERS
 from benchmarks.quality import PHOTOS, pairs, photo_set, score
 from benchmarks.report import markdown_table
 from benchmarks.run import FULL
+from metasr.peers.zoo import PEERS
 
 Row = dict[str, object]
 COLUMNS = (
@@ -91,7 +91,7 @@ def render(rows: list[Row], threads: int, runs: int, minutes: float) -> str:
             f"Machine: {cpu}, torch {torch.__version__}, ncnn fp32 on {threads} thread(s), no Vulkan.",
             "",
             "Published weights read from the ncnn files in their pip wheels (`benchmarks/peers/LICENSES.md`) by",
-            "`benchmarks/peers/ncnn_reader.py`. `parity_db`: worst Y-PSNR between the reader's torch module and",
+            "`metasr/peers/ncnn_reader.py`. `parity_db`: worst Y-PSNR between the reader's torch module and",
             "ncnn itself on the 10 LR frames below. Photos: the full benchmark's quality protocol (5 scikit-image",
             f"photos, centre crops of at most {FULL.max_side} px, luma, border = scale; outputs clamped to [0, 1]);",
             "`gain_over_bicubic_db` is on the bicubic-degraded photos. `ncnn_ms`: median of the timed runs, one",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.peers.zoo import NcnnRunner, load_peer
 from benchmarks.quality import Pair
 from metasr.images import to_numpy
+from metasr.peers.zoo import NcnnRunner, load_peer
 from metasr.profile.timing import LatencyStats, time_runs
 from metasr.validate.metrics import y_psnr
 

@@ -132,6 +132,17 @@ def summary_table(results: list[ExportResult]) -> Table:
 )
 @click.option("--init", type=click.Path(path_type=Path), help="Plain student weights to start from (fine-tune).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak rate.")
+@click.option(
+    "--teacher",
+    help="A pretrained peer (e.g. span-ch48-x4) or a local ncnn .param: its output on each LR patch is a target.",
+)
+@click.option(
+    "--teacher-weight",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Share of the loss against the teacher's output (the rest: the HR patch).",
+)
 def train_command(
     data: Path,
     out: Path,
@@ -143,24 +154,28 @@ def train_command(
     degradation: str,
     init: Path | None,
     lr: float,
+    teacher: str | None,
+    teacher_weight: float,
 ) -> None:
     """Train the plain student on downscaled photos (resumes from OUT/state.safetensors)."""
     raise_on_termination()
     from metasr.train import TrainConfig, train_student
 
-    config = TrainConfig(
-        data=data,
-        out=out,
-        scale=int(scale),
-        steps=steps,
-        seed=seed,
-        until=until,
-        checkpoint_every=checkpoint_every,
-        degradation=degradation,
-        init=init,
-        lr=lr,
-    )
     try:
+        config = TrainConfig(
+            data=data,
+            out=out,
+            scale=int(scale),
+            steps=steps,
+            seed=seed,
+            until=until,
+            checkpoint_every=checkpoint_every,
+            degradation=degradation,
+            init=init,
+            lr=lr,
+            teacher=teacher,
+            teacher_weight=teacher_weight,
+        )
         result = train_student(config)
     except MetaSRError as exc:
         raise click.ClickException(str(exc)) from exc

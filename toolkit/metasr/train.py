@@ -1,7 +1,9 @@
 """Train an SR network on downscaled photos: the plain student (the bundled default before distillation), or any
 ``image -> upscaled image`` module under the same recipe (the benchmark anchors). LR patches are the bicubic
 downscale of the HR patch, or (``degradation="realistic"``) Real-ESRGAN's two-stage damage of it: a routed
-model's expert for damaged tiles, usually fine-tuned from a bicubic-trained student (``init``)."""
+model's expert for damaged tiles, usually fine-tuned from a bicubic-trained student (``init``). With a
+pretrained ``teacher`` (a peer such as SPAN, or a local ncnn graph) the L1 target is partly or wholly the
+teacher's output on the LR patch: it carries what the few training photos cannot teach."""
 
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ from metasr.checkpoint import load_student, save_student
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
 from metasr.data.pairs import centre_crop, validation_pairs
+from metasr.data.teacher_patches import TeacherPatchSampler
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
 from metasr.models import MetaSRStudent, StudentConfig
+from metasr.peers.zoo import load_teacher
 from metasr.progress import progress_bar
 from metasr.training_state import load_training_state, save_training_state
 from metasr.validate.metrics import y_psnr
@@ -45,10 +49,16 @@ class TrainConfig:
     student: StudentConfig | None = None
     degradation: str = "bicubic"  # or "realistic": Real-ESRGAN's second-order damage (x4plus settings)
     init: Path | None = None  # student weights to start from (fine-tuning)
+    teacher: str | None = None  # a pretrained peer's name or an ncnn .param path (metasr.peers.zoo.load_teacher)
+    teacher_weight: float = 1.0  # share of the loss against the teacher's output; the rest against the HR patch
 
     def __post_init__(self) -> None:
         if self.degradation not in DEGRADATIONS:
             raise MetaSRError(f"unknown degradation '{self.degradation}'; choose one of {', '.join(DEGRADATIONS)}")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise MetaSRError(f"teacher weight {self.teacher_weight} is outside [0, 1]; e.g. 1.0 (its output alone)")
+        if self.teacher is not None and self.degradation != "bicubic":
+            raise MetaSRError("a teacher's targets are made from bicubic LR; drop --degradation realistic or --teacher")
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,11 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     train_files, val_files = split_images(list_images(cfg.data))
     train_imgs = [load_for_training(p, cfg.max_side) for p in train_files]
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
-    sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
+    if cfg.teacher is None:
+        sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
+    else:
+        teacher = load_teacher(cfg.teacher, cfg.scale)
+        sampler = TeacherPatchSampler(train_imgs, teacher, cfg.patch, cfg.scale, seed=cfg.seed)
     damage = torch.Generator().manual_seed(cfg.seed)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -113,10 +127,15 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
         for step in range(start, stop):
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * cosine_schedule(step, cfg.steps)
-            lr, hr = sampler.sample(cfg.batch)
-            if cfg.degradation == "realistic":
-                lr = degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, damage).lr
-            loss = F.l1_loss(model(lr), hr)
+            if cfg.teacher is None:
+                lr, hr = sampler.sample(cfg.batch)
+                if cfg.degradation == "realistic":
+                    lr = degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, damage).lr
+                loss = F.l1_loss(model(lr), hr)
+            else:
+                lr, hr, target = sampler.sample(cfg.batch)
+                sr, w = model(lr), cfg.teacher_weight
+                loss = (1.0 - w) * F.l1_loss(sr, hr) + w * F.l1_loss(sr, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

