@@ -12,6 +12,7 @@ bare: the cost an app pays without adaptivity.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,6 @@ from benchmarks.quality import pairs, photo_set
 from metasr.assembly import load_routed
 from metasr.checkpoint import save_student
 from metasr.exporter import pipeline
-from metasr.profile.timing import time_runs
 from metasr.recipes import with_overrides
 from metasr.upscaling.model import Upscaler, load_upscaler
 from metasr.upscaling.tiling import upscale_strips
@@ -72,7 +72,8 @@ def app_latency_rows(
                 for name, path in (("routed", routed_checkpoint), ("plain", plain_path))
             }
             for degradation, images in sets.items():
-                ms = {name: sum(_median_ms(u, image, runs) for image in images) for name, u in upscalers.items()}
+                per_image = [_interleaved_ms(upscalers, image, runs) for image in images]
+                ms = {name: sum(m[name] for m in per_image) for name in upscalers}
                 rows.append(
                     {
                         "model": routed_checkpoint.stem,
@@ -89,15 +90,27 @@ def app_latency_rows(
     return rows
 
 
-def _median_ms(upscaler: Upscaler, image: np.ndarray, runs: int) -> float:
-    plan = upscaler.plan(*image.shape[:2])
+def _interleaved_ms(upscalers: dict[str, Upscaler], image: np.ndarray, runs: int) -> dict[str, float]:
+    """Median ms per upscaler over ``runs`` rounds, each round running every upscaler once in turn, so a
+    change in the machine's load hits all of them alike (timed one after the other, a shared host's drift
+    moved the plain student's own time by 20 %)."""
+    calls = {}
+    for name, upscaler in upscalers.items():
+        plan = upscaler.plan(*image.shape[:2])
 
-    def run() -> None:
-        for _ in upscale_strips(image, plan, upscaler.run):
-            pass
+        def call(upscaler: Upscaler = upscaler, plan: object = plan) -> None:
+            for _ in upscale_strips(image, plan, upscaler.run):
+                pass
 
-    run()  # warm-up: loads each method and session
-    return time_runs(run, runs).median_ms
+        call()  # warm-up: loads each method and session
+        calls[name] = call
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 def _experts_per_call(upscaler: Upscaler, images: list[np.ndarray]) -> float:

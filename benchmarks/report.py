@@ -41,8 +41,9 @@ TITLES = {
     "overhead": "Orchestrator overhead: MetaSR graph vs its student alone (device metadata + orchestrator removed)",
     "ncnn_latency": "Pretrained peers in their own engine: ncnn fp32 on this CPU (no Vulkan), per frame",
     "app_latency": "Routed vs plain as an app runs them: photos upscaled call by call through the exported "
-    "artifacts, tile by tile (256-px app tiles, overlap 16) or one 1080p-output frame per call (x2 from 544x960, "
-    "x4 from 288x480: 270 rows padded to whole cells), ms per photo set (`benchmarks/app_latency.py`)",
+    "artifacts, routed and plain timed in turn, tile by tile (256-px app tiles, overlap 16) or one 1080p-output "
+    "frame per call (x2 from 544x960, x4 from 288x480: 270 rows padded to whole cells), ms per photo set "
+    "(`benchmarks/app_latency.py`)",
     "export_time": "Export wall time (seconds, per stage and total)",
 }
 PROTOCOL = """\

@@ -41,7 +41,6 @@ from benchmarks.app_latency import FRAMES, app_latency_rows
 from benchmarks.architectures import ARCHITECTURES
 from benchmarks.legibility import TextReader, legibility, text_samples
 from benchmarks.peers.measure import time_ncnn
-from benchmarks.peers.zoo import PEERS
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
 from benchmarks.quant_loss import TARGETS, prepare_plain, quant_loss
 from benchmarks.report import render
@@ -50,6 +49,7 @@ from metasr.data.folder import list_images, load_for_training, split_images
 from metasr.exporter import pipeline
 from metasr.metadata import CELL
 from metasr.model_zoo import default_model, model_card
+from metasr.peers.zoo import PEERS
 from metasr.progress import progress_bar
 from metasr.validate.macs import count_macs
 
