@@ -27,8 +27,6 @@ from metasr.peers.zoo import PEERS, load_peer
 
 WEIGHTS = model_card("metasr-x2").path.parent
 REALWORLD = WEIGHTS / "metasr_x2_realworld.safetensors"
-ROUTED = model_card("metasr-x2-routed")  # the x2 default
-ROUTED_X4 = model_card("metasr-x4-routed")  # the x4 default
 
 
 @dataclass(frozen=True)

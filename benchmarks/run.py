@@ -162,7 +162,7 @@ def _default_entry(scale: int) -> E.Entry:
     against its plain expert), or a MetaSR graph / bare student (lowered and timed like any network)."""
     card = default_model(scale)
     if card.graph == "routed":
-        return E.routed(DEFAULT_ROW, card.path, ROUTED_TRAINING)
+        return E.routed(DEFAULT_ROW, card.path, _shipped_training(scale))
     return E.metasr(DEFAULT_ROW, card.path, scale, _shipped_training(scale))
 
 
@@ -354,8 +354,8 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
             "app_latency": (
                 lambda tick: [
                     row
-                    for card in (E.ROUTED, E.ROUTED_X4)
-                    if card.scale in settings.scales
+                    for card in map(default_model, settings.scales)
+                    if card.graph == "routed"
                     for frame in (None, FRAMES[card.scale])
                     for row in app_latency_rows(card.path, settings.photos, APP_RUNS, frame)
                 ]
