@@ -11,6 +11,7 @@ bare: the cost an app pays without adaptivity.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +69,9 @@ def app_latency_rows(
         for target, runtime in TARGETS.items():
             recipe = with_overrides(pipeline.resolve_recipe(target), scale=routed.scale, input_sizes=(call,))
             upscalers = {
-                name: load_upscaler(artifact=pipeline.export(recipe, Path(tmp) / name, checkpoint=path).artifact)
+                name: _calls_of(
+                    load_upscaler(artifact=pipeline.export(recipe, Path(tmp) / name, checkpoint=path).artifact), call
+                )
                 for name, path in (("routed", routed_checkpoint), ("plain", plain_path))
             }
             for degradation, images in sets.items():
@@ -88,6 +91,12 @@ def app_latency_rows(
                     }
                 )
     return rows
+
+
+def _calls_of(upscaler: Upscaler, call: tuple[int, int]) -> Upscaler:
+    """``upscaler`` tiling at ``call``: an ONNX artifact takes any size and its manifest's default tile is the
+    256-px app tile, so a whole-frame row must ask for the frame (a static ``.pte`` is exported at it)."""
+    return dataclasses.replace(upscaler, tile=call)
 
 
 def _interleaved_ms(upscalers: dict[str, Upscaler], image: np.ndarray, runs: int) -> dict[str, float]:

@@ -64,3 +64,12 @@ def test_quick_run_writes_every_table_with_finite_numbers(tmp_path: Path) -> Non
             assert len(list(csv.DictReader(f))) == len(rows)
     text = report.read_text()
     assert "Student vs QuickSRNet-small" in text and "## Latency" in text
+
+
+def test_a_whole_frame_app_row_upscales_each_frame_in_one_call() -> None:
+    from benchmarks.app_latency import _calls_of
+    from metasr.upscaling.model import load_upscaler
+
+    upscaler = _calls_of(load_upscaler(scale=2), (288, 480))  # larger than the default 256-px tile
+    plan = upscaler.plan(288, 480)
+    assert (len(plan.rows), len(plan.cols)) == (1, 1)

@@ -159,3 +159,19 @@ def test_plain_experts_are_the_plain_student_and_survive_a_checkpoint(tmp_path) 
         assert not torch.allclose(loaded.experts[5](image), plain(image), atol=1e-3)
     with pytest.raises(ValueError, match="increasing indices"):
         RoutedMetaSR(routed.router, metasr.student, plain, [9])
+
+
+def test_the_dispatch_feeds_the_router_a_contiguous_copy_of_the_thumbnail() -> None:
+    from metasr.models.routed import RoutedDispatch, thumbnail_of
+
+    image = torch.rand(1, 3, 64, 96)
+    seen = []
+
+    def router(thumbnail: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        seen.append(thumbnail)
+        return torch.tensor([[[[1.0]], [[0.0]]]])
+
+    experts = [lambda x: torch.zeros(1, 3, 128, 192), lambda x: torch.ones(1, 3, 128, 192)]
+    out = RoutedDispatch(router, experts, 0, 2, 2).run(image, torch.full((1, 1, 1, 1), -1.0))
+    assert seen[0].is_contiguous() and torch.equal(seen[0], thumbnail_of(image, 2))
+    assert torch.equal(out, torch.ones(1, 3, 128, 192))  # the lower score names expert 1

@@ -172,7 +172,7 @@ def _function_runner(
 ) -> Callable[..., torch.Tensor]:
     """Run one function of an artifact: its own ``.onnx`` file, or its methods in a ``.pte``."""
     if HOST_RUNNABLE[path.suffix] == "onnxruntime":
-        return _onnx_runner(path, manifest, names, spinning="routing" not in manifest)
+        return _onnx_runner(path, manifest, names)
     _check_executorch(path, manifest)
     return _executorch_runner(path, function)
 
@@ -239,12 +239,11 @@ def _has_backend(name: str) -> bool:
     return Runtime.get().backend_registry.is_available(name)
 
 
-def _onnx_runner(
-    path: Path, manifest: dict[str, Any], names: tuple[str, ...], spinning: bool = True
-) -> Callable[..., torch.Tensor]:
-    """Run ``path`` in ONNX Runtime. ``spinning=False`` parks the session's threads as soon as a run ends: a
-    routed artifact alternates between sessions, and threads left spinning by one starve the next (the routed
-    whole took 89 ms instead of 66 for a 62-ms router + expert at 256x256 on two cores)."""
+def _onnx_runner(path: Path, manifest: dict[str, Any], names: tuple[str, ...]) -> Callable[..., torch.Tensor]:
+    """Run ``path`` in ONNX Runtime, its threads parked as soon as a run ends: a routed artifact alternates
+    between sessions, and a camera app runs other work between calls; threads left spinning starve whatever
+    runs next (a spinning plain session made the next session's 35-ms call at a 256-px tile take 74 ms on two
+    cores, and parked threads cost the session itself nothing measurable)."""
     import onnxruntime as ort
 
     if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
@@ -254,8 +253,7 @@ def _onnx_runner(
             session = open_session(path, manifest.get("context_model", {}).get("soc_model"))
     else:
         options = ort.SessionOptions()
-        if not spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         with loading(path, "ONNX Runtime"):
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

@@ -18,6 +18,7 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,9 +82,15 @@ class RoutedDispatch:
     thumbnail: int
     scale: int
 
+    def router_input(self, image: torch.Tensor) -> torch.Tensor:
+        """The thumbnail the router reads, copied by NumPy on the calling thread: torch's parallel strided copy
+        leaves its OpenMP workers spinning, and they take a core from the expert that runs next (+7 ms on a
+        35-ms ONNX Runtime expert call at a 256-px tile on two cores)."""
+        return torch.from_numpy(np.ascontiguousarray(thumbnail_of(image, self.thumbnail).numpy()))
+
     def route(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """Expert index per tile, (N, H / tile, W / tile)."""
-        return self.router(thumbnail_of(image, self.thumbnail).contiguous(), strength).argmin(dim=1)
+        return self.router(self.router_input(image), strength).argmin(dim=1)
 
     def run(self, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """Each tile from its expert (see :func:`compose`)."""

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from metasr.models.routed import thumbnail_of
 from metasr.profile.timing import LatencyStats, time_runs
 from metasr.runtime import Engine, default_strength
 
@@ -65,7 +64,7 @@ def profile_host(engine: Engine, input_size: tuple[int, int], runs: int = 20, wa
 def _function_latencies(engine: Engine, image: torch.Tensor, runs: int, warmup: int) -> dict[str, LatencyStats]:
     """The router on the frame's thumbnail and each expert on the whole frame, as an app calls them."""
     routing = engine.routing
-    thumbnail = thumbnail_of(image, routing.thumbnail).contiguous()
+    thumbnail = routing.router_input(image)
     strength = default_strength(engine.manifest)
     names = [entry["function"] for entry in engine.manifest["routing"]["experts"]]
     calls = {"router": functools.partial(routing.router, thumbnail, strength)}
