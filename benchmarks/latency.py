@@ -24,10 +24,10 @@ from executorch.runtime import Runtime
 from torch import nn
 
 from metasr.exporter import executorch_common as et
+from metasr.exporter.executorch_xnnpack.quantize import capture, quantize_pt2e
 from metasr.exporter.onnx import Options as OnnxOptions
 from metasr.exporter.stages import Coverage
 from metasr.profile.timing import LatencyStats, time_runs
-from metasr.quant.pt2e_xnnpack import capture, quantize_pt2e
 from metasr.quiet import quiet
 
 Inputs = tuple[torch.Tensor, ...]

@@ -19,11 +19,11 @@ from torch import nn
 
 from metasr.data.sample_images import calibration_images
 from metasr.errors import MetaSRError
-from metasr.exporter import pipeline
+from metasr.exporter import pipeline, registry
 from metasr.exporter.stages import Macs, PreparedModel
 from metasr.validate.macs import count_macs
 
-TARGETS = tuple(pipeline.TARGETS)
+TARGETS = tuple(registry.TARGETS)
 
 
 class PlainGraph(nn.Module):
@@ -63,7 +63,7 @@ def prepare_plain(net: nn.Module, scale: int, target: str, size: tuple[int, int]
 def quant_loss(prepared: PreparedModel) -> QuantLoss:
     """Quantize, lower and validate ``prepared`` for its recipe's target; a refusal becomes ``error``."""
     target_name = prepared.recipe.target
-    target = pipeline.target_module(target_name)
+    target = registry.target_module(target_name)
     staging = Path(tempfile.mkdtemp(prefix=f"bench-{target_name}-"))
     try:
         quantized = target.quantize(prepared, calibration_images(*prepared.recipe.input_size))

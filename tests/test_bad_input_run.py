@@ -71,7 +71,7 @@ UPSCALE: dict[str, Case] = {
     "vulkan-pte": Case(
         (),
         "needs a Vulkan-capable ExecuTorch runtime (an Android phone), which this host's ExecuTorch lacks; "
-        "use the executorch-xnnpack or onnx artifact here",
+        "profile it with --device adb, or use the executorch-xnnpack or onnx artifact here",
         "metasr_x2.pte",
         ET_HEADER,
         _json(_manifest(target="executorch-vulkan")),

@@ -14,8 +14,8 @@ from executorch.runtime import Runtime
 from torch import nn
 
 from benchmarks.latency import int8_peak, lower_onnx, lower_xnnpack_int8, time_onnx, time_pte
+from metasr.exporter.executorch_xnnpack.quantize import capture, quantize_pt2e
 from metasr.profile.timing import LatencyStats
-from metasr.quant.pt2e_xnnpack import capture, quantize_pt2e
 
 RUNS = 3
 

@@ -26,12 +26,13 @@ import onnx
 import pytest
 
 from metasr.errors import MetaSRError
-from metasr.exporter.pipeline import TARGETS, export, load, prepare, resolve_recipe
+from metasr.exporter.pipeline import export, load, prepare, resolve_recipe
+from metasr.exporter.registry import TARGETS
+from metasr.exporter.report import build_manifest
 from metasr.exporter.stages import Coverage, ExportResult, LoweredArtifact, PreparedModel
 from metasr.profile.results import load_results, percentile, runtime_targets, summarize, write_results
 from metasr.recipes import with_overrides
 from metasr.schemas import MANIFEST_VERSION, check, load_schema
-from metasr.validate.report import build_manifest
 from tests.conftest import PER_PIXEL
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,11 +16,11 @@ from coremltools.proto.FeatureTypes_pb2 import ImageFeatureType
 from metasr.data.sample_images import calibration_images, validation_images
 from metasr.errors import MetaSRError
 from metasr.exporter import coreml
+from metasr.exporter.coreml.quantize import MIN_COMPRESSED_WEIGHTS
 from metasr.exporter.pipeline import export, load, prepare, resolve_recipe, validate
 from metasr.exporter.stages import ExportResult, LoadedModel
 from metasr.images import to_numpy
 from metasr.models.metasr import MetaSR
-from metasr.quant.coreml_quant import MIN_COMPRESSED_WEIGHTS
 from metasr.recipes import Recipe, with_overrides
 from metasr.validate.metrics import y_psnr
 from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr

@@ -14,12 +14,13 @@ import torch
 from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
-from metasr.exporter.executorch_common import runtime_predict
+from metasr.exporter.executorch_common import method_runner
 from metasr.exporter.executorch_vulkan import _simulate
-from metasr.exporter.pipeline import export, lower, prepare, resolve_recipe, target_module
+from metasr.exporter.executorch_xnnpack.quantize import capture
+from metasr.exporter.pipeline import export, lower, prepare, resolve_recipe
+from metasr.exporter.registry import target_module
 from metasr.exporter.stages import ExportResult, LoadedModel, QuantizedModel
 from metasr.models.metasr import MetaSR
-from metasr.quant.pt2e_xnnpack import capture
 from metasr.recipes import Recipe, with_overrides
 from metasr.runtime import open_engine
 from metasr.schemas import check
@@ -95,7 +96,7 @@ def test_xnnpack_pte_runs_every_method_in_executorch_runtime(xnnpack: ExportResu
 def test_xnnpack_int8_follows_strength(xnnpack_responsive: ExportResult) -> None:
     """Calibrated at strengths -1, 0, 0.5 and 1, so int8 keeps both ends of the strength path."""
     model = prepare(LoadedModel(responsive_metasr(), "test"), _recipe("executorch-xnnpack")).model
-    predict = runtime_predict(xnnpack_responsive.artifact, {"forward": SIZE[0]})
+    predict = method_runner(xnnpack_responsive.artifact)
     assert_follows_strength(predict, model, SIZE[0])
 
 
@@ -121,7 +122,7 @@ def test_nncf_variant_is_fully_delegated_and_follows_strength(tmp_path: Path) ->
     assert result.coverage.fallback == [] and result.coverage.fraction == 1.0
     assert "NNCF" in json.loads(result.report.read_text())["quantization"]["scheme"]
     model = prepare(LoadedModel(responsive_metasr(), "test"), _recipe("executorch-xnnpack")).model
-    assert_follows_strength(runtime_predict(result.artifact, {"forward": SIZE[0]}), model, SIZE[0])
+    assert_follows_strength(method_runner(result.artifact), model, SIZE[0])
 
 
 class _WithErf(MetaSR):

@@ -15,11 +15,11 @@ import torch
 from onnx import helper, numpy_helper
 
 from metasr.errors import MetaSRError
-from metasr.exporter.onnx_qnn import open_session, qnn_ep_name
+from metasr.exporter.onnx_qnn.quantize import split_identity
+from metasr.exporter.onnx_qnn.runtime import open_session, qnn_ep_name
 from metasr.exporter.pipeline import export, prepare, resolve_recipe
 from metasr.exporter.stages import ExportResult, LoadedModel
 from metasr.models.metasr import MetaSR
-from metasr.quant.ort_qdq import split_identity
 from metasr.recipes import Recipe, with_overrides
 from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 

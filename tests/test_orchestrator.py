@@ -12,7 +12,7 @@ from metasr.checkpoint import save_student
 from metasr.distill.metadata_noise import perturb_metadata
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent
-from metasr.orchestrator import Orchestrator
+from metasr.models.orchestrator import Orchestrator
 from metasr.training_state import load_training_state, save_training_state
 
 DIMS = {"edges": 2, "degradation": 3, "luminance": 3}

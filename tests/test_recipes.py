@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from metasr.errors import MetaSRError
-from metasr.exporter.pipeline import TARGETS, resolve_recipe, target_module
+from metasr.exporter.pipeline import resolve_recipe
+from metasr.exporter.registry import TARGETS, target_module
 from metasr.recipes import EXPORT_RECIPES_DIR, load_mapping, load_recipe, with_overrides
 
 EXPORT_RECIPES = sorted(EXPORT_RECIPES_DIR.glob("*.yaml"))  # bundled with the package

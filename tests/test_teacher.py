@@ -14,9 +14,9 @@ from skimage import data
 from metasr.diffusion import ResShiftSchedule
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, bicubic_upscale
+from metasr.models.orchestrator import Orchestrator
 from metasr.models.pretrained_teacher import PretrainedDiffusionTeacher
 from metasr.models.teacher import MetaSRTeacher, TeacherConfig
-from metasr.orchestrator import Orchestrator
 from metasr.validate.macs import count_macs
 from tests.conftest import PicklePayload
 

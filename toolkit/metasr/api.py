@@ -20,8 +20,9 @@ from PIL import Image
 
 from metasr import model_zoo
 from metasr.errors import MetaSRError
-from metasr.exporter.pipeline import TARGETS, resolve_recipe
 from metasr.exporter.pipeline import export as run_export
+from metasr.exporter.pipeline import resolve_recipe
+from metasr.exporter.registry import TARGETS
 from metasr.exporter.stages import ExportResult, LoadedModel
 from metasr.exporter.user_model import wrap_user_model
 from metasr.model_zoo import get_model, list_models, model_card

@@ -32,8 +32,8 @@ from metasr.metadata import DEVICE_SOURCES, create_source
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
+from metasr.models.orchestrator import Orchestrator
 from metasr.models.routed import RoutedMetaSR, TileRouter
-from metasr.orchestrator import Orchestrator
 
 SOURCES_KEY = "metasr.sources"
 ORCHESTRATOR_KEY = "metasr.orchestrator"

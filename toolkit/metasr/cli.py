@@ -10,7 +10,8 @@ from rich.table import Table
 
 from metasr.cli_options import CONTEXT, SCALE, verbose_option, version_option
 from metasr.errors import MetaSRError
-from metasr.exporter.pipeline import STAGES, TARGETS, export, resolve_recipe
+from metasr.exporter.pipeline import STAGES, export, resolve_recipe
+from metasr.exporter.registry import TARGETS
 from metasr.exporter.stages import ExportResult
 from metasr.progress import console, progress_bar
 from metasr.recipes import bundled_recipes, with_overrides

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,16 +11,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from metasr.errors import MetaSRError
-from metasr.quant.calibration import feeds
-from metasr.quiet import one_line, quiet_native
+from metasr.exporter.host import REEXPORT
+from metasr.exporter.registry import host_suffixes, target_module, targets_writing
+from metasr.quiet import one_line
 from metasr.schemas import MANIFEST_VERSION, check
 
 if TYPE_CHECKING:
+    from metasr.exporter.stages import TargetModule
     from metasr.models.routed import RoutedDispatch
-
-HOST_RUNNABLE = {".onnx": "onnxruntime", ".pte": "executorch"}
-COREML_SUFFIXES = {".mlpackage", ".mlmodel", ".mlmodelc"}
-REEXPORT = "re-export the artifact with metasr-export"
 
 
 @dataclass
@@ -143,41 +139,38 @@ def artifact_manifest(artifact: Path) -> dict[str, Any]:
     """The manifest of an artifact this host can run; a missing file or another kind of artifact is refused."""
     if not artifact.exists():
         raise MetaSRError(f"artifact {artifact} does not exist; run metasr-export first")
-    if artifact.suffix in COREML_SUFFIXES:
-        raise MetaSRError(
-            f"{artifact.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact"
-        )
-    if artifact.suffix not in HOST_RUNNABLE:
+    writers = targets_writing(artifact.suffix)
+    if not writers:
         suffix = f"suffix '{artifact.suffix}'" if artifact.suffix else "no suffix"
-        raise MetaSRError(f"{artifact.name} has {suffix}, not a known artifact type; pass a .onnx or .pte artifact")
-    return read_manifest(artifact)
+        runnable = " or ".join(host_suffixes())
+        raise MetaSRError(f"{artifact.name} has {suffix}, not a known artifact type; pass a {runnable} artifact")
+    if not any(t.HOST_RUNTIME for t in writers):
+        writers[0].open_function(artifact, {}, "forward", ())  # no host runtime: it refuses, saying where it runs
+    manifest = read_manifest(artifact)
+    if manifest["target"] not in [t.NAME for t in writers]:
+        raise MetaSRError(
+            f"{artifact.name}'s manifest says target {manifest['target']}, which does not write {artifact.suffix} "
+            f"files; {REEXPORT}"
+        )
+    return manifest
 
 
 def open_engine(artifact: str | Path, manifest: dict[str, Any] | None = None) -> Engine:
-    """Load ``artifact`` (.onnx or .pte) in its host runtime; a file it cannot load is a one-line MetaSRError.
+    """Load ``artifact`` in its host runtime; a file it cannot load is a one-line MetaSRError.
 
     ``manifest``: what :func:`artifact_manifest` returned for it, when the caller has read it already.
     """
     path = Path(artifact)
     manifest = artifact_manifest(path) if manifest is None else manifest
-    kind = HOST_RUNNABLE[path.suffix]
+    target = target_module(manifest["target"])
     if "routing" in manifest:
-        routing = _routed_functions(path, manifest)
-        return Engine(path, kind, manifest, routing.run, routing)
-    return Engine(path, kind, manifest, _function_runner(path, manifest, "forward", input_names(manifest)))
+        routing = _routed_functions(path, manifest, target)
+        return Engine(path, target.HOST_RUNTIME, manifest, routing.run, routing)
+    run = target.open_function(path, manifest, "forward", input_names(manifest))
+    return Engine(path, target.HOST_RUNTIME, manifest, run)
 
 
-def _function_runner(
-    path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]
-) -> Callable[..., torch.Tensor]:
-    """Run one function of an artifact: its own ``.onnx`` file, or its methods in a ``.pte``."""
-    if HOST_RUNNABLE[path.suffix] == "onnxruntime":
-        return _onnx_runner(path, manifest, names)
-    _check_executorch(path, manifest)
-    return _executorch_runner(path, function)
-
-
-def _routed_functions(path: Path, manifest: dict[str, Any]) -> RoutedDispatch:
+def _routed_functions(path: Path, manifest: dict[str, Any], target: TargetModule) -> RoutedDispatch:
     """A routed artifact's router and experts, each loaded from the file its manifest names, dispatched as the
     manifest tells an app."""
     from metasr.models.routed import RoutedDispatch
@@ -191,96 +184,8 @@ def _routed_functions(path: Path, manifest: dict[str, Any]) -> RoutedDispatch:
                 f"copy the whole artifact folder or {REEXPORT}"
             )
     router_names = tuple(entry["name"] for entry in routing["router"]["inputs"])
-    router = _function_runner(path.parent / routing["router"]["file"], manifest, "router", router_names)
+    router = target.open_function(path.parent / routing["router"]["file"], manifest, "router", router_names)
     experts = [
-        _function_runner(path.parent / e["file"], manifest, e["function"], ("image",)) for e in routing["experts"]
+        target.open_function(path.parent / e["file"], manifest, e["function"], ("image",)) for e in routing["experts"]
     ]
     return RoutedDispatch(router, experts, routing["tile"], routing["thumbnail"], int(manifest["scale"]))
-
-
-@contextmanager
-def loading(path: Path, runtime: str) -> Iterator[None]:
-    """Turn ``runtime``'s refusal of ``path`` (ONNX Runtime's or ExecuTorch's own exceptions) into a MetaSRError."""
-    try:
-        yield
-    except _runtime_errors() as exc:
-        raise MetaSRError(
-            f"{runtime} failed on {path.name} ({one_line(exc, 200)}); the file is damaged or not an artifact "
-            f"for this runtime: {REEXPORT}"
-        ) from exc
-
-
-def _runtime_errors() -> tuple[type[Exception], ...]:
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    ort_errors = (state.Fail, state.InvalidArgument, state.InvalidGraph, state.InvalidProtobuf, state.NoModel)
-    return (RuntimeError, ValueError, state.NoSuchFile, state.NotImplemented, state.RuntimeException, *ort_errors)
-
-
-def _check_executorch(path: Path, manifest: dict[str, Any]) -> None:
-    """Refuse what would crash or fail inside ExecuTorch: a file that is no program, a backend it lacks.
-
-    ExecuTorch logs a bad file identifier byte for byte, and non-UTF-8 bytes there abort the whole process.
-    """
-    with open(path, "rb") as f:
-        identifier = f.read(8)[4:]
-    if not re.fullmatch(rb"ET\d\d", identifier):
-        raise MetaSRError(f"{path.name} is not an ExecuTorch program (no ET file identifier); {REEXPORT}")
-    if manifest["target"] == "executorch-vulkan" and not _has_backend("VulkanBackend"):
-        raise MetaSRError(
-            f"{path.name} is a Vulkan artifact and needs a Vulkan-capable ExecuTorch runtime (an Android phone), "
-            "which this host's ExecuTorch lacks; use the executorch-xnnpack or onnx artifact here"
-        )
-
-
-def _has_backend(name: str) -> bool:
-    from executorch.runtime import Runtime
-
-    return Runtime.get().backend_registry.is_available(name)
-
-
-def _onnx_runner(path: Path, manifest: dict[str, Any], names: tuple[str, ...]) -> Callable[..., torch.Tensor]:
-    """Run ``path`` in ONNX Runtime, its threads parked as soon as a run ends: a routed artifact alternates
-    between sessions, and a camera app runs other work between calls; threads left spinning starve whatever
-    runs next (a spinning plain session made the next session's 35-ms call at a 256-px tile take 74 ms on two
-    cores, and parked threads cost the session itself nothing measurable)."""
-    import onnxruntime as ort
-
-    if manifest["target"] == "onnx-qnn":  # QDQ models run where they will on the phone: the QNN HTP (emulated)
-        from metasr.exporter.onnx_qnn import open_session
-
-        with loading(path, "ONNX Runtime (QNN)"):
-            session = open_session(path, manifest.get("context_model", {}).get("soc_model"))
-    else:
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        with loading(path, "ONNX Runtime"):
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def run(*inputs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])
-
-    return run
-
-
-def _executorch_runner(path: Path, function: str) -> Callable[..., torch.Tensor]:
-    """Run the method of ``function`` for the input's size: ``function`` for the first size, else
-    ``function_HxW``."""
-    from executorch.runtime import Runtime
-
-    with loading(path, "ExecuTorch"):
-        program = Runtime.get().load_program(path)
-    methods: dict[tuple[int, int], Any] = {}
-
-    def run(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
-        size = (image.shape[2], image.shape[3])
-        with loading(path, "ExecuTorch"):  # a delegate this runtime lacks fails here, not at load_program
-            if size not in methods:
-                names = program.method_names
-                sized = f"{function}_{size[0]}x{size[1]}"
-                name = sized if sized in names else function
-                with quiet_native():  # XNNPACK's cpuinfo probes ARM-only /sys files and says so on stderr
-                    methods[size] = program.load_method(name)
-            return methods[size].execute([t.contiguous() for t in (image, *others)])[0]
-
-    return run

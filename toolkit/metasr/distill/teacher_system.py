@@ -14,8 +14,8 @@ from metasr.diffusion.resshift import ResShiftSchedule
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_upscale
 from metasr.metadata import MetadataSource, create_source
+from metasr.models.orchestrator import Decisions, Orchestrator
 from metasr.models.teacher import MetaSRTeacher, TeacherConfig
-from metasr.orchestrator import Decisions, Orchestrator
 
 CONFIG_KEY = "metasr.teacher"
 

@@ -38,7 +38,7 @@ from metasr.distill.recipe import DistillRecipe, load_distill_recipe
 from metasr.distill.teacher_system import load_teacher, teacher_sources
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
-from metasr.orchestrator import Decisions
+from metasr.models.orchestrator import Decisions
 from metasr.progress import progress_bar
 from metasr.train import cosine_schedule
 from metasr.training_state import load_training_state, save_training_state

@@ -1,8 +1,9 @@
-"""ExecuTorch plumbing shared by the XNNPACK and Vulkan targets: methods, lowering, coverage, runtime."""
+"""ExecuTorch plumbing shared by the XNNPACK and Vulkan targets: methods, lowering, coverage, host runtime."""
 
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from executorch.exir.lowered_backend_module import LoweredBackendModule
 from executorch.runtime import Runtime
 
 from metasr.errors import MetaSRError
+from metasr.exporter.host import REEXPORT, FunctionRunner, loading
 from metasr.exporter.stages import Coverage, PreparedModel, QuantizedModel
 from metasr.quiet import quiet, quiet_native
 
@@ -73,20 +75,44 @@ def write_program(edge: EdgeProgramManager, path: Path) -> None:
         path.write_bytes(edge.to_executorch().buffer)
 
 
-def runtime_predict(path: Path, sizes: dict[str, tuple[int, int]]) -> Callable[..., torch.Tensor]:
-    """Load the ``.pte`` in ExecuTorch's Python runtime; run the method exported for the image's size."""
-    program = Runtime.get().load_program(path.read_bytes())  # caches each method it loads
-    by_size = {size: name for name, size in sizes.items()}
+def check_program(path: Path) -> None:
+    """Refuse a file that is no ExecuTorch program before the runtime reads it: ExecuTorch logs a bad file
+    identifier byte for byte, and non-UTF-8 bytes there abort the whole process."""
+    with open(path, "rb") as f:
+        identifier = f.read(8)[4:]
+    if not re.fullmatch(rb"ET\d\d", identifier):
+        raise MetaSRError(f"{path.name} is not an ExecuTorch program (no ET file identifier); {REEXPORT}")
 
-    def predict(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+
+def method_runner(path: Path, function: str = "forward") -> FunctionRunner:
+    """Load the ``.pte`` in ExecuTorch's Python runtime and run ``function``'s method for the image's size:
+    ``function`` or one of its ``function_HxW`` methods, told apart by their input shapes. Another size is refused
+    in one line, naming the sizes the program has."""
+    check_program(path)
+    with loading(path, "ExecuTorch"):
+        program = Runtime.get().load_program(path)
+        by_size = {}
+        for name in program.method_names:
+            if name == function or name.startswith(f"{function}_"):
+                image = program.metadata(name).input_tensor_meta(0)
+                by_size[tuple(image.sizes()[-2:])] = name
+    methods: dict[str, Any] = {}
+
+    def run(image: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         name = by_size.get(tuple(image.shape[-2:]))
         if name is None:
-            raise MetaSRError(f"the .pte has no method for input {tuple(image.shape[-2:])}; add it to input_sizes")
-        with quiet_native():  # XNNPACK's cpuinfo probes ARM-only /sys files and says so on stderr
-            method = program.load_method(name)
-        return method.execute([t.contiguous() for t in (image, *others)])[0]
+            sizes = ", ".join(f"{h}x{w}" for h, w in by_size)
+            raise MetaSRError(
+                f"{path.name} has no {function} method for a {image.shape[-2]}x{image.shape[-1]} input (it takes "
+                f"{sizes}); add the size to the recipe's input_sizes"
+            )
+        with loading(path, "ExecuTorch"):  # a delegate this runtime lacks fails here, not at load_program
+            if name not in methods:
+                with quiet_native():  # XNNPACK's cpuinfo probes ARM-only /sys files and says so on stderr
+                    methods[name] = program.load_method(name)
+            return methods[name].execute([t.contiguous() for t in (image, *others)])[0]
 
-    return predict
+    return run
 
 
 def manifest_methods(programs: dict[str, torch.export.ExportedProgram], prepared: PreparedModel) -> dict[str, Any]:

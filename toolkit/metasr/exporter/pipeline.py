@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib
 import os
 import shutil
 import tempfile
@@ -19,6 +17,8 @@ from metasr.data.sample_images import calibration_images
 from metasr.errors import MetaSRError
 from metasr.exporter import routed
 from metasr.exporter.parity import parity as validate
+from metasr.exporter.registry import target_module
+from metasr.exporter.report import artifact_size, write_reports, write_routed_reports
 from metasr.exporter.stages import (
     ExportResult,
     LoadedModel,
@@ -35,26 +35,8 @@ from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR
 from metasr.recipes import Recipe, default_recipe_path, load_recipe, recipe_path, recipe_target
 from metasr.validate.macs import count_macs
-from metasr.validate.report import artifact_size, write_reports, write_routed_reports
-
-TARGETS: dict[str, str] = {
-    "coreml": "metasr.exporter.coreml",
-    "executorch-xnnpack": "metasr.exporter.executorch_xnnpack",
-    "executorch-vulkan": "metasr.exporter.executorch_vulkan",
-    "onnx": "metasr.exporter.onnx",
-    "onnx-qnn": "metasr.exporter.onnx_qnn",
-}
 
 STAGES = ("load", "prepare", "quantize", "lower", "validate", "write")
-
-
-def target_module(name: str) -> TargetModule:
-    """The module implementing target ``name``; unknown names raise with the nearest valid one."""
-    if name not in TARGETS:
-        near = difflib.get_close_matches(name, list(TARGETS), n=1)
-        hint = f"did you mean '{near[0]}'?" if near else "choose one of " + ", ".join(TARGETS)
-        raise MetaSRError(f"unknown target '{name}'; {hint}")
-    return importlib.import_module(TARGETS[name])  # type: ignore[return-value]
 
 
 def resolve_recipe(target: str | None, recipe: str | Path | None = None) -> Recipe:

@@ -182,10 +182,21 @@ class TargetModule(Protocol):
     Options: type
     COST: DeviceCost  # how metasr-profile --device estimate:NAME prices it
     APP_RUNTIME: str  # the "runtime" the demo apps write in their benchmark results for this target
+    SUFFIXES: tuple[str, ...]  # what its artifact files end in
+    HOST_RUNTIME: str | None  # the runtime that runs its artifacts on this host (None: none does)
 
     def quantize(self, prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel: ...
 
     def lower(self, quantized: QuantizedModel, staging: Path) -> LoweredArtifact: ...
 
+    def open_function(
+        self, path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]
+    ) -> Callable[..., torch.Tensor]:
+        """One function of an exported artifact in the host runtime, fed ``names`` in order; a host that cannot
+        run it raises a one-line MetaSRError saying where it runs."""
+        ...
+
     # Optional, for routed checkpoints: ``lower_functions(quantized: dict[str, QuantizedModel], staging)`` lowers
     # the router and experts into one file (else each function is lowered to its own file).
+    # Optional, where the host runtime only emulates the accelerator: ``host_placement(path)`` gives the ops per
+    # compute unit and notes, and a host profile reports that instead of timings.

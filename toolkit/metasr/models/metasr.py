@@ -17,8 +17,8 @@ from torch import nn
 
 from metasr.metadata.base import whole_cells
 from metasr.metadata.degradation import override_degree
+from metasr.models.orchestrator import Decisions, Orchestrator
 from metasr.models.student import MetaSRStudent
-from metasr.orchestrator import Decisions, Orchestrator
 
 DEFAULT_STRENGTH = -1.0
 DEGREE_SOURCE = "degradation"

@@ -12,7 +12,7 @@ import yaml
 
 from metasr.assembly import build_metasr
 from metasr.errors import MetaSRError
-from metasr.exporter.pipeline import target_module
+from metasr.exporter.registry import target_module
 from metasr.exporter.stages import with_defaults
 from metasr.metadata import CELL
 from metasr.models import MetaSRStudent, StudentConfig

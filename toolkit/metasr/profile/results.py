@@ -18,7 +18,7 @@ from typing import Any
 
 from metasr.atomic import atomic_path
 from metasr.errors import MetaSRError
-from metasr.exporter.pipeline import TARGETS, target_module
+from metasr.exporter.registry import TARGETS, target_module
 from metasr.schemas import check
 
 SCHEMA = "benchmark_results"

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from metasr.errors import MetaSRError
+from metasr.exporter.registry import target_module
 from metasr.profile.report import ProfileReport, ProfileRow, write_profile
 from metasr.quiet import one_line
-from metasr.runtime import REEXPORT, allowed_sizes, loading, open_engine, read_manifest, takes_size
+from metasr.runtime import REEXPORT, allowed_sizes, open_engine, read_manifest, takes_size
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,13 @@ def _count(value: object) -> bool:
 
 
 def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
-    target = manifest["target"]
-    if target == "coreml":
-        raise MetaSRError("Core ML artifacts cannot run on this host; use --device macos on a Mac or estimate:NAME")
-    if target == "executorch-vulkan":
-        raise MetaSRError("the pip ExecuTorch runtime has no Vulkan backend; profile with --device adb on a phone")
-    if target == "onnx-qnn":
-        return _qnn_placement(artifact, manifest, device, size)
+    target = target_module(manifest["target"])
+    if hasattr(target, "host_placement"):  # the host runtime emulates the accelerator: placement, not timing
+        placement, notes = target.host_placement(artifact)
+        row = ProfileRow(f"{target.WHERE}: placement only, no timing", None)
+        return ProfileReport(
+            str(artifact), target.NAME, str(device), "placement only", size, [row], placement, notes=notes
+        )
     from metasr.profile.host import profile_host
 
     engine = open_engine(artifact)
@@ -163,28 +164,7 @@ def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
             "runs the router once and, per tile, the expert it picks, so a frame costs about router + one expert"
         )
     return ProfileReport(
-        str(artifact), target, str(device), "measured", size, rows, _coverage_placement(artifact), notes=notes
-    )
-
-
-def _qnn_placement(artifact, manifest, device, size) -> ProfileReport:
-    from metasr.exporter.onnx_qnn import cpu_assigned_ops, open_session
-
-    with loading(artifact, "ONNX Runtime (QNN)"):
-        session = open_session(artifact, allow_fallback=True)
-    fallback = cpu_assigned_ops(session)
-    nodes = sum(len(g.get_nodes()) for g in session.get_provider_graph_assignment_info())
-    placement = {"Qualcomm HTP (emulated)": nodes - len(fallback)} | (
-        {"CPU fallback": len(fallback)} if fallback else {}
-    )
-    notes = [
-        "QNN HTP x86-64 emulator: op placement only, no timing (emulated latency says nothing about a phone)",
-        "all ops on the HTP" if not fallback else "ops that fell back to CPU: " + ", ".join(sorted(set(fallback))),
-        "time it on a phone with --device adb, or estimate it with --device estimate:NAME",
-    ]
-    row = ProfileRow("QNN HTP emulator (no timing)", None)
-    return ProfileReport(
-        str(artifact), manifest["target"], str(device), "placement only", size, [row], placement, notes=notes
+        str(artifact), target.NAME, str(device), "measured", size, rows, _coverage_placement(artifact), notes=notes
     )
 
 

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from executorch.backends.vulkan.partitioner.vulkan_partitioner import VulkanPartitioner
@@ -17,13 +17,17 @@ from executorch.runtime import Runtime
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map_only
 
+from metasr.errors import MetaSRError
 from metasr.exporter import executorch_common as et
+from metasr.exporter.host import FunctionRunner
 from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel, SRGraph
 
 NAME = "executorch-vulkan"
 WHERE = "Vulkan delegate"
 COST = DeviceCost("gpu", 2, 2, "fp16_tops")
 APP_RUNTIME = "executorch-vulkan"
+SUFFIXES = (".pte",)
+HOST_RUNTIME = "executorch"
 
 
 @dataclass(frozen=True)
@@ -130,3 +134,15 @@ class _RoundResults(TorchFunctionMode):
 
 def _round(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return tensor.to(dtype).to(tensor.dtype) if tensor.is_floating_point() else tensor
+
+
+def open_function(path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]) -> FunctionRunner:
+    """One function of the ``.pte`` in ExecuTorch's Python runtime, where it has a Vulkan backend."""
+    et.check_program(path)
+    if not Runtime.get().backend_registry.is_available("VulkanBackend"):
+        raise MetaSRError(
+            f"{path.name} is a Vulkan artifact and needs a Vulkan-capable ExecuTorch runtime (an Android phone), "
+            "which this host's ExecuTorch lacks; profile it with --device adb, or use the executorch-xnnpack or onnx "
+            "artifact here"
+        )
+    return et.method_runner(path, function)

@@ -10,23 +10,25 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from metasr.exporter.onnx.runtime import open_function as open_function  # the host runtime
+from metasr.exporter.onnx.runtime import open_session, session_runner
 from metasr.exporter.onnx_graph import check_opset, export_onnx, onnx_ops
 from metasr.exporter.stages import (
     MAX_SIDE,
     MIN_CELLS,
     Coverage,
     DeviceCost,
-    Inputs,
     LoweredArtifact,
     PreparedModel,
     QuantizedModel,
 )
 from metasr.metadata import CELL
-from metasr.quant.calibration import feeds
 
 NAME = "onnx"
 COST = DeviceCost("cpu", 4, 4, "fp32_tops")
 APP_RUNTIME = "onnxruntime-cpu"
+SUFFIXES = (".onnx",)
+HOST_RUNTIME = "onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,13 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     onnx.checker.check_model(model, full_check=True)
     path = staging / f"{prepared.stem}.onnx"
     onnx.save(model, path)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     ops = onnx_ops(model)
     return LoweredArtifact(
         path=path,
         coverage=Coverage(accelerated=len(ops), total=len(ops), where="ONNX Runtime CPU"),
         runtime=f"ONNX Runtime {ort.__version__} CPUExecutionProvider",
-        predict=lambda *inputs: _run(session, prepared.input_names, inputs),
+        predict=session_runner(session, prepared.input_names),
         manifest_extra=_manifest_extra(options),
     )
 
@@ -71,7 +73,3 @@ def _manifest_extra(options: Options) -> dict[str, Any]:
     if options.dynamic_size:
         extra["dynamic_size"] = {"multiple_of": CELL, "min": MIN_CELLS * CELL, "max": MAX_SIDE}
     return extra
-
-
-def _run(session: ort.InferenceSession, names: tuple[str, ...], inputs: Inputs) -> torch.Tensor:
-    return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])

@@ -32,17 +32,19 @@ from coremltools.converters.mil.mil import Function, Operation, Var, types
 from coremltools.models.utils import MultiFunctionDescriptor, save_multifunction
 
 from metasr.errors import MetaSRError
+from metasr.exporter.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
+from metasr.exporter.coreml.quantize import WeightCompression, compress_weights, quantize_w8a8
 from metasr.exporter.graph_passes import drop_aliases
 from metasr.exporter.routed import ROUTER
 from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
-from metasr.quant.coreml_quant import WeightCompression, compress_weights, quantize_w8a8
 from metasr.quiet import first_line, quiet
 
 NAME = "coreml"
 RGB = ct.colorlayout.RGB
 COST = DeviceCost("npu", 2, 2, "fp16_tops")
 APP_RUNTIME = "coreml"
+SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
+HOST_RUNTIME = None  # Core ML predicts only on macOS (metasr-profile --device macos)
 DEPLOYMENT_TARGET = "iOS17"
 ROUTED_DEPLOYMENT_TARGET = "iOS18"  # multifunction ML programs
 NEURAL_ENGINE = "Apple Neural Engine (static op list; placement needs macOS)"
@@ -122,6 +124,11 @@ def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict
     _stable_item_ids(path / "Manifest.json")
     functions = _program(path).functions
     return {name: _lowered(path, functions[name], q, ROUTED_DEPLOYMENT_TARGET) for name, q in quantized.items()}
+
+
+def open_function(path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]) -> Callable:
+    """No host runtime here: Core ML predicts only on macOS."""
+    raise MetaSRError(f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact")
 
 
 def main_function(package: Path) -> Function:

@@ -17,7 +17,7 @@ from torchao.quantization.pt2e import MinMaxObserver, PerChannelMinMaxObserver
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, QuantizationSpec, Quantizer
 
-from metasr.quant.calibration import Batch
+from metasr.exporter.calibration import Batch
 
 WeightCompression = Literal["none", "int8", "palettize6", "palettize4"]
 

@@ -31,8 +31,8 @@ from torchao.quantization.pt2e import MinMaxObserver
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 from torchao.quantization.pt2e.quantizer import QuantizationSpec
 
+from metasr.exporter.calibration import Batch
 from metasr.exporter.graph_passes import drop_aliases
-from metasr.quant.calibration import Batch
 from metasr.quiet import quiet
 
 BiasCorrection = Literal["full", "fast", "none"]

@@ -16,7 +16,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
 from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
-from metasr.quant.calibration import Batch, feeds
+from metasr.exporter.calibration import Batch, feeds
 from metasr.quiet import quiet
 
 Feed = dict[str, np.ndarray]

@@ -6,8 +6,6 @@ is created with CPU fallback disabled, so a successful export proves every node 
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,18 +17,22 @@ import onnxruntime as ort
 import torch
 
 from metasr.errors import MetaSRError
+from metasr.exporter.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
+from metasr.exporter.onnx.runtime import session_runner
 from metasr.exporter.onnx_graph import check_opset, export_onnx
-from metasr.exporter.stages import Coverage, DeviceCost, Inputs, LoweredArtifact, PreparedModel, QuantizedModel
+from metasr.exporter.onnx_qnn import runtime as qnn_runtime
+from metasr.exporter.onnx_qnn.quantize import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
+from metasr.exporter.onnx_qnn.runtime import QDQ_OPS, WHERE, cpu_assigned_ops, open_session, qnn_plugin
+from metasr.exporter.onnx_qnn.runtime import host_placement as host_placement  # host profile: placement only
+from metasr.exporter.onnx_qnn.runtime import open_function as open_function  # the host runtime
+from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
 from metasr.models.metasr import MetaSR
-from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, feeds, strengths_used
-from metasr.quant.ort_qdq import calibration_feeds, float_edge_ops, quantize_qdq, split_identity
-from metasr.quiet import quiet_native
 
 NAME = "onnx-qnn"
 COST = DeviceCost("npu", 2, 1, "int8_tops")
 APP_RUNTIME = "onnxruntime-qnn"
-WHERE = "Qualcomm HTP (QNN x86-64 emulator)"
-QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+SUFFIXES = (".onnx",)
+HOST_RUNTIME = "onnxruntime"
 ACTIVATIONS = {"a16w8": "uint16", "a8w8": "uint8"}
 
 
@@ -61,7 +63,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
     batches = calibration_batches(calibration, options.calibration_strengths, prepared.input_names)
     feeds = calibration_feeds(batches, prepared.input_names)
     if options.method == "nncf":
-        from metasr.quant.nncf_onnx import quantize_nncf
+        from metasr.exporter.onnx_qnn.nncf_quantize import quantize_nncf
 
         qdq = quantize_nncf(model, feeds)
     else:
@@ -103,48 +105,11 @@ def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     return LoweredArtifact(
         path=path,
         coverage=Coverage(len(compute) - len(refused), len(compute), fallback, WHERE),
-        runtime=f"ONNX Runtime {ort.__version__} QNNExecutionProvider {_qnn().__version__} (HTP x86-64 emulator)",
-        predict=lambda *inputs: _run(session, prepared.input_names, inputs),
+        runtime=f"ONNX Runtime {ort.__version__} QNNExecutionProvider {qnn_plugin().__version__} (HTP x86-64 emulator)",
+        predict=session_runner(session, prepared.input_names),
         manifest_extra=extra,
         notes=notes,
     )
-
-
-def open_session(
-    path: Path,
-    soc_model: str | None = None,
-    context: Path | None = None,
-    allow_fallback: bool = False,
-    log_warnings: bool = False,
-) -> ort.InferenceSession:
-    """An ORT session on the QNN HTP backend; CPU fallback disabled unless asked, EPContext written if ``context``."""
-    qnn = _qnn()
-    options = ort.SessionOptions()
-    options.log_severity_level = 2 if log_warnings else 4  # failures surface as exceptions anyway
-    options.add_session_config_entry("session.disable_cpu_ep_fallback", "0" if allow_fallback else "1")
-    options.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-    if context:
-        options.add_session_config_entry("ep.context_enable", "1")
-        options.add_session_config_entry("ep.context_file_path", str(context))
-        options.add_session_config_entry("ep.context_embed_mode", "1")
-    provider = {"backend_path": qnn.get_qnn_htp_path(), "offload_graph_io_quantization": "0"}
-    if soc_model:
-        provider["soc_model"] = soc_model
-    options.add_provider_for_devices(_qnn_devices(), provider)
-    with contextlib.nullcontext() if log_warnings else quiet_native():  # the QNN SDK's notices on stdout
-        return ort.InferenceSession(path.read_bytes(), sess_options=options)
-
-
-def cpu_assigned_ops(session: ort.InferenceSession) -> list[str]:
-    """Op types ORT placed on the CPU EP (Q/DQ left out when compute ops are there too)."""
-    subgraphs = session.get_provider_graph_assignment_info()
-    ops = [node.op_type for g in subgraphs if g.ep_name != qnn_ep_name() for node in g.get_nodes()]
-    compute = [op for op in ops if op not in QDQ_OPS]
-    return compute or ops
-
-
-def qnn_ep_name() -> str:
-    return _qnn().get_ep_name()
 
 
 def _placement_probe(path: Path, soc_model: str | None, error: Exception) -> tuple[ort.InferenceSession, list[str]]:
@@ -164,7 +129,7 @@ def _context_model(path: Path, soc_model: str, session: ort.InferenceSession, pr
     to stay byte-identical across exports.
     """
     context = path.with_name(f"{path.stem.removesuffix('_qdq')}_{soc_model}_ctx.onnx")
-    args = [sys.executable, "-m", __name__, str(path), soc_model, str(context)]
+    args = [sys.executable, "-m", qnn_runtime.__name__, str(path), soc_model, str(context)]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if "Unrecognized soc_model" in done.stderr:  # QNN only warns, then compiles for its default SoC
         raise MetaSRError(f"QNN does not know soc_model '{soc_model}'; use a chip name like SM8650 or its numeric id")
@@ -172,8 +137,8 @@ def _context_model(path: Path, soc_model: str, session: ort.InferenceSession, pr
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise MetaSRError(f"QNN could not compile an EPContext model for {soc_model} ({last}); check context_soc_model")
     inputs, names = prepared.example_inputs(), prepared.input_names
-    compiled = _run(open_session(context, soc_model), names, inputs)
-    if not torch.equal(compiled, _run(session, names, inputs)):
+    compiled = session_runner(open_session(context, soc_model), names)(*inputs)
+    if not torch.equal(compiled, session_runner(session, names)(*inputs)):
         raise MetaSRError(f"EPContext model for {soc_model} disagrees with the QDQ model; drop context_soc_model")
     return {"file": context.name, "soc_model": soc_model, "embed_mode": 1}
 
@@ -193,7 +158,7 @@ def _check(options: Options, prepared: PreparedModel) -> None:
         )
     if len(prepared.recipe.input_sizes) != 1:
         raise MetaSRError("onnx-qnn compiles one static input shape for the HTP; give exactly one input size")
-    _qnn()
+    qnn_plugin()
 
 
 def _describe(options: Options) -> str:
@@ -219,30 +184,3 @@ def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]
             "calibration_strengths": list(strengths_used(options.calibration_strengths, prepared.input_names)),
         },
     }
-
-
-def _run(session: ort.InferenceSession, names: tuple[str, ...], inputs: Inputs) -> torch.Tensor:
-    return torch.from_numpy(session.run(["output"], feeds(names, inputs))[0])
-
-
-@functools.cache
-def _qnn() -> Any:
-    """The onnxruntime_qnn package, its EP library registered with ORT once per process."""
-    try:
-        import onnxruntime_qnn
-    except ImportError as exc:
-        raise MetaSRError(
-            "onnx-qnn needs the onnxruntime-qnn package (Linux x86-64 and Windows only); "
-            "install it or export with --target onnx"
-        ) from exc
-    if not any(d.ep_name == onnxruntime_qnn.get_ep_name() for d in ort.get_ep_devices()):
-        ort.register_execution_provider_library(onnxruntime_qnn.get_ep_name(), onnxruntime_qnn.get_library_path())
-    return onnxruntime_qnn
-
-
-def _qnn_devices() -> list[ort.OrtEpDevice]:
-    return [d for d in ort.get_ep_devices() if d.ep_name == qnn_ep_name()]
-
-
-if __name__ == "__main__":  # compile an EPContext model: python -m metasr.exporter.onnx_qnn QDQ SOC_MODEL CONTEXT
-    open_session(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), log_warnings=True)

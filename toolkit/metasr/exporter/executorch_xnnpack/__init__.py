@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.version import __version__ as executorch_version
 
 from metasr.exporter import executorch_common as et
+from metasr.exporter.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
+from metasr.exporter.executorch_xnnpack.quantize import capture, quantize_nncf, quantize_pt2e
+from metasr.exporter.host import FunctionRunner
 from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
-from metasr.quant.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
-from metasr.quant.pt2e_xnnpack import capture, quantize_nncf, quantize_pt2e
 from metasr.quiet import quiet
 
 NAME = "executorch-xnnpack"
 COST = DeviceCost("cpu", 1, 1, "int8_tops")
 APP_RUNTIME = "executorch-xnnpack"
+SUFFIXES = (".pte",)
+HOST_RUNTIME = "executorch"
 WHERE = "XNNPACK delegate"
 RUNTIME = f"ExecuTorch {executorch_version} Python runtime, XNNPACK delegate (host CPU)"
 
@@ -86,7 +89,7 @@ def _lowered(path: Path, coverage: Coverage, quantized: QuantizedModel, methods:
         path=path,
         coverage=coverage,
         runtime=RUNTIME,
-        predict=et.runtime_predict(path, et.method_sizes(prepared)),
+        predict=et.method_runner(path, prepared.function or "forward"),
         manifest_extra={
             "runtime": "executorch",
             "backend": "XnnpackBackend",
@@ -95,3 +98,8 @@ def _lowered(path: Path, coverage: Coverage, quantized: QuantizedModel, methods:
             "calibration_strengths": list(quantized.calibration_strengths),
         },
     )
+
+
+def open_function(path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]) -> FunctionRunner:
+    """One function of the ``.pte``: its methods in ExecuTorch's Python runtime, XNNPACK on this host's CPU."""
+    return et.method_runner(path, function)

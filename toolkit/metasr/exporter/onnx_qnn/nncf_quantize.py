@@ -9,7 +9,7 @@ from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 from onnx import numpy_helper
 
-from metasr.quant.ort_qdq import Feed
+from metasr.exporter.onnx_qnn.quantize import Feed
 from metasr.quiet import quiet
 
 
