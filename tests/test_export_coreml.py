@@ -13,6 +13,7 @@ import pytest
 import torch
 from coremltools.proto.FeatureTypes_pb2 import ImageFeatureType
 
+import metasr
 from metasr.data.sample_images import calibration_images, validation_images
 from metasr.errors import MetaSRError
 from metasr.exporter import coreml
@@ -202,3 +203,13 @@ def test_contradictory_options_fail_before_converting(options: dict, message: st
     with pytest.raises(MetaSRError, match=message):
         export(recipe, tmp_path, checkpoint=PER_PIXEL)
     assert leftovers(tmp_path) == []
+
+
+def test_the_package_describes_itself_for_xcode(fp16: ExportResult) -> None:
+    spec = ct.utils.load_spec(str(fp16.artifact))
+    metadata = spec.description.metadata
+    assert (metadata.author, metadata.versionString) == ("MetaSR Edge", metasr.__version__)
+    assert "x2 super-resolution" in metadata.shortDescription
+    inputs = {feature.name: feature.shortDescription for feature in spec.description.input}
+    assert "RGB image" in inputs["image"] and inputs["strength"].startswith("restoration strength")
+    assert spec.description.output[0].shortDescription.startswith("the x2 upscaled image")

@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+import metasr
 from metasr.assembly import load_metasr
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import export, load, prepare, resolve_recipe
@@ -146,5 +147,15 @@ def test_artifact_bytes_do_not_depend_on_the_hash_seed(fp32: ExportResult, tmp_p
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True, cwd=root)
     assert (tmp_path / "onnx" / fp32.artifact.name).read_bytes() == fp32.artifact.read_bytes()
     assert (tmp_path / "onnx" / "manifest.json").read_bytes() == fp32.manifest.read_bytes()
-    assert not onnx.load(fp32.artifact).metadata_props
+    assert {p.key for p in onnx.load(fp32.artifact).metadata_props} == {"author", "version", "summary"}  # ours only
     assert not any(node.metadata_props for node in onnx.load(fp32.artifact).graph.node)
+
+
+def test_the_artifact_describes_itself(fp32: ExportResult) -> None:
+    model = onnx.load(fp32.artifact)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["author"] == "MetaSR Edge" and props["version"] == metasr.__version__
+    assert props["summary"] == model.doc_string and "x2 super-resolution" in model.doc_string
+    docs = {value.name: value.doc_string for value in model.graph.input}
+    assert "RGB image" in docs["image"] and docs["strength"].startswith("restoration strength")
+    assert model.graph.output[0].doc_string.startswith("the x2 upscaled image")

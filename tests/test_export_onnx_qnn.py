@@ -66,6 +66,7 @@ def test_a16w8_passes_floor_fully_offloaded(a16w8: ExportResult) -> None:
 def test_a16w8_graph_is_qdq_with_16bit_activations_and_int8_weights(a16w8: ExportResult) -> None:
     model = onnx.load(a16w8.artifact)
     assert model.opset_import[0].version == 21
+    assert {p.key: p.value for p in model.metadata_props}["author"] == "MetaSR Edge"  # quantizing keeps it
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 96, 128]
     quantizers = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert quantizers and all(_initializer(model, n.input[2]).data_type == onnx.TensorProto.UINT16 for n in quantizers)

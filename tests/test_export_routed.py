@@ -188,6 +188,8 @@ def test_executorch_routed_program_has_a_method_per_function(routed_checkpoint: 
 
 
 def test_core_ml_routed_package_has_a_function_per_function(routed_checkpoint: Path, tmp_path: Path) -> None:
+    import coremltools as ct
+
     from metasr.exporter import coreml
 
     recipe = with_overrides(resolve_recipe("coreml"), input_sizes=SIZE)
@@ -202,3 +204,7 @@ def test_core_ml_routed_package_has_a_function_per_function(routed_checkpoint: P
     assert manifest["minimum_deployment_target"] == "iOS18"
     report = json.loads(result.report.read_text())
     assert report["functions"]["router"]["agreement_with_float_router"] == 1.0
+    spec = ct.utils.load_spec(str(result.artifact))
+    assert spec.description.metadata.shortDescription.startswith("MetaSR x2 routed model")
+    described = {f.name: f.output[0].shortDescription for f in spec.description.functions}
+    assert described["router"].startswith("one score per expert") and described["expert_1"].startswith("the x2")

@@ -10,6 +10,8 @@ from PIL import Image, ImageOps
 
 from metasr.errors import MetaSRError
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights of R, G, B (Pillow's RGB -> L, JPEG's Y)
+
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as float32 RGB in [0, 1], shape (H, W, 3), EXIF orientation applied."""

@@ -34,7 +34,7 @@ from metasr.data.kernels import (
     random_final_sinc_kernel,
 )
 from metasr.errors import MetaSRError
-from metasr.images import bicubic_downscale
+from metasr.images import LUMA, bicubic_downscale
 
 BLUR_SIGMA_MAX = 4.0  # Gaussian sigma in HR pixels at blur degree 1
 NOISE_SIGMA_MAX = 50.0 / 255.0  # Gaussian noise sigma at noise degree 1
@@ -42,7 +42,6 @@ JPEG_QUALITY_MAX = 100.0  # quality at jpeg degree 0 (controlled_degradation ski
 JPEG_QUALITY_MIN = 10.0  # quality at jpeg degree 1
 CONTROLLED_KERNEL_SIZE = 25  # covers +-3 sigma at BLUR_SIGMA_MAX
 RESIZE_MODES = ("area", "bilinear", "bicubic")
-_GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def _draw(generator: torch.Generator, shape: tuple[int, ...], device: torch.devi
 
 
 def _grey(images: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("c,nchw->nhw", torch.tensor(_GREY_WEIGHTS).to(images), images)[:, None]
+    return torch.einsum("c,nchw->nhw", torch.tensor(LUMA).to(images), images)[:, None]
 
 
 def _poisson_noise(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from metasr.errors import MetaSRError
+from metasr.images import LUMA
 
 LUMA_TABLE = torch.tensor(
     [
@@ -33,7 +34,7 @@ CHROMA_TABLE[:4, :4] = torch.tensor(
 )
 
 _RGB_TO_YCBCR = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=torch.float32
+    [list(LUMA), [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=torch.float32
 )
 _YCBCR_TO_RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]], dtype=torch.float32)
 

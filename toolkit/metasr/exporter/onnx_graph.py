@@ -8,6 +8,7 @@ import onnx
 import torch
 
 from metasr.errors import MetaSRError
+from metasr.exporter.describe import Description, describe
 from metasr.exporter.stages import PreparedModel
 from metasr.quiet import first_line, quiet
 from metasr.recipes import RecipeValueError
@@ -65,7 +66,20 @@ def export_onnx(prepared: PreparedModel, opset: int, dynamic: bool, fp16: bool =
         raise MetaSRError(f"the ONNX exporter wrote opset {written}, not the recipe's {opset}; use opset {written}")
     model.producer_name, model.producer_version = "metasr-edge", ""
     strip_export_metadata(model)
+    embed_description(model, describe(prepared))
     return model
+
+
+def embed_description(model: onnx.ModelProto, description: Description) -> None:
+    """``description`` as the model's doc string and ``metadata_props`` (author, version, summary), and as the doc
+    strings of its inputs and output, in place."""
+    model.doc_string = description.summary
+    props = {"author": description.author, "version": description.version, "summary": description.summary}
+    onnx.helper.set_model_props(model, props)
+    for value in model.graph.input:
+        value.doc_string = description.inputs.get(value.name, "")
+    for value in model.graph.output:
+        value.doc_string = description.output
 
 
 def strip_export_metadata(model: onnx.ModelProto) -> None:

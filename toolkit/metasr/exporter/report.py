@@ -10,16 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from metasr import __version__
+from metasr.exporter.describe import SCORES_DESCRIPTION, STRENGTH_DESCRIPTION
 from metasr.exporter.routed import ROUTER, RoutedLowered, RoutedParity, RoutedPrepared
 from metasr.exporter.stages import LoweredArtifact, Macs, ParityResult, PreparedModel, QuantizedModel, SRGraph
 from metasr.exporter.user_model import UserModel
 from metasr.models.metasr import DEFAULT_STRENGTH, MetaSR
 from metasr.schemas import MANIFEST_VERSION, check
-
-STRENGTH_DESCRIPTION = (
-    "restoration strength: a value in [0, 1] replaces the degradation degree the model estimates for every cell "
-    "(0 = treat the frame as clean, 1 = restore as hard as possible); the default -1 uses the estimated degree"
-)
 
 
 def artifact_sha256(path: Path) -> str:
@@ -128,7 +124,7 @@ def build_routed_manifest(lowered: RoutedLowered, prepared: RoutedPrepared) -> d
                 "name": "output",
                 "shapes": shapes,
                 "layout": "NKHW",
-                "description": "one score per expert and routing tile; the app runs the expert with the lowest",
+                "description": SCORES_DESCRIPTION,
             },
         },
         "experts": [{"function": name, "file": lowered.functions[name].path.name} for name in prepared.experts],

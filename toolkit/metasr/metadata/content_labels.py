@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from metasr.errors import MetaSRError
+from metasr.images import LUMA
 from metasr.metadata.base import CELL, cell_grid
 from metasr.models.content_classifier import CONTENT_CLASSES
 
@@ -44,7 +45,6 @@ LOW_LIGHT_MAX_LUMA = 0.15  # mean luma in [0, 1]
 CARTOON_MIN_FLAT = 0.5  # fraction of pixels identical to their right and lower neighbours
 CARTOON_TOP_COLOURS = 4
 CARTOON_MIN_TOP_SHARE = 0.6  # fraction of pixels in the most frequent exact colours
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def label_cells(image: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def _colour_statistics(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     for r, c in np.ndindex(*keys.shape[:2]):
         counts = np.unique(keys[r, c], return_counts=True)[1]
         top_share[r, c] = np.sort(counts)[-CARTOON_TOP_COLOURS:].sum() / counts.sum()
-    mean_luma = _cells(frame.astype(np.float64) @ LUMA / 255.0).mean(axis=(2, 3))
+    mean_luma = _cells(frame.astype(np.float64) @ np.array(LUMA) / 255.0).mean(axis=(2, 3))
     return flat, top_share, mean_luma
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-LUMA = (0.299, 0.587, 0.114)  # BT.601, as the validation Y-PSNR uses
+from metasr.images import LUMA
 
 
 def fixed_conv(weight: torch.Tensor, padding: int = 0) -> nn.Conv2d:

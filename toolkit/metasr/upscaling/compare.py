@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from metasr.metadata.filters import LUMA
+from metasr.images import LUMA
 
 WINDOW = 768
 LABEL_HEIGHT = 28

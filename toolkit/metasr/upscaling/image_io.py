@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from metasr.errors import MetaSRError
+from metasr.images import LUMA
 from metasr.upscaling.jpeg_stream import MAX_SIDE, JpegStreamWriter
 from metasr.upscaling.png_stream import PngStreamWriter
 
@@ -26,7 +27,7 @@ MIN_SIDE = 8
 JPEG_QUALITY = 95
 CHUNK_ROWS = 64  # rows converted at once: bounds the float temporaries
 EXIF_ORIENTATION = 0x0112
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as Pillow's RGB -> L
+_LUMA = np.array(LUMA, np.float32)
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, struct.error, Image.DecompressionBombError)
 
 
@@ -169,7 +170,7 @@ class ImageWriter:
 
     def _write_chunk(self, row0: int, rgb: np.ndarray) -> None:
         peak = float(np.iinfo(self.dtype).max)
-        pixels = (rgb @ LUMA)[..., None] if self.decoded.grey else rgb
+        pixels = (rgb @ _LUMA)[..., None] if self.decoded.grey else rgb
         block = np.rint(np.clip(pixels, 0.0, 1.0) * peak).astype(self.dtype)
         if self.decoded.alpha is not None:
             block = np.concatenate([block, self._alpha_rows(row0, len(rgb))[..., None]], axis=2)

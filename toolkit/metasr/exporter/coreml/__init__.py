@@ -34,6 +34,7 @@ from coremltools.models.utils import MultiFunctionDescriptor, save_multifunction
 from metasr.errors import MetaSRError
 from metasr.exporter.calibration import CALIBRATION_STRENGTHS, calibration_batches, strengths_used
 from metasr.exporter.coreml.quantize import WeightCompression, compress_weights, quantize_w8a8
+from metasr.exporter.describe import Description, describe
 from metasr.exporter.graph_passes import drop_aliases
 from metasr.exporter.routed import ROUTER
 from metasr.exporter.stages import Coverage, DeviceCost, LoweredArtifact, PreparedModel, QuantizedModel
@@ -101,7 +102,7 @@ def quantize(prepared: PreparedModel, calibration: list[torch.Tensor]) -> Quanti
 def lower(quantized: QuantizedModel, staging: Path) -> LoweredArtifact:
     """Convert the torch.export program to an ML program, compress weights, save and read it back."""
     path = staging / f"{quantized.prepared.stem}.mlpackage"
-    _save(_ml_program(quantized, DEPLOYMENT_TARGET), path)
+    _save(_ml_program(quantized, DEPLOYMENT_TARGET), path, describe(quantized.prepared))
     return _lowered(path, main_function(path), quantized, DEPLOYMENT_TARGET)
 
 
@@ -112,7 +113,7 @@ def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict
     parts.mkdir()
     descriptor = MultiFunctionDescriptor()
     for name, q in quantized.items():
-        _save(_ml_program(q, ROUTED_DEPLOYMENT_TARGET), parts / f"{name}.mlpackage")
+        _save(_ml_program(q, ROUTED_DEPLOYMENT_TARGET), parts / f"{name}.mlpackage", describe(q.prepared))
         descriptor.add_function(str(parts / f"{name}.mlpackage"), "main", name)
     descriptor.default_function_name = ROUTER
     path = staging / f"metasr_x{next(iter(quantized.values())).prepared.scale}_routed.mlpackage"
@@ -120,6 +121,14 @@ def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict
         save_multifunction(descriptor, str(path))
     shutil.rmtree(parts)
     spec = ct.utils.load_spec(str(path))
+    router = describe(quantized[ROUTER].prepared)
+    _describe_package(
+        spec,
+        router,
+        f"MetaSR x{quantized[ROUTER].prepared.scale} routed model: call the router, then the expert it names",
+    )
+    for function in spec.description.functions:
+        _describe_io(function, describe(quantized[function.name].prepared))
     (path / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(spec.SerializeToString(deterministic=True))
     _stable_item_ids(path / "Manifest.json")
     functions = _program(path).functions
@@ -266,14 +275,35 @@ def _converting(what: str) -> Iterator[None]:
         ) from exc
 
 
-def _save(mlmodel: ct.models.MLModel, path: Path) -> None:
-    """Save without the run-dependent bits: conversion date, protobuf map order, item UUIDs, ExecuTorch debug map."""
+def _save(mlmodel: ct.models.MLModel, path: Path, description: Description) -> None:
+    """Save with ``description`` and without the run-dependent bits: conversion date, protobuf map order, item
+    UUIDs, ExecuTorch debug map."""
     mlmodel.user_defined_metadata.pop("com.github.apple.coremltools.conversion_date", None)
     mlmodel.save(str(path))
     (path / "executorch_debug_handle_mapping.json").unlink(missing_ok=True)
-    spec = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
-    spec.write_bytes(mlmodel.get_spec().SerializeToString(deterministic=True))
+    spec = mlmodel.get_spec()
+    _describe_package(spec, description, description.summary)
+    _describe_io(spec.description, description)
+    (path / "Data" / "com.apple.CoreML" / "model.mlmodel").write_bytes(spec.SerializeToString(deterministic=True))
     _stable_item_ids(path / "Manifest.json")
+
+
+def _describe_package(spec: Any, description: Description, summary: str) -> None:
+    """Author, version and summary, as Xcode's model view shows them."""
+    metadata = spec.description.metadata
+    metadata.author, metadata.versionString, metadata.shortDescription = (
+        description.author,
+        description.version,
+        summary,
+    )
+
+
+def _describe_io(function: Any, description: Description) -> None:
+    """Each input's and the output's description, on a model's (or one function's) description proto."""
+    for feature in function.input:
+        feature.shortDescription = description.inputs.get(feature.name, "")
+    for feature in function.output:
+        feature.shortDescription = description.output
 
 
 def _stable_item_ids(manifest_path: Path) -> None:
