@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup export export-all test wheel-check lint corpus train bench bench-quick bench-peers bench-routing bench-train clean
+.PHONY: setup export export-all test test-fast wheel-check lint corpus train bench bench-quick bench-peers bench-routing bench-train clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 	$(BIN)/ruff check toolkit tests benchmarks
 	$(BIN)/ruff format --check toolkit tests benchmarks
 	$(BIN)/python -m pytest -q tests
+
+# The fast subset (about a minute): everything but real exports, training and the benchmark harness.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests -m "not export and not training and not bench"
 
 # Build the wheel, install it into a fresh venv, export and profile from outside the repository (CI runs it).
 wheel-check: $(STAMP)

@@ -27,6 +27,8 @@ from metasr.schemas import check
 from metasr.upscaling.model import load_upscaler
 from metasr.upscaling.tiling import upscale_strips
 
+pytestmark = pytest.mark.export
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

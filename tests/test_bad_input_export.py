@@ -26,6 +26,8 @@ from metasr.models import MetaSRStudent, StudentConfig
 from metasr.upscaling.command import upscale_command
 from tests.conftest import leftovers, terminate_once
 
+pytestmark = pytest.mark.export
+
 ONNX = "target: onnx\n"
 RECIPES: dict[str, tuple[bytes, str]] = {  # recipe file bytes -> expected message fragment
     "no-target": (b"scale: 2\n", "missing key 'target'"),

@@ -14,6 +14,8 @@ from benchmarks.architectures import ARCHITECTURES, load_trained, weights_path
 from benchmarks.run import PER_PIXEL_ROW, QUICK, run
 from metasr.validate.macs import count_macs
 
+pytestmark = pytest.mark.bench
+
 
 @pytest.mark.parametrize("name", sorted(ANCHORS))
 @pytest.mark.parametrize("scale", [2, 4])

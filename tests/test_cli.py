@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -11,6 +12,8 @@ from metasr.checkpoint import save_student
 from metasr.cli import export_command
 from metasr.models import MetaSRStudent
 from tests.conftest import PicklePayload, leftovers
+
+pytestmark = pytest.mark.export
 
 
 def _run(*args: str):

@@ -33,6 +33,8 @@ from metasr.recipes import with_overrides
 from metasr.runtime import open_engine
 from tests.conftest import responsive_metasr
 
+pytestmark = pytest.mark.export
+
 
 def _router(tile: int = 64, thumbnail: int = 2) -> ConvRouter:
     torch.manual_seed(0)

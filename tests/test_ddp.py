@@ -16,6 +16,8 @@ from torch import nn
 from metasr.distill.ddp import DistributedContext
 from metasr.errors import MetaSRError
 
+pytestmark = pytest.mark.training
+
 WORLD_SIZE = 2
 
 

@@ -21,6 +21,8 @@ from metasr.metadata.degree_training import (
 )
 from metasr.models.degree_estimator import DegreeEstimator
 
+pytestmark = pytest.mark.training
+
 
 def _config(**overrides) -> DegreeTrainConfig:
     return DegreeTrainConfig(corpus=Path("unused"), out=Path("unused"), **overrides)

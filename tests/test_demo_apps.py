@@ -35,6 +35,8 @@ from metasr.recipes import with_overrides
 from metasr.schemas import MANIFEST_VERSION, check, load_schema
 from tests.conftest import PER_PIXEL
 
+pytestmark = pytest.mark.export
+
 ROOT = Path(__file__).resolve().parents[1]
 ANDROID = ROOT / "android_demo"
 KOTLIN = ANDROID / "app/src/main/java/dev/metasr/demo"

@@ -24,6 +24,8 @@ from metasr.distill.trainer import distill
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.train_cli import distill_command, train_group
 
+pytestmark = pytest.mark.training
+
 SOURCES = ("edges", "degradation", "luminance")
 
 

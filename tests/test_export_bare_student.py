@@ -23,6 +23,8 @@ from metasr.schemas import check
 from metasr.upscaling.model import load_upscaler
 from tests.conftest import responsive_metasr
 
+pytestmark = pytest.mark.export
+
 SIZE = ((64, 96),)
 STUDENT_OPS = {"Conv", "Relu", "Add", "DepthToSpace", "Clip"}  # nothing else belongs in a bare student
 

@@ -26,6 +26,8 @@ from metasr.recipes import Recipe, with_overrides
 from metasr.validate.metrics import y_psnr
 from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
+pytestmark = pytest.mark.export
+
 SIZES = ((64, 64), (96, 128))
 
 

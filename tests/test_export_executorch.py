@@ -26,6 +26,8 @@ from metasr.runtime import open_engine
 from metasr.schemas import check
 from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
+pytestmark = pytest.mark.export
+
 SIZE = ((64, 64),)
 SIZES = ((64, 64), (64, 96))
 METHODS = {"forward": (64, 64), "forward_64x96": (64, 96)}

@@ -25,6 +25,8 @@ from metasr.recipes import Recipe, with_overrides
 from metasr.runtime import open_engine
 from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
+pytestmark = pytest.mark.export
+
 SIZE = ((64, 96),)
 
 

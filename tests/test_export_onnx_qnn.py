@@ -23,10 +23,13 @@ from metasr.models.metasr import MetaSR
 from metasr.recipes import Recipe, with_overrides
 from tests.conftest import PER_PIXEL, assert_follows_strength, leftovers, responsive_metasr
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime_qnn") is None,
-    reason="onnxruntime-qnn (QNN HTP emulator) ships only for Linux x86-64 and Windows; not installed here",
-)
+pytestmark = [
+    pytest.mark.export,
+    pytest.mark.skipif(
+        importlib.util.find_spec("onnxruntime_qnn") is None,
+        reason="onnxruntime-qnn (QNN HTP emulator) ships only for Linux x86-64 and Windows; not installed here",
+    ),
+]
 
 SIZE = ((96, 128),)  # tiny crops of whole photos are harder than real frames: 48x64 gave 48.5 dB
 SOC = "SM8650"

@@ -30,6 +30,8 @@ from metasr.upscaling.model import load_upscaler
 from metasr.validate.metrics import y_psnr
 from tests.conftest import responsive_metasr
 
+pytestmark = pytest.mark.export
+
 SIZE = ((128, 128),)
 TILE = 64
 

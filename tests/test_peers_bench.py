@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
+
 from benchmarks import entries as E
 from benchmarks import latency as L
 from benchmarks.peers.__main__ import COLUMNS, peer_rows, render
 from benchmarks.run import QUICK, build_entries, measure_latency, ncnn_latency_rows, quality_rows, quant_rows
+
+pytestmark = pytest.mark.bench
 
 SETTINGS = dataclasses.replace(
     QUICK,

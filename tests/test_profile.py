@@ -24,6 +24,8 @@ from metasr.runtime import open_engine
 from metasr.schemas import MANIFEST_VERSION
 from tests.conftest import PER_PIXEL
 
+pytestmark = pytest.mark.export
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -20,6 +20,8 @@ from metasr.models.teacher import MetaSRTeacher, TeacherConfig
 from metasr.validate.macs import count_macs
 from tests.conftest import PicklePayload
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(autouse=True)
 def one_thread():

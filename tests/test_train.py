@@ -21,6 +21,8 @@ from metasr.models import StudentConfig
 from metasr.peers.zoo import load_teacher
 from metasr.train import TrainConfig, train_student
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture
 def photo_folder(tmp_path: Path) -> Path:
