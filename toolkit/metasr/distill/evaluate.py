@@ -21,11 +21,12 @@ from metasr.data.pairs import validation_pairs
 from metasr.data.sample_images import fit_crop, photo
 from metasr.distill.teacher_system import load_teacher, teacher_metadata, teacher_sources
 from metasr.images import bicubic_upscale, to_numpy
+from metasr.models.content_classifier import CONTENT_CLASSES
 from metasr.models.metasr import MetaSR
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import y_psnr
 
-CLASSES = ("text", "face", "cartoon", "low_light", "natural")
+CLASSES = CONTENT_CLASSES  # the content classifier's classes, in its order
 SIZE = 256  # HR side of every evaluation image
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
