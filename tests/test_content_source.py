@@ -134,7 +134,7 @@ def test_shipped_classifier_agrees_with_the_detectors_on_held_out_images() -> No
 
 
 def test_missing_weights_name_the_training_command(tmp_path) -> None:
-    with pytest.raises(MetaSRError, match="train_content_classifier"):
+    with pytest.raises(MetaSRError, match="train them with metasr-train content --corpus"):
         ContentSource(weights=tmp_path / "missing.safetensors").device()
 
 
@@ -155,3 +155,15 @@ def test_graph_reading_content_runs_wholly_on_the_accelerator(target: str, tmp_p
     )
     result = export(recipe, tmp_path, loaded=LoadedModel(model, "content"))
     assert result.coverage.fallback == [] and result.coverage.fraction == 1.0
+
+
+def test_the_content_command_refuses_a_missing_corpus_in_one_line(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from metasr.train_cli import train_group
+
+    out = tmp_path / "classifier.safetensors"
+    args = ["content", "--corpus", str(tmp_path / "none"), "--out", str(out), "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(train_group, args)
+    assert result.exit_code == 1 and "does not exist; pass a folder of PNG/JPEG photos" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()

@@ -9,6 +9,7 @@ import click
 from metasr.cli import train_command
 from metasr.cli_options import CONTEXT, verbose_option, version_option
 from metasr.errors import MetaSRError
+from metasr.metadata.content_training import STEPS as CONTENT_STEPS
 from metasr.progress import console
 from metasr.signals import raise_on_termination
 
@@ -51,6 +52,30 @@ def degree(corpus: Path, out: Path, steps: int, seed: int, realistic: float, cha
             f"clean photos read {report.clean_mean[name]:.3f}"
         )
     click.echo(f"wrote {out}")
+
+
+@train_group.command(context_settings=CONTEXT)
+@click.option("--corpus", type=click.Path(path_type=Path), required=True, help="Folder of clean training photos.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Weights file to write (.safetensors).")
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=Path("build/content-tiles"),
+    show_default=True,
+    help="Where the labelled frames are built once and reused.",
+)
+@click.option("--steps", type=click.IntRange(min=1), default=CONTENT_STEPS, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def content(corpus: Path, out: Path, cache: Path, steps: int, seed: int) -> None:
+    """Train the on-device content classifier on frames labelled by the teacher-grade detectors."""
+    from metasr.metadata.content_training import train_content_classifier
+
+    try:
+        result = train_content_classifier(out, cache, corpus, steps=steps, seed=seed)
+    except MetaSRError as exc:
+        raise click.ClickException(str(exc)) from exc
+    recall = ", ".join(f"{name} {value:.2f}" for name, value in result.recall.items())
+    click.echo(f"held-out cell accuracy {result.accuracy:.3f} (recall: {recall}); wrote {out} and {result.report}")
 
 
 @train_group.command(context_settings=CONTEXT)

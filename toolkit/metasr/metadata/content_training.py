@@ -74,10 +74,8 @@ def train_content_classifier(
 
 
 def training_command(out: Path, data_cache: Path, corpus: Path, steps: int = STEPS, seed: int = 0) -> str:
-    """The shell one-liner that reproduces a run."""
-    imports = "from pathlib import Path; from metasr.metadata.content_training import train_content_classifier as train"
-    call = f"train(Path({str(out)!r}), Path({str(data_cache)!r}), Path({str(corpus)!r}), steps={steps}, seed={seed})"
-    return f'python -c "{imports}; {call}"'
+    """The command that reproduces a run."""
+    return f"metasr-train content --corpus {corpus} --out {out} --cache {data_cache} --steps {steps} --seed {seed}"
 
 
 def confusion_matrix(model: ContentClassifier, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
