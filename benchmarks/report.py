@@ -29,6 +29,7 @@ COLUMNS = {
     "overhead": None,
     "ncnn_latency": None,
     "app_latency": None,
+    "designs": None,
     "export_time": None,
 }
 TITLES = {
@@ -44,6 +45,9 @@ TITLES = {
     "artifacts, routed and plain timed in turn, tile by tile (256-px app tiles, overlap 16) or one 1080p-output "
     "frame per call (x2 from 544x960, x4 from 288x480: 270 rows padded to whole cells), ms per photo set "
     "(`benchmarks/app_latency.py`)",
+    "designs": "Issue 17's designs side by side, latency only: one 544x960 call of the x2 student's architecture "
+    "with (a) a per-call FiLM vector, (b) conditioning maps concatenated to stage convs, (c) the conv router plus "
+    "a plain expert; ratio to the plain student (`benchmarks/conditioning.py`; quality of (a) and (c): TRAINING.md)",
     "export_time": "Export wall time (seconds, per stage and total)",
 }
 PROTOCOL = """\

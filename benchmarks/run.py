@@ -9,7 +9,8 @@ Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into `
    480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
 4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
 5. app_latency: the routed graphs (the defaults) against their plain experts, both exported and run call by call
-   as an app does (256-px app tiles, and whole 1080p-output frames);
+   as an app does (256-px app tiles, and whole 1080p-output frames); designs: issue 17's (a), (b), (c) timed
+   side by side on one frame;
 6. export_time: ``metasr-export --target all`` wall time, per target and stage;
 7. ncnn_latency: the pretrained peers (``benchmarks/peers``) in ncnn's own fp32 CPU runtime, at the latency sizes.
 
@@ -39,6 +40,7 @@ from benchmarks import entries as E
 from benchmarks import latency as L
 from benchmarks.app_latency import FRAMES, app_latency_rows
 from benchmarks.architectures import ARCHITECTURES
+from benchmarks.conditioning import rows as design_rows
 from benchmarks.legibility import TextReader, legibility, text_samples
 from benchmarks.peers.measure import time_ncnn
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
@@ -360,6 +362,9 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
                     for row in app_latency_rows(card.path, settings.photos, APP_RUNS, frame)
                 ]
             )
+            if settings.realworld
+            else None,
+            "designs": (lambda tick: design_rows(FRAMES[2], APP_RUNS, lambda _: tick()))
             if settings.realworld
             else None,
             "export_time": lambda tick: _export(settings, tables),

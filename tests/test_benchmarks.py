@@ -75,3 +75,16 @@ def test_a_whole_frame_app_row_upscales_each_frame_in_one_call() -> None:
     upscaler = _calls_of(load_upscaler(scale=2), (288, 480))  # larger than the default 256-px tile
     plan = upscaler.plan(288, 480)
     assert (len(plan.rows), len(plan.cols)) == (1, 1)
+
+
+def test_every_conditioning_design_upscales_the_frame_and_b_reads_its_maps() -> None:
+    from benchmarks.conditioning import designs
+
+    graphs = designs((64, 96))
+    for name, parts in graphs.items():
+        module, inputs = parts[-1]
+        with torch.no_grad():
+            assert module(*inputs).shape == (1, 3, 128, 192), name
+    module, (image, maps) = graphs["(b) conditioning channels, 5 stages"][0]
+    with torch.no_grad():
+        assert not torch.equal(module(image, maps), module(image, torch.zeros_like(maps)))
