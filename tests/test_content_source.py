@@ -167,3 +167,21 @@ def test_the_content_command_refuses_a_missing_corpus_in_one_line(tmp_path) -> N
     result = CliRunner().invoke(train_group, args)
     assert result.exit_code == 1 and "does not exist; pass a folder of PNG/JPEG photos" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_classifier_training_is_reproducible_and_leaves_only_the_weights(tmp_path) -> None:
+    from metasr.metadata.content_tiles import FRAME, ContentTiles
+    from metasr.metadata.content_training import _fit
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, FRAME, FRAME, 3), dtype=np.uint8)
+    labels = rng.integers(0, len(CLASSES), (8, FRAME // 32, FRAME // 32))
+    tiles = ContentTiles(frames, labels, np.zeros(8, bool), np.zeros(8, "<U4"))
+    state = tmp_path / "classifier.state.safetensors"
+    torch.manual_seed(0)
+    whole = _fit(tiles, 4, 0, state)
+    assert not state.exists()  # removed once the run finished
+    torch.manual_seed(0)
+    again = _fit(tiles, 4, 0, state)
+    for a, b in zip(whole.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -24,8 +24,7 @@ from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.peers.zoo import load_teacher
-from metasr.progress import progress_bar
-from metasr.training_state import load_training_state, save_training_state
+from metasr.training_loop import Checkpoints, train_steps
 from metasr.validate.metrics import y_psnr
 
 DEGRADATIONS = ("bicubic", "realistic")
@@ -115,34 +114,33 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    state_path = cfg.out / "state.safetensors"
-    start = 0
-    if state_path.is_file():
-        start, extra = load_training_state(state_path, {"model": model}, optimizer, {"damage": damage})
-        sampler.rng.bit_generator.state = extra["crops"]
-    label = label or f"train x{cfg.scale}"
-    stop = min(cfg.until or cfg.steps, cfg.steps)
-    with progress_bar() as bar:
-        task = bar.add_task(label, total=cfg.steps, completed=start)
-        for step in range(start, stop):
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * cosine_schedule(step, cfg.steps)
-            if cfg.teacher is None:
-                lr, hr = sampler.sample(cfg.batch)
-                if cfg.degradation == "realistic":
-                    lr = degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, damage).lr
-                loss = F.l1_loss(model(lr), hr)
-            else:
-                lr, hr, target = sampler.sample(cfg.batch)
-                sr, w = model(lr), cfg.teacher_weight
-                loss = (1.0 - w) * F.l1_loss(sr, hr) + w * F.l1_loss(sr, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            bar.update(task, advance=1, description=f"{label} loss {loss.item():.4f}")
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop:
-                crops = {"crops": sampler.rng.bit_generator.state}
-                save_training_state(state_path, {"model": model}, optimizer, {"damage": damage}, step + 1, crops)
+    checkpoints = Checkpoints(
+        cfg.out / "state.safetensors",
+        {"model": model},
+        cfg.checkpoint_every,
+        {"damage": damage},
+        {"crops": sampler.rng},
+    )
+
+    def loss_at(step: int) -> torch.Tensor:
+        if cfg.teacher is not None:
+            lr, hr, target = sampler.sample(cfg.batch)
+            sr, w = model(lr), cfg.teacher_weight
+            return (1.0 - w) * F.l1_loss(sr, hr) + w * F.l1_loss(sr, target)
+        lr, hr = sampler.sample(cfg.batch)
+        if cfg.degradation == "realistic":
+            lr = degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, damage).lr
+        return F.l1_loss(model(lr), hr)
+
+    train_steps(
+        label or f"train x{cfg.scale}",
+        cfg.steps,
+        optimizer,
+        loss_at,
+        lr_at=lambda step: cfg.lr * cosine_schedule(step, cfg.steps),
+        checkpoints=checkpoints,
+        until=cfg.until,
+    )
     return evaluate(model, val_imgs, cfg.scale, degradation=cfg.degradation)
 
 

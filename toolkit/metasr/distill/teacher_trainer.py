@@ -27,9 +27,8 @@ from metasr.distill.recipe import TeacherRecipe, load_teacher_recipe
 from metasr.distill.teacher_system import build_teacher, save_teacher, teacher_metadata, teacher_sources
 from metasr.images import bicubic_upscale
 from metasr.models.teacher import TeacherConfig
-from metasr.progress import progress_bar
 from metasr.train import cosine_schedule
-from metasr.training_state import load_training_state, save_training_state
+from metasr.training_loop import Checkpoints, train_steps
 
 
 @dataclass(frozen=True)
@@ -61,35 +60,39 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
     ema = AveragedModel(teacher, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
     noise = torch.Generator().manual_seed(ctx.seed_for(recipe.seed) + 1)
     generators = {"noise": noise, "degradations": sampler.generator}
-    state_path = out / "state.safetensors"
-    start = 0
-    if state_path.is_file():
-        start, extra = load_training_state(state_path, {"teacher": teacher, "ema": ema}, optimizer, generators)
-        sampler.crops.rng.bit_generator.state = extra["crops"]
+    checkpoints = Checkpoints(
+        out / "state.safetensors",
+        {"teacher": teacher, "ema": ema},
+        recipe.checkpoint_every,
+        generators,
+        {"crops": sampler.crops.rng},
+        enabled=ctx.is_main,
+    )
     model = ctx.wrap(teacher)
-    stop = min(until or recipe.steps, recipe.steps)
-    with progress_bar() as bar:
-        task = bar.add_task("teacher", total=recipe.steps, completed=start)
-        for step in range(start, stop):
-            batch = sampler.sample(recipe.batch)
-            metadata = teacher_metadata(sources, batch.lr)
-            metadata, present = perturb_metadata(
-                metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise, recipe.corruption_kinds
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * cosine_schedule(step, recipe.steps, recipe.warmup_steps)
-            own = recipe.own_estimate_from is not None and step >= recipe.own_estimate_from
-            loss = model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise, own)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
-            optimizer.step()
-            ema.update_parameters(teacher)
-            bar.update(task, advance=1, description=f"teacher loss {loss.item():.5f}")
-            if ctx.is_main and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == stop):
-                crops = {"crops": sampler.crops.rng.bit_generator.state}
-                modules = {"teacher": teacher, "ema": ema}
-                save_training_state(state_path, modules, optimizer, generators, step + 1, crops)
+
+    def loss_at(step: int) -> torch.Tensor:
+        batch = sampler.sample(recipe.batch)
+        metadata = teacher_metadata(sources, batch.lr)
+        metadata, present = perturb_metadata(
+            metadata, recipe.metadata_dropout, recipe.metadata_corruption, noise, recipe.corruption_kinds
+        )
+        own = recipe.own_estimate_from is not None and step >= recipe.own_estimate_from
+        return model(batch.lr.to(ctx.device), batch.hr.to(ctx.device), metadata, present, noise, own)
+
+    def lr_at(step: int) -> float:
+        return recipe.lr * cosine_schedule(step, recipe.steps, recipe.warmup_steps)
+
+    stop = train_steps(
+        "teacher",
+        recipe.steps,
+        optimizer,
+        loss_at,
+        lr_at=lr_at,
+        clip=(list(teacher.parameters()), 1.0),
+        after_step=lambda: ema.update_parameters(teacher),
+        checkpoints=checkpoints,
+        until=until,
+    )
     weights = out / "teacher.safetensors"
     psnr, bicubic = float("nan"), float("nan")
     if ctx.is_main:

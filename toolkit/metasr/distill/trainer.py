@@ -39,9 +39,8 @@ from metasr.distill.teacher_system import load_teacher, teacher_sources
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.metasr import MetaSR
 from metasr.models.orchestrator import Decisions
-from metasr.progress import progress_bar
 from metasr.train import cosine_schedule
-from metasr.training_state import load_training_state, save_training_state
+from metasr.training_loop import Checkpoints, train_steps
 
 
 @dataclass(frozen=True)
@@ -87,31 +86,26 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     generator = torch.Generator().manual_seed(recipe.seed)
     fresh = PatchSampler(images, recipe.patch, recipe.scale, seed=recipe.seed + 1)
-    state_path = out / "state.safetensors"
-    start = 0
-    if state_path.is_file():
-        start, extra = load_training_state(state_path, {"model": model}, optimizer, {"batches": generator})
-        if "fresh" in extra:  # states written before fresh_clean existed never drew from it
-            fresh.rng.bit_generator.state = extra["fresh"]
-    stop = min(until or recipe.steps, recipe.steps)
+    checkpoints = Checkpoints(
+        out / "state.safetensors",
+        {"model": model},
+        recipe.checkpoint_every,
+        {"batches": generator},
+        {"fresh": fresh.rng},
+    )
     shared = [
         (i, teacher_names.index(name)) for i, name in enumerate(model.orchestrator.sources) if name in teacher_names
     ]
-    with progress_bar() as bar:
-        task = bar.add_task("distill", total=recipe.steps, completed=start)
-        for step in range(start, stop):
-            for group in optimizer.param_groups:  # cosine decay
-                group["lr"] = recipe.lr * cosine_schedule(step, recipe.steps)
-            model.orchestrator.hard = step >= recipe.hard_gates_from * recipe.steps
-            batch = _with_fresh_clean(_batch(data, recipe.batch, generator), fresh, recipe.fresh_clean)
-            loss = _step_loss(model, batch, recipe, shared, generator, plain)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            bar.update(task, advance=1, description=f"distill loss {loss.item():.4f}")
-            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == stop:
-                rngs = {"fresh": fresh.rng.bit_generator.state}
-                save_training_state(state_path, {"model": model}, optimizer, {"batches": generator}, step + 1, rngs)
+
+    def loss_at(step: int) -> torch.Tensor:
+        model.orchestrator.hard = step >= recipe.hard_gates_from * recipe.steps
+        batch = _with_fresh_clean(_batch(data, recipe.batch, generator), fresh, recipe.fresh_clean)
+        return _step_loss(model, batch, recipe, shared, generator, plain)
+
+    def lr_at(step: int) -> float:
+        return recipe.lr * cosine_schedule(step, recipe.steps)
+
+    stop = train_steps("distill", recipe.steps, optimizer, loss_at, lr_at=lr_at, checkpoints=checkpoints, until=until)
     model.orchestrator.hard = True
     model.eval()
     weights = out / f"metasr_x{recipe.scale}.safetensors"

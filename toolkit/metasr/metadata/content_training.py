@@ -22,12 +22,13 @@ from metasr.checkpoint import save_state
 from metasr.metadata.content_labels import CLASSES
 from metasr.metadata.content_tiles import ContentTiles, load_content_tiles
 from metasr.models.content_classifier import ContentClassifier
-from metasr.progress import progress_bar
+from metasr.training_loop import Checkpoints, interrupted_state, train_steps
 
 BATCH = 64
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 1e-4
 STEPS = 3000
+CHECKPOINT_EVERY = 500  # a killed run resumes from its last checkpoint
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def train_content_classifier(
     out, data_cache, corpus = Path(out), Path(data_cache), Path(corpus)
     tiles = load_content_tiles(data_cache, corpus, seed)
     torch.manual_seed(seed)
-    model = _fit(tiles, steps, seed)
+    model = _fit(tiles, steps, seed, interrupted_state(out))
     command = training_command(out, data_cache, corpus, steps, seed)
     save_state(model.state_dict(), out, {"metasr.content_classes": json.dumps(CLASSES), "metasr.command": command})
     frames, labels = tiles.part(held_out=True)
@@ -89,8 +90,9 @@ def confusion_matrix(model: ContentClassifier, frames: np.ndarray, labels: np.nd
     return matrix
 
 
-def _fit(tiles: ContentTiles, steps: int, seed: int) -> ContentClassifier:
-    """Class-weighted cross-entropy per cell with horizontal flips, on one thread (small convs run faster so)."""
+def _fit(tiles: ContentTiles, steps: int, seed: int, state: Path) -> ContentClassifier:
+    """Class-weighted cross-entropy per cell with horizontal flips, on one thread (small convs run faster so);
+    resumable from ``state`` while it runs, which is removed at the end."""
     frames, labels = tiles.part(held_out=False)
     images = _to_tensor(frames).contiguous(memory_format=torch.channels_last)
     targets = torch.from_numpy(labels)
@@ -105,19 +107,17 @@ def _fit(tiles: ContentTiles, steps: int, seed: int) -> ContentClassifier:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with progress_bar() as bar:
-            task = bar.add_task("training content classifier", total=steps)
-            for _ in range(steps):
-                pick = torch.randint(len(images), (BATCH,), generator=generator)
-                flip = torch.rand(BATCH, generator=generator) < 0.5
-                x = torch.where(flip[:, None, None, None], images[pick].flip(3), images[pick])
-                y = torch.where(flip[:, None, None], targets[pick].flip(2), targets[pick])
-                loss = F.cross_entropy(model.logits(x), y, weight=weights)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                bar.advance(task)
+        checkpoints = Checkpoints(state, {"model": model}, CHECKPOINT_EVERY, {"batches": generator})
+
+        def loss_at(step: int) -> torch.Tensor:
+            pick = torch.randint(len(images), (BATCH,), generator=generator)
+            flip = torch.rand(BATCH, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], images[pick].flip(3), images[pick])
+            y = torch.where(flip[:, None, None], targets[pick].flip(2), targets[pick])
+            return F.cross_entropy(model.logits(x), y, weight=weights)
+
+        train_steps("content classifier", steps, optimizer, loss_at, scheduler=schedule, checkpoints=checkpoints)
+        state.unlink()
     finally:
         torch.set_num_threads(threads)
     return model.to(memory_format=torch.contiguous_format).eval()

@@ -30,7 +30,7 @@ from metasr.data.folder import PatchSampler, list_images, load_at_sides, split_i
 from metasr.data.sample_images import fit_crop, photo
 from metasr.errors import MetaSRError
 from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
-from metasr.progress import progress_bar
+from metasr.training_loop import Checkpoints, interrupted_state, train_steps
 
 EVAL_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
 EVAL_LEVELS = tuple(np.linspace(0.0, 1.0, 9))
@@ -54,6 +54,7 @@ class DegreeTrainConfig:
     realistic: float = 0.0  # weight of the ranking on Real-ESRGAN two-stage damage (TRAINING.md: estimators v4-v10)
     channels: int = 24  # width of the estimator's first convs; MACs grow with its square
     seed: int = 0
+    checkpoint_every: int = 100  # a killed run resumes from its last checkpoint
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,19 @@ def train_degree_estimator(cfg: DegreeTrainConfig) -> tuple[Path, DegreeReport]:
     model = DegreeEstimator(cfg.channels).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    with progress_bar() as bar:
-        task = bar.add_task("degree estimator", total=cfg.steps)
-        for _ in range(cfg.steps):
-            _, hr = sampler.sample(cfg.batch)
-            loss = _step_loss(model, hr, cfg, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.update(task, advance=1, description=f"degree estimator loss {loss.item():.4f}")
+    state = interrupted_state(cfg.out)
+    checkpoints = Checkpoints(
+        state, {"model": model}, cfg.checkpoint_every, {"losses": generator}, {"crops": sampler.rng}
+    )
+
+    def loss_at(step: int) -> torch.Tensor:
+        _, hr = sampler.sample(cfg.batch)
+        return _step_loss(model, hr, cfg, generator)
+
+    train_steps("degree estimator", cfg.steps, optimizer, loss_at, scheduler=schedule, checkpoints=checkpoints)
     model.eval()
     save_state(model.state_dict(), cfg.out)
+    state.unlink()
     return cfg.out, evaluate_monotonicity(model, cfg.scale)
 
 
