@@ -112,17 +112,17 @@ MODELS: dict[str, WeightsCard] = {
             parameters=138_738,
             macs_per_output_pixel=3_829.5,
             quality_db={
-                "photos/bicubic": 30.02,
-                "photos/realistic": 23.89,
-                "corpus-val/bicubic": 43.63,
-                "corpus-val/realistic": 33.19,
+                "photos/bicubic": 30.14,
+                "photos/realistic": 23.87,
+                "corpus-val/bicubic": 43.69,
+                "corpus-val/realistic": 33.34,
             },
             quality_source="TRAINING.md §5 (benchmark protocol; bicubic: 28.70, 23.71, 40.90, 31.90)",
-            command="metasr-train conv-router --routed checkpoints/routed_x4_base.safetensors --corpus data/corpus "
-            "--out metasr_x4_routed.safetensors --steps 2000, after metasr-train student --degradation realistic "
-            "(the damage expert) and metasr-train route --model DAMAGE --plain student_x4.safetensors --tile 256",
+            command="metasr-train route --model DAMAGE --plain student_x4.safetensors --tile 256 (DAMAGE: metasr-train "
+            "student --degradation realistic from the 40,000-step student), with the conv router of the previous "
+            "metasr-x4-routed (metasr-train conv-router --steps 2000; TRAINING.md section 5)",
             summary="x4 default: a conv router on the x1/2 thumbnail (22.5 MACs per output pixel) sends each app "
-            "tile to the 40,000-step plain student (clean) or to that student fine-tuned on Real-ESRGAN damage",
+            "tile to the plain x4 student (clean; taught by SPAN-ch48) or to a fine-tune on Real-ESRGAN damage",
         ),
         WeightsCard(
             name="student-x2",
@@ -146,14 +146,16 @@ MODELS: dict[str, WeightsCard] = {
             parameters=61_008,
             macs_per_output_pixel=3_807.0,
             quality_db={
-                "photos/bicubic": 30.02,
-                "photos/realistic": 23.63,
-                "corpus-val/bicubic": 43.63,
-                "corpus-val/realistic": 31.74,
+                "photos/bicubic": 30.14,
+                "photos/realistic": 23.62,
+                "corpus-val/bicubic": 43.69,
+                "corpus-val/realistic": 31.75,
             },
             quality_source="BENCHMARKS.md, quality table",
-            command="metasr-train student --data data/corpus --out checkpoints/plain_x4_long --scale 4 --steps 40000",
-            summary="x4 plain student, 40,000 steps: the x4 default's clean expert",
+            command="metasr-train student --data data/corpus --out checkpoints/teacher_x4_long --scale 4 --steps 30000 "
+            "--init student_x4 of checkpoints/plain_x4_long (40,000 steps) --lr 1e-3 --teacher span-ch48-x4",
+            summary="x4 plain student, 40,000 steps on HR then 30,000 on SPAN-ch48's outputs: the x4 default's "
+            "clean expert",
         ),
     )
 }
