@@ -112,12 +112,12 @@ MODELS: dict[str, WeightsCard] = {
             parameters=138_738,
             macs_per_output_pixel=3_829.5,
             quality_db={
-                "photos/bicubic": 30.14,
-                "photos/realistic": 23.87,
-                "corpus-val/bicubic": 43.69,
-                "corpus-val/realistic": 33.34,
+                "photos/bicubic": 30.13,
+                "photos/realistic": 23.89,
+                "corpus-val/bicubic": 43.68,
+                "corpus-val/realistic": 33.19,
             },
-            quality_source="TRAINING.md §5 (benchmark protocol; bicubic: 28.70, 23.71, 40.90, 31.90)",
+            quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90)",
             command="metasr-train route --model DAMAGE --plain student_x4.safetensors --tile 256 (DAMAGE: metasr-train "
             "student --degradation realistic from the 40,000-step student), with the conv router of the previous "
             "metasr-x4-routed (metasr-train conv-router --steps 2000; TRAINING.md section 5)",
