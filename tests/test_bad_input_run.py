@@ -101,6 +101,12 @@ UPSCALE: dict[str, Case] = {
 }
 
 PROFILE: dict[str, Case] = {
+    "coreml-on-linux": Case(
+        (),
+        "(Core ML needs macOS); use a .onnx or .pte artifact here, or profile it with --device macos on a Mac",
+        "metasr_x2.mlpackage",
+        manifest=_json(_manifest(target="coreml")),
+    ),
     "zero-budget": Case(("--budget-ms", "0"), "--budget-ms is 0.0; give a finite number of milliseconds above 0"),
     "negative-budget": Case(("--budget-ms", "-1"), "--budget-ms is -1.0; give a finite number"),
     "nan-budget": Case(("--budget-ms", "nan"), "--budget-ms is nan; give a finite number"),

@@ -137,7 +137,10 @@ def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict
 
 def open_function(path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]) -> Callable:
     """No host runtime here: Core ML predicts only on macOS."""
-    raise MetaSRError(f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact")
+    raise MetaSRError(
+        f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact here, or profile "
+        "it with --device macos on a Mac or --device estimate:NAME"
+    )
 
 
 def main_function(package: Path) -> Function:
