@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check toolkit tests benchmarks && $(BIN)/ruff format --check toolkit tests benchmarks
 
 corpus:
-	scripts/fetch_corpus.sh data/corpus
+	scripts/fetch_corpus.sh data/corpus data/photos
 
 train: $(STAMP) corpus
 	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x2 --scale 2

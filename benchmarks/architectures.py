@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from benchmarks.anchors import ANCHORS
-from metasr.checkpoint import load_weights, save_state
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
+from metasr.safe_weights import load_weights, save_state
 
 WEIGHTS = Path(__file__).parent / "anchors" / "weights"
 

@@ -57,7 +57,7 @@ def prepare_plain(net: nn.Module, scale: int, target: str, size: tuple[int, int]
     image = torch.zeros(1, 3, *size)
     macs = count_macs(net, (image,)) / (size[0] * size[1] * scale**2)
     params = sum(p.numel() for p in net.parameters())
-    return PreparedModel(graph, "benchmark", recipe, params, Macs(macs, macs))  # type: ignore[arg-type]
+    return PreparedModel(graph, "benchmark", recipe, recipe.input_sizes, params, Macs(macs, macs))  # type: ignore[arg-type]
 
 
 def quant_loss(prepared: PreparedModel) -> QuantLoss:

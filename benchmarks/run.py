@@ -46,13 +46,13 @@ from benchmarks.peers.measure import time_ncnn
 from benchmarks.quality import DEGRADATIONS, PHOTOS, pairs, photo_set, score
 from benchmarks.quant_loss import TARGETS, prepare_plain, quant_loss
 from benchmarks.report import render
-from metasr.checkpoint import shipped_teacher_path
 from metasr.data.folder import list_images, load_for_training, split_images
 from metasr.exporter import pipeline
 from metasr.metadata import CELL
 from metasr.model_zoo import default_model, model_card
 from metasr.peers.zoo import PEERS
 from metasr.progress import progress_bar
+from metasr.safe_weights import shipped_teacher_path
 from metasr.validate.macs import count_macs
 
 BUDGET_FILE = Path(__file__).parent / "anchors" / "weights" / "training.jsonl"

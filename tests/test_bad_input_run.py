@@ -78,7 +78,7 @@ UPSCALE: dict[str, Case] = {
     ),
     "no-suffix": Case((), "metasr_x2 has no suffix, not a known artifact type; pass a .onnx or .pte", "metasr_x2"),
     "unknown-suffix": Case((), "model.bin has suffix '.bin', not a known artifact type", "model.bin"),
-    "coreml": Case((), "metasr_x2.mlpackage cannot run on this host (Core ML needs macOS)", "metasr_x2.mlpackage"),
+    "coreml": Case((), "metasr_x2.mlpackage cannot run on this host (Core ML needs macOS:", "metasr_x2.mlpackage"),
     "tile-not-exported": Case(
         ("--tile", "512"),
         "metasr_x2.pte takes only 256x256 inputs; drop --tile",
@@ -103,7 +103,8 @@ UPSCALE: dict[str, Case] = {
 PROFILE: dict[str, Case] = {
     "coreml-on-linux": Case(
         (),
-        "(Core ML needs macOS); use a .onnx or .pte artifact here, or profile it with --device macos on a Mac",
+        "(Core ML needs macOS: profile it with --device macos on a Mac or --device estimate:NAME); use a .onnx or .pte "
+        "artifact here",
         "metasr_x2.mlpackage",
         manifest=_json(_manifest(target="coreml")),
     ),

@@ -92,7 +92,7 @@ def test_plain_student_loads_as_the_same_sparse_graph_every_time(tmp_path: Path)
 
 
 def test_saves_are_byte_identical_whatever_the_metadata_order(tmp_path: Path) -> None:
-    from metasr.checkpoint import read_state, save_state
+    from metasr.safe_weights import read_state, save_state
 
     state = {"b.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.ones(3, dtype=torch.float16)}
     metadata = {f"key{i}": f"value {i} é" for i in range(8)}  # safetensors' own order is a per-process hash

@@ -192,7 +192,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExportResult]:
     """A tiny routed checkpoint (two experts, 64-px routing tiles, x1/2 thumbnail) really exported for every
     target whose routed manifest the apps read, at 128x128."""
     from metasr.assembly import save_routed
-    from tests.test_export_routed import _routed
+    from tests.exporter.test_routed import _routed
 
     root = tmp_path_factory.mktemp("routed")
     checkpoint = root / "routed.safetensors"

@@ -1,5 +1,6 @@
 """The package's layout rules: target-specific code lives in its target's package, and imports flow one way
-(architectures at the bottom, export and validation above them, runtimes, profiling and commands on top)."""
+(data, then metadata sources, then architectures, export and validation above them, runtimes, profiling and
+commands on top)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ TARGET_DIRS = {PACKAGE / Path(*module.split(".")[1:]) for module in TARGETS.valu
 REGISTRY = PACKAGE / "exporter" / "registry.py"
 
 # layer -> the parts of the package it must not import
+ABOVE_MODELS = {"models", "checkpoint", "assembly", "model_zoo"}
 NOT_IMPORTED_BY = {
+    "data": {"metadata", *ABOVE_MODELS, "exporter", "validate", "profile", "upscaling", "runtime", "distill", "cli"},
+    "metadata": {*ABOVE_MODELS, "exporter", "validate", "profile", "upscaling", "runtime", "distill", "cli", "api"},
     "models": {"exporter", "validate", "profile", "upscaling", "runtime", "distill", "train", "cli", "api"},
     "validate": {"exporter", "profile", "upscaling", "runtime", "cli", "api"},
     "exporter": {"profile", "upscaling", "runtime", "cli", "api"},

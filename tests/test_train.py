@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from metasr.checkpoint import load_student
-from metasr.data.folder import list_images, split_images
+from metasr.data.folder import list_images, split_folders, split_images
 from metasr.data.sample_images import photo
 from metasr.data.teacher_patches import TeacherPatchSampler, teacher_output
 from metasr.errors import MetaSRError
@@ -53,6 +53,22 @@ def test_split_is_whole_images_and_stable(photo_folder: Path) -> None:
     train, val = split_images(files)
     assert set(train).isdisjoint(val) and len(train) + len(val) == len(files)
     assert split_images(list_images(photo_folder)) == (train, val)
+
+
+def test_another_folder_adds_photos_without_moving_the_first_folders_validation(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for name in ("rocket", "coffee", "brick"):
+        (extra / f"zz-{name}.png").write_bytes((photo_folder / f"{name}.png").read_bytes())
+    train, val = split_folders((photo_folder, extra))
+    alone_train, alone_val = split_images(list_images(photo_folder))
+    assert val[: len(alone_val)] == alone_val and train[: len(alone_train)] == alone_train
+    assert set(train[len(alone_train) :]) | set(val[len(alone_val) :]) == set(list_images(extra))
+    assert extra / "zz-brick.png" in val  # the extra folder's own first image validates
+    result = train_student(_config(photo_folder, tmp_path / "run", steps=2, extra_data=(extra,)))
+    assert np.isfinite(result.val_psnr)
 
 
 def test_resume_matches_uninterrupted_run(photo_folder: Path, tmp_path: Path) -> None:

@@ -17,16 +17,7 @@ from pathlib import Path
 
 import torch
 
-from metasr.checkpoint import (
-    CONFIG_KEY,
-    check_scale,
-    json_metadata,
-    load_checked,
-    load_student,
-    read_state,
-    save_state,
-    student_config,
-)
+from metasr.checkpoint import CONFIG_KEY, check_scale, load_student, student_config
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, create_source
 from metasr.models import MetaSRStudent, StudentConfig
@@ -34,6 +25,7 @@ from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
 from metasr.models.orchestrator import Orchestrator
 from metasr.models.routed import RoutedMetaSR, TileRouter
+from metasr.safe_weights import json_metadata, load_checked, read_state, save_state
 
 SOURCES_KEY = "metasr.sources"
 ORCHESTRATOR_KEY = "metasr.orchestrator"

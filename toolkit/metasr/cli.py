@@ -118,6 +118,12 @@ def summary_table(results: list[ExportResult]) -> Table:
 
 @click.command(context_settings=CONTEXT)
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Folder of training photos.")
+@click.option(
+    "--extra-data",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Another photo folder, split like --data (every 8th image validates); repeatable.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint folder (resumes).")
 @click.option("--scale", type=SCALE, default="2", show_default=True)
 @click.option("--steps", type=int, default=5000, show_default=True)
@@ -146,6 +152,7 @@ def summary_table(results: list[ExportResult]) -> Table:
 )
 def train_command(
     data: Path,
+    extra_data: tuple[Path, ...],
     out: Path,
     scale: str,
     steps: int,
@@ -165,6 +172,7 @@ def train_command(
     try:
         config = TrainConfig(
             data=data,
+            extra_data=extra_data,
             out=out,
             scale=int(scale),
             steps=steps,

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metasr.assembly import load_graph
-from metasr.checkpoint import shipped_weights
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR
+from metasr.safe_weights import shipped_weights
 
 
 @dataclass(frozen=True)

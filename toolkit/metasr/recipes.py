@@ -7,7 +7,6 @@ bad values raise :class:`MetaSRError` naming the key and the nearest valid one.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import math
 import types
@@ -76,14 +75,6 @@ class Recipe:
     def input_size(self) -> tuple[int, int]:
         """The default (first) input size, height x width."""
         return self.input_sizes[0]
-
-
-def for_function(recipe: Recipe, input_sizes: tuple[tuple[int, int], ...]) -> Recipe:
-    """``recipe`` for one function of a routed artifact, taking ``input_sizes``: a router's thumbnails are not
-    frames, so their sides need not be whole metadata cells (the frames they come from were checked)."""
-    function = copy.copy(recipe)
-    object.__setattr__(function, "input_sizes", tuple(input_sizes))
-    return function
 
 
 def check_input_size(h: int, w: int) -> None:

@@ -145,7 +145,10 @@ def artifact_manifest(artifact: Path) -> dict[str, Any]:
         runnable = " or ".join(host_suffixes())
         raise MetaSRError(f"{artifact.name} has {suffix}, not a known artifact type; pass a {runnable} artifact")
     if not any(t.HOST_RUNTIME for t in writers):
-        writers[0].open_function(artifact, {}, "forward", ())  # no host runtime: it refuses, saying where it runs
+        runnable = " or ".join(host_suffixes())
+        raise MetaSRError(
+            f"{artifact.name} cannot run on this host ({writers[0].NO_HOST}); use a {runnable} artifact here"
+        )
     manifest = read_manifest(artifact)
     if manifest["target"] not in [t.NAME for t in writers]:
         raise MetaSRError(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from metasr.checkpoint import load_student, save_student
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
-from metasr.data.folder import PatchSampler, list_images, load_for_training, split_images
+from metasr.data.folder import PatchSampler, load_for_training, split_folders
 from metasr.data.pairs import centre_crop, validation_pairs
 from metasr.data.teacher_patches import TeacherPatchSampler
 from metasr.errors import MetaSRError
@@ -50,6 +50,7 @@ class TrainConfig:
     init: Path | None = None  # student weights to start from (fine-tuning)
     teacher: str | None = None  # a pretrained peer's name or an ncnn .param path (metasr.peers.zoo.load_teacher)
     teacher_weight: float = 1.0  # share of the loss against the teacher's output; the rest against the HR patch
+    extra_data: tuple[Path, ...] = ()  # more photo folders, each split like ``data`` (its held-out files validate)
 
     def __post_init__(self) -> None:
         if self.degradation not in DEGRADATIONS:
@@ -101,7 +102,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     (nothing pickled) and resumes from it bit-identically. Returns the validation Y-PSNR of the model and of
     bicubic."""
     torch.manual_seed(cfg.seed)
-    train_files, val_files = split_images(list_images(cfg.data))
+    train_files, val_files = split_folders((cfg.data, *cfg.extra_data))
     train_imgs = [load_for_training(p, cfg.max_side) for p in train_files]
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
     if cfg.teacher is None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metasr.checkpoint import read_state, save_state
 from metasr.errors import MetaSRError
+from metasr.safe_weights import read_state, save_state
 
 
 def save_training_state(

@@ -33,6 +33,18 @@ def split_images(files: list[Path], val_every: int = 8) -> tuple[list[Path], lis
     return train, val
 
 
+def split_folders(folders: tuple[Path, ...]) -> tuple[list[Path], list[Path]]:
+    """:func:`split_images` of each folder on its own, concatenated: adding a folder never moves another folder's
+    validation images."""
+    train: list[Path] = []
+    val: list[Path] = []
+    for folder in folders:
+        folder_train, folder_val = split_images(list_images(folder))
+        train += folder_train
+        val += folder_val
+    return train, val
+
+
 def load_for_training(path: Path, max_side: int) -> np.ndarray:
     """Load an RGB photo as uint8, downscaled (Lanczos) so its longer side is at most ``max_side``."""
     with Image.open(path) as img:

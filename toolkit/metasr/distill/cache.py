@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from metasr.checkpoint import read_state, save_state
 from metasr.data.degradations import controlled_degradation
 from metasr.data.pairs import DegradedPatchSampler
 from metasr.distill.teacher_system import ConditionedTeacher, teacher_metadata
 from metasr.metadata import MetadataSource
 from metasr.progress import progress_bar
+from metasr.safe_weights import read_state, save_state
 
 KEY = "metasr.distill_cache"
 CHUNK = 8

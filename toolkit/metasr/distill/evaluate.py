@@ -21,7 +21,7 @@ from metasr.data.pairs import validation_pairs
 from metasr.data.sample_images import fit_crop, photo
 from metasr.distill.teacher_system import load_teacher, teacher_metadata, teacher_sources
 from metasr.images import bicubic_upscale, to_numpy
-from metasr.models.content_classifier import CONTENT_CLASSES
+from metasr.metadata.content_classifier import CONTENT_CLASSES
 from metasr.models.metasr import MetaSR
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import y_psnr

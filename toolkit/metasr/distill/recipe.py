@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metasr.checkpoint import shipped_teacher_path
 from metasr.distill.metadata_noise import check_corruption_kinds
 from metasr.errors import MetaSRError
 from metasr.metadata import DEVICE_SOURCES, available_sources
 from metasr.recipes import build_dataclass, load_mapping
+from metasr.safe_weights import shipped_teacher_path
 
 TEACHER_SOURCES = ("edges", "degradation", "content", "luminance")
 

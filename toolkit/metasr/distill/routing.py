@@ -12,16 +12,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metasr.checkpoint import shipped_weights
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler
 from metasr.errors import MetaSRError
 from metasr.metadata.degradation import load_estimator
+from metasr.metadata.degree_estimator import DegreeEstimator
 from metasr.models.conv_router import ConvRouter
-from metasr.models.degree_estimator import DegreeEstimator
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation, thumbnail_of
 from metasr.models.student import MetaSRStudent
+from metasr.safe_weights import shipped_weights
 
 
 @dataclass(frozen=True)

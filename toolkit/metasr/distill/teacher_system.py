@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metasr.checkpoint import read_state, save_state
 from metasr.diffusion.resshift import ResShiftSchedule
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_upscale
 from metasr.metadata import MetadataSource, create_source
 from metasr.models.orchestrator import Decisions, Orchestrator
 from metasr.models.teacher import MetaSRTeacher, TeacherConfig
+from metasr.safe_weights import read_state, save_state
 
 CONFIG_KEY = "metasr.teacher"
 

@@ -26,7 +26,7 @@ def method_sizes(prepared: PreparedModel) -> dict[str, tuple[int, int]]:
     """One program method per recipe input size: ``forward`` for the first, ``forward_HxW`` for the rest (a
     routed artifact's function uses its own name instead of ``forward``)."""
     base = prepared.function or "forward"
-    sizes = prepared.recipe.input_sizes
+    sizes = prepared.input_sizes
     return {base if i == 0 else f"{base}_{h}x{w}": (h, w) for i, (h, w) in enumerate(sizes)}
 
 

@@ -14,7 +14,7 @@ def parity(lowered: LoweredArtifact, prepared: PreparedModel) -> ParityResult:
     """Y-PSNR and max abs error of the artifact vs the float model on the validation photos."""
     model = prepared.model
     psnrs, max_err = [], 0.0
-    for image in validation_images(*prepared.recipe.input_size):
+    for image in validation_images(*prepared.input_size):
         inputs = with_defaults(model, image)
         with torch.no_grad():
             reference = to_numpy(model(*inputs))

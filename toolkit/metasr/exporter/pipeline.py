@@ -74,12 +74,14 @@ def prepare(loaded: LoadedModel, recipe: Recipe) -> PreparedModel:
     out_pixels = recipe.input_size[0] * recipe.input_size[1] * model.scale**2
     total = count_macs(model, with_defaults(model, image))
     convs = count_macs(student, (image,))
-    return PreparedModel(model, loaded.source, recipe, params, Macs(total / out_pixels, convs / out_pixels))
+    return PreparedModel(
+        model, loaded.source, recipe, recipe.input_sizes, params, Macs(total / out_pixels, convs / out_pixels)
+    )
 
 
 def quantize(prepared: PreparedModel, target: TargetModule) -> QuantizedModel:
     """Stage 3: the target's quantization, calibrated on real photos."""
-    return target.quantize(prepared, calibration_images(*prepared.recipe.input_size))
+    return target.quantize(prepared, calibration_images(*prepared.input_size))
 
 
 def lower(quantized: QuantizedModel, target: TargetModule, staging: Path) -> LoweredArtifact:

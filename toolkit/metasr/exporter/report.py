@@ -43,7 +43,7 @@ def build_manifest(lowered: LoweredArtifact, prepared: PreparedModel) -> dict[st
         "outputs": [
             {
                 "name": "output",
-                "shapes": [[1, 3, h * s, w * s] for h, w in recipe.input_sizes],
+                "shapes": [[1, 3, h * s, w * s] for h, w in prepared.input_sizes],
                 "layout": "NCHW",
                 "dtype": "float32",
                 "color": "RGB",
@@ -76,7 +76,7 @@ def _inputs(lowered: LoweredArtifact, prepared: PreparedModel) -> list[dict[str,
     inputs = [
         {
             "name": "image",
-            "shapes": [[1, 3, h, w] for h, w in prepared.recipe.input_sizes],
+            "shapes": [[1, 3, h, w] for h, w in prepared.input_sizes],
             "layout": "NCHW",
             "dtype": "float32",
             "color": "RGB",

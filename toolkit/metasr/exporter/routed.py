@@ -31,7 +31,7 @@ from metasr.exporter.stages import (
 from metasr.images import to_numpy
 from metasr.metadata.base import CELL
 from metasr.models.routed import RoutedDispatch, RoutedMetaSR, thumbnail_of
-from metasr.recipes import Recipe, for_function
+from metasr.recipes import Recipe
 from metasr.validate.macs import count_macs
 from metasr.validate.metrics import max_abs_error, y_psnr
 
@@ -134,7 +134,7 @@ def prepare(model: RoutedMetaSR, source: str, recipe: Recipe) -> RoutedPrepared:
         macs = count_macs(module, with_defaults(module, torch.zeros(1, 3, *sizes[0]))) / out_pixels
         student = 0.0 if name == ROUTER else macs
         functions[name] = PreparedModel(
-            module, source, for_function(recipe, sizes), params, Macs(macs, student), function=name, unit=unit
+            module, source, recipe, sizes, params, Macs(macs, student), function=name, unit=unit
         )
     return RoutedPrepared(model, source, recipe, functions)
 

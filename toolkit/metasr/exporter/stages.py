@@ -62,6 +62,7 @@ class PreparedModel:
     model: SRGraph
     source: str
     recipe: Recipe
+    input_sizes: tuple[tuple[int, int], ...]  # what its graph takes: the recipe's frames, or a router's thumbnails
     parameters: int
     macs_per_output_pixel: Macs
     function: str | None = None  # a routed artifact's function ("router", "expert_0", ...); None: the only one
@@ -70,6 +71,11 @@ class PreparedModel:
     @property
     def scale(self) -> int:
         return self.model.scale
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The default (first) input size, height x width."""
+        return self.input_sizes[0]
 
     @property
     def stem(self) -> str:
@@ -82,7 +88,7 @@ class PreparedModel:
 
     def example_inputs(self, size: tuple[int, int] | None = None) -> Inputs:
         """The graph's inputs at ``size`` (default: the recipe's first input size), strength at its default."""
-        h, w = size or self.recipe.input_size
+        h, w = size or self.input_size
         return with_defaults(self.model, torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)))
 
     def dynamic_shapes(self) -> tuple[dict[int, Any] | None, ...]:
@@ -183,7 +189,8 @@ class TargetModule(Protocol):
     COST: DeviceCost  # how metasr-profile --device estimate:NAME prices it
     APP_RUNTIME: str  # the "runtime" the demo apps write in their benchmark results for this target
     SUFFIXES: tuple[str, ...]  # what its artifact files end in
-    HOST_RUNTIME: str | None  # the runtime that runs its artifacts on this host (None: none does)
+    HOST_RUNTIME: str | None  # the runtime that runs its artifacts on this host (None: none does, and NO_HOST
+    # says why and where they run instead)
 
     def quantize(self, prepared: PreparedModel, calibration: list[torch.Tensor]) -> QuantizedModel: ...
 
@@ -192,8 +199,8 @@ class TargetModule(Protocol):
     def open_function(
         self, path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]
     ) -> Callable[..., torch.Tensor]:
-        """One function of an exported artifact in the host runtime, fed ``names`` in order; a host that cannot
-        run it raises a one-line MetaSRError saying where it runs."""
+        """One function of an exported artifact in the host runtime, fed ``names`` in order (targets with a
+        ``HOST_RUNTIME``)."""
         ...
 
     # Optional, for routed checkpoints: ``lower_functions(quantized: dict[str, QuantizedModel], staging)`` lowers

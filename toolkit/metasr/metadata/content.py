@@ -1,7 +1,7 @@
 """Content type per cell: one-hot (teacher) or probabilities (device) over text, face, cartoon, low light, natural.
 
 Teacher-grade: :func:`metasr.metadata.content_labels.label_cells` (OCR and face detectors, luminance and
-colour-flatness statistics). Device-grade: :class:`metasr.models.content_classifier.ContentClassifier`,
+colour-flatness statistics). Device-grade: :class:`metasr.metadata.content_classifier.ContentClassifier`,
 a tiny CNN distilled from those labels (``metasr.metadata.content_training``), with shipped weights.
 """
 
@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from metasr.checkpoint import load_weights, shipped_weights
 from metasr.errors import MetaSRError
 from metasr.metadata.base import MetadataSource, register
+from metasr.metadata.content_classifier import ContentClassifier
 from metasr.metadata.content_labels import CLASSES, label_cells
-from metasr.models.content_classifier import ContentClassifier
+from metasr.safe_weights import load_weights, shipped_weights
 
 
 def shipped_classifier_path() -> Path:

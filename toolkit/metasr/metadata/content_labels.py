@@ -30,7 +30,7 @@ import numpy as np
 from metasr.errors import MetaSRError
 from metasr.images import LUMA
 from metasr.metadata.base import CELL, cell_grid
-from metasr.models.content_classifier import CONTENT_CLASSES
+from metasr.metadata.content_classifier import CONTENT_CLASSES
 
 CLASSES = CONTENT_CLASSES
 TEXT, FACE, CARTOON, LOW_LIGHT, NATURAL = range(len(CLASSES))

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from metasr.atomic import atomic_path
-from metasr.checkpoint import save_state
+from metasr.metadata.content_classifier import ContentClassifier
 from metasr.metadata.content_labels import CLASSES
 from metasr.metadata.content_tiles import ContentTiles, load_content_tiles
-from metasr.models.content_classifier import ContentClassifier
+from metasr.safe_weights import save_state
 from metasr.training_loop import Checkpoints, interrupted_state, train_steps
 
 BATCH = 64

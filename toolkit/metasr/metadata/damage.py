@@ -1,6 +1,6 @@
 """Realistic damage: how strongly each cell shows camera-like two-stage damage, per blur / noise / JPEG, in [0, 1].
 
-A narrower copy of the degradation-degree network (:class:`metasr.models.degree_estimator.DegreeEstimator`,
+A narrower copy of the degradation-degree network (:class:`metasr.metadata.degree_estimator.DegreeEstimator`,
 16 channels: 360 MACs per ×2 output pixel), trained by the same label-free ranking plus the ranking on Real-ESRGAN
 damage (``metasr-train degree --steps 2000 --realistic 3 --channels 16 --out
 toolkit/metasr/weights/damage_estimator.safetensors``):
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metasr.checkpoint import shipped_weights
 from metasr.metadata.base import register
 from metasr.metadata.degradation import DegradationSource
+from metasr.safe_weights import shipped_weights
 
 
 @register

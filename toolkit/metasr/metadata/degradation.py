@@ -1,6 +1,6 @@
 """Degradation degree: how blurred, noisy and JPEG-compressed each cell is, in [0, 1].
 
-The estimator (:class:`metasr.models.degree_estimator.DegreeEstimator`) is learned without labels by
+The estimator (:class:`metasr.metadata.degree_estimator.DegreeEstimator`) is learned without labels by
 metric learning (``metasr.metadata.degree_training``). Device-grade: one pass. Teacher-grade: the mean
 over the eight flips/rotations of the frame (test-time augmentation), which steadies the estimate.
 The exported graph lets a user ``strength`` override it (see :func:`override_degree`).
@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metasr.checkpoint import load_checked, read_state, shipped_weights
 from metasr.errors import MetaSRError
 from metasr.metadata.base import CELL, MetadataSource, cell_grid, register
-from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
+from metasr.metadata.degree_estimator import DEGRADATIONS, DegreeEstimator
+from metasr.safe_weights import load_checked, read_state, shipped_weights
 
 TRAIN_COMMAND = "metasr-train degree --corpus data/corpus --out PATH"
 

@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
-from metasr.checkpoint import save_state
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, controlled_degradation, degrade
 from metasr.data.folder import PatchSampler, list_images, load_at_sides, split_images
 from metasr.data.sample_images import fit_crop, photo
 from metasr.errors import MetaSRError
-from metasr.models.degree_estimator import DEGRADATIONS, DegreeEstimator
+from metasr.metadata.degree_estimator import DEGRADATIONS, DegreeEstimator
+from metasr.safe_weights import save_state
 from metasr.training_loop import Checkpoints, interrupted_state, train_steps
 
 EVAL_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")

@@ -12,7 +12,7 @@ from metasr.errors import MetaSRError
 from metasr.exporter.registry import target_module
 from metasr.profile.report import ProfileReport, ProfileRow, write_profile
 from metasr.quiet import one_line
-from metasr.runtime import REEXPORT, allowed_sizes, open_engine, read_manifest, takes_size
+from metasr.runtime import REEXPORT, allowed_sizes, artifact_manifest, open_engine, read_manifest, takes_size
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def profile_artifact(
     """Profile ``artifact`` on ``device`` at ``input_size`` (default: the manifest's first size)."""
     if not artifact.exists():
         raise MetaSRError(f"artifact {artifact} does not exist; run metasr-export first")
-    manifest = read_manifest(artifact)
+    manifest = artifact_manifest(artifact) if device.kind == "host" else read_manifest(artifact)
     size = input_size or tuple(manifest["inputs"][0]["shapes"][0][2:4])
     h, w = size
     if min(size) < 1:
@@ -147,7 +147,7 @@ def _host(artifact, manifest, device, size, runs, runner) -> ProfileReport:
         )
     from metasr.profile.host import profile_host
 
-    engine = open_engine(artifact)
+    engine = open_engine(artifact, manifest)
     result = profile_host(engine, size, runs=runs)
     lat = result.latency
     label = engine.runtime if engine.routing is None else f"{engine.runtime}, routed whole (router + chosen experts)"

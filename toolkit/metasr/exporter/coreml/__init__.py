@@ -45,7 +45,8 @@ RGB = ct.colorlayout.RGB
 COST = DeviceCost("npu", 2, 2, "fp16_tops")
 APP_RUNTIME = "coreml"
 SUFFIXES = (".mlpackage", ".mlmodel", ".mlmodelc")
-HOST_RUNTIME = None  # Core ML predicts only on macOS (metasr-profile --device macos)
+HOST_RUNTIME = None
+NO_HOST = "Core ML needs macOS: profile it with --device macos on a Mac or --device estimate:NAME"
 DEPLOYMENT_TARGET = "iOS17"
 ROUTED_DEPLOYMENT_TARGET = "iOS18"  # multifunction ML programs
 NEURAL_ENGINE = "Apple Neural Engine (static op list; placement needs macOS)"
@@ -133,14 +134,6 @@ def lower_functions(quantized: dict[str, QuantizedModel], staging: Path) -> dict
     _stable_item_ids(path / "Manifest.json")
     functions = _program(path).functions
     return {name: _lowered(path, functions[name], q, ROUTED_DEPLOYMENT_TARGET) for name, q in quantized.items()}
-
-
-def open_function(path: Path, manifest: dict[str, Any], function: str, names: tuple[str, ...]) -> Callable:
-    """No host runtime here: Core ML predicts only on macOS."""
-    raise MetaSRError(
-        f"{path.name} cannot run on this host (Core ML needs macOS); use a .onnx or .pte artifact here, or profile "
-        "it with --device macos on a Mac or --device estimate:NAME"
-    )
 
 
 def main_function(package: Path) -> Function:
@@ -237,7 +230,7 @@ def _expr(side: int | torch.SymInt) -> sympy.Expr:
 
 
 def _convert(module: torch.nn.Module, prepared: PreparedModel, options: Options, deployment: str) -> ct.models.MLModel:
-    sizes = [(1, 3, h, w) for h, w in prepared.recipe.input_sizes]
+    sizes = [(1, 3, h, w) for h, w in prepared.input_sizes]
     shape = ct.EnumeratedShapes(shapes=sizes, default=sizes[0]) if len(sizes) > 1 else sizes[0]
     inputs = [ct.ImageType(name="image", shape=shape, scale=1 / 255, color_layout=RGB)]
     if "strength" in prepared.input_names:
@@ -356,7 +349,7 @@ def _inner_cast(op: Operation) -> bool:
 def _manifest_extra(prepared: PreparedModel, options: Options, deployment: str) -> dict[str, Any]:
     """Core ML I/O: images in and out (8-bit RGB pixel buffers; a router's scores out as an MLMultiArray),
     strength (if any) as an optional MLMultiArray."""
-    shapes = [[1, 3, h, w] for h, w in prepared.recipe.input_sizes]
+    shapes = [[1, 3, h, w] for h, w in prepared.input_sizes]
     image = {
         "layout": "image",
         "pixel_buffer": "CVPixelBuffer, 8 bits per channel",

@@ -156,7 +156,7 @@ def _check(options: Options, prepared: PreparedModel) -> None:
             "NNCF's QDQ model of a MetaSR graph does not run on the QNN HTP (float orchestrator ops); "
             "use method: ort (--recipe onnx-qnn-a8w8), or export a plain student"
         )
-    if len(prepared.recipe.input_sizes) != 1:
+    if len(prepared.input_sizes) != 1:
         raise MetaSRError("onnx-qnn compiles one static input shape for the HTP; give exactly one input size")
     qnn_plugin()
 
@@ -166,7 +166,7 @@ def _describe(options: Options) -> str:
 
 
 def _manifest_extra(prepared: PreparedModel, options: Options) -> dict[str, Any]:
-    h, w = prepared.recipe.input_size
+    h, w = prepared.input_size
     return {
         "runtime": "onnxruntime",
         "execution_provider": "QNNExecutionProvider",

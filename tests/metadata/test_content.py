@@ -10,9 +10,9 @@ from PIL import Image, ImageDraw, ImageFont
 from metasr.errors import MetaSRError
 from metasr.metadata.base import cell_pool, source_class
 from metasr.metadata.content import ContentSource, load_content_classifier
+from metasr.metadata.content_classifier import ContentClassifier
 from metasr.metadata.content_labels import CARTOON, CLASSES, FACE, LOW_LIGHT, NATURAL, TEXT, label_cells
 from metasr.metadata.content_tiles import FONT_DIR, darken, drawing, face_boxes, face_crop, sample_photo
-from metasr.models.content_classifier import ContentClassifier
 
 
 def _resized(name: str, width: int, height: int) -> np.ndarray:

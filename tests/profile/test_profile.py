@@ -26,7 +26,7 @@ from tests.conftest import PER_PIXEL
 
 pytestmark = pytest.mark.export
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

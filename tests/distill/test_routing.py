@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from metasr.assembly import build_metasr, load_graph, save_routed
-from metasr.checkpoint import shipped_weights
 from metasr.distill.routing import (
     ConvRouterTraining,
     RoutingConfig,
@@ -31,6 +30,7 @@ from metasr.models.conv_router import ConvRouter
 from metasr.models.routed import RoutedMetaSR, TileRouter
 from metasr.recipes import with_overrides
 from metasr.runtime import open_engine
+from metasr.safe_weights import shipped_weights
 from tests.conftest import responsive_metasr
 
 pytestmark = pytest.mark.export

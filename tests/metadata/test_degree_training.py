@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from metasr.checkpoint import save_state
 from metasr.data.sample_images import image_batch
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale
 from metasr.metadata.degradation import load_estimator
+from metasr.metadata.degree_estimator import DegreeEstimator
 from metasr.metadata.degree_training import (
     DegreeTrainConfig,
     _ranking,
@@ -19,7 +19,7 @@ from metasr.metadata.degree_training import (
     _step_loss,
     train_degree_estimator,
 )
-from metasr.models.degree_estimator import DegreeEstimator
+from metasr.safe_weights import save_state
 
 pytestmark = pytest.mark.training
 

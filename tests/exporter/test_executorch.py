@@ -107,11 +107,11 @@ def test_xnnpack_bytes_do_not_depend_on_the_hash_seed(xnnpack_responsive: Export
     byte for byte."""
     seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"
     script = (
-        "import sys; from pathlib import Path; from tests.test_export_executorch import _responsive, SIZE; "
+        "import sys; from pathlib import Path; from tests.exporter.test_executorch import _responsive, SIZE; "
         "_responsive('executorch-xnnpack', Path(sys.argv[1]), sizes=SIZE)"
     )
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True, cwd=root)
     target = tmp_path / "executorch-xnnpack"
     assert (target / xnnpack_responsive.artifact.name).read_bytes() == xnnpack_responsive.artifact.read_bytes()

@@ -218,7 +218,7 @@ def test_content_evaluation_set_covers_every_class(corpus: Path) -> None:
     assert set(scores.per_class) == set(CLASSES) and all(15 < v < 60 for v in scores.per_class.values())
 
 
-TRAINING_RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+TRAINING_RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 TRAINING_RECIPES = sorted(TRAINING_RECIPES_DIR.glob("distill-*.yaml")) + sorted(
     TRAINING_RECIPES_DIR.glob("teacher-*.yaml")
 )

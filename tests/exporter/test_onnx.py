@@ -141,11 +141,11 @@ def test_artifact_bytes_do_not_depend_on_the_hash_seed(fp32: ExportResult, tmp_p
     """A second export, in a fresh process with another PYTHONHASHSEED, writes the same bytes: the exporter's
     debug annotations (range constraints in hash-seed order, stack traces) are stripped."""
     script = (
-        "import sys; from pathlib import Path; from tests.test_export_onnx import PER_PIXEL, _recipe; "
+        "import sys; from pathlib import Path; from tests.exporter.test_onnx import PER_PIXEL, _recipe; "
         "from metasr.exporter.pipeline import export; export(_recipe(), Path(sys.argv[1]), checkpoint=PER_PIXEL)"
     )
     env = {**os.environ, "PYTHONHASHSEED": "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"}
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True, cwd=root)
     assert (tmp_path / "onnx" / fp32.artifact.name).read_bytes() == fp32.artifact.read_bytes()
     assert (tmp_path / "onnx" / "manifest.json").read_bytes() == fp32.manifest.read_bytes()

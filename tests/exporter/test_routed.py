@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from metasr.assembly import load_graph, save_metasr, save_routed
-from metasr.checkpoint import read_state, save_state
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import export, resolve_recipe
 from metasr.exporter.stages import ExportResult
@@ -23,6 +22,7 @@ from metasr.models.routed import RoutedMetaSR, TileRouter
 from metasr.profile.run import DeviceSpec, profile_artifact
 from metasr.recipes import with_overrides
 from metasr.runtime import open_engine
+from metasr.safe_weights import read_state, save_state
 from metasr.schemas import check
 from metasr.upscaling.batch import Batch
 from metasr.upscaling.compare import GAP, LABEL_HEIGHT, PALETTE

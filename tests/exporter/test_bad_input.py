@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from metasr.checkpoint import CONFIG_KEY, read_state, save_student
+from metasr.checkpoint import CONFIG_KEY, save_student
 from metasr.cli import export_command
 from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import resolve_recipe
 from metasr.models import MetaSRStudent, StudentConfig
+from metasr.safe_weights import read_state
 from metasr.upscaling.command import upscale_command
 from tests.conftest import leftovers, terminate_once
 
