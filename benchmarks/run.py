@@ -58,9 +58,12 @@ from metasr.validate.macs import count_macs
 BUDGET_FILE = Path(__file__).parent / "anchors" / "weights" / "training.jsonl"
 APP_RUNS = 5  # per photo and artifact in the app-latency table
 FINDINGS_FILE = Path(__file__).parent / "findings.md"  # hand-written reading of the published full run
-PLAIN = "40000 steps x 16 x 48^2 LR, bicubic, then 30000 on SPAN-ch48's outputs (plain student, exported bare)"
+PLAIN = (
+    "40000 steps x 16 x 48^2 LR, bicubic, then 40000 on SPAN-ch48's outputs (the last 10000 with data/photos; "
+    "plain student, exported bare)"
+)
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
-ROUTED_TRAINING = "conv router over the plain student (x4: SPAN-taught) and a Real-ESRGAN fine-tune, one call each"
+ROUTED_TRAINING = "conv router over the plain student (SPAN-taught) and a Real-ESRGAN fine-tune, one call each"
 DEFAULT_ROW = "MetaSR graph, shipped default"
 PER_PIXEL_ROW = "MetaSR graph, per-pixel (metasr-x2)"
 PLAIN_X4_ROW = "plain student x4 (student-x4)"

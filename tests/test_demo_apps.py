@@ -432,9 +432,7 @@ def test_app_function_and_file_names_match_the_routed_exports(
     # ExecuTorchEngine.method builds a function's sized method as the exporter names it
     executorch = read(KOTLIN / "ExecuTorchEngine.kt")
     assert 'if (height to width == first) function else "${function}_${height}x$width"' in executorch
-    prepared = types.SimpleNamespace(
-        function="expert_0", recipe=types.SimpleNamespace(input_sizes=((128, 128), (256, 96)))
-    )
+    prepared = types.SimpleNamespace(function="expert_0", input_sizes=((128, 128), (256, 96)))
     assert list(method_sizes(prepared)) == ["expert_0", "expert_0_256x96"]
     assert "execute(method(routing.router.function, th, tw, h0 / t to w0 / t), inputs)" in executorch
     assert "method(routing.experts[k].function, height, width, h0 to w0)" in executorch

@@ -138,6 +138,14 @@ def summary_table(results: list[ExportResult]) -> Table:
     help="LR patches: bicubic downscale, or Real-ESRGAN's two-stage damage (an expert for damaged tiles).",
 )
 @click.option("--init", type=click.Path(path_type=Path), help="Plain student weights to start from (fine-tune).")
+@click.option(
+    "--side",
+    "sides",
+    type=click.IntRange(64),
+    multiple=True,
+    help="Train on every photo downscaled to this longer side (repeatable; default 1600): a smaller side packs more "
+    "detail into each patch.",
+)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak rate.")
 @click.option(
     "--teacher",
@@ -161,6 +169,7 @@ def train_command(
     checkpoint_every: int,
     degradation: str,
     init: Path | None,
+    sides: tuple[int, ...],
     lr: float,
     teacher: str | None,
     teacher_weight: float,
@@ -181,6 +190,7 @@ def train_command(
             checkpoint_every=checkpoint_every,
             degradation=degradation,
             init=init,
+            sides=sides,
             lr=lr,
             teacher=teacher,
             teacher_weight=teacher_weight,

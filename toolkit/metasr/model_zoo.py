@@ -91,17 +91,19 @@ MODELS: dict[str, WeightsCard] = {
             parameters=117_930,
             macs_per_output_pixel=12_699.0,
             quality_db={
-                "photos/bicubic": 34.77,
+                "photos/bicubic": 34.85,
                 "photos/realistic": 25.74,
-                "corpus-val/bicubic": 50.45,
+                "corpus-val/bicubic": 50.27,
                 "corpus-val/realistic": 33.66,
             },
-            quality_source="TRAINING.md §5 (benchmark protocol; bicubic: 32.73, 24.97, 45.47, 31.76)",
+            quality_source="BENCHMARKS.md, quality table (bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed checkpoints/routed_x2_base.safetensors --corpus data/corpus "
             "--out metasr_x2_routed.safetensors --steps 2000, after metasr-train student --degradation realistic "
-            "(the damage expert) and metasr-train route --model DAMAGE --plain student_x2.safetensors --tile 256",
+            "(the damage expert) and metasr-train route --model DAMAGE --plain student_x2.safetensors --tile 256; "
+            "the clean expert since replaced by training_states/teacher_x2_sides (TRAINING.md §5)",
             summary="x2 default: a conv router on the x1/2 thumbnail (90 MACs per output pixel) sends each app tile "
-            "to the 40,000-step plain student (clean) or to that student fine-tuned on Real-ESRGAN damage",
+            "to the plain student (clean; 40,000 steps on HR, then 14,000 on SPAN-ch48 and HR over the corpus and "
+            "the photos) or to the 40,000-step student fine-tuned on Real-ESRGAN damage",
         ),
         WeightsCard(
             name="metasr-x4-routed",
@@ -112,9 +114,9 @@ MODELS: dict[str, WeightsCard] = {
             parameters=138_738,
             macs_per_output_pixel=3_829.5,
             quality_db={
-                "photos/bicubic": 30.13,
+                "photos/bicubic": 30.19,
                 "photos/realistic": 23.89,
-                "corpus-val/bicubic": 43.68,
+                "corpus-val/bicubic": 43.70,
                 "corpus-val/realistic": 33.19,
             },
             quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90)",
@@ -146,16 +148,17 @@ MODELS: dict[str, WeightsCard] = {
             parameters=61_008,
             macs_per_output_pixel=3_807.0,
             quality_db={
-                "photos/bicubic": 30.14,
+                "photos/bicubic": 30.20,
                 "photos/realistic": 23.62,
-                "corpus-val/bicubic": 43.69,
-                "corpus-val/realistic": 31.75,
+                "corpus-val/bicubic": 43.70,
+                "corpus-val/realistic": 31.76,
             },
             quality_source="BENCHMARKS.md, quality table",
-            command="metasr-train student --data data/corpus --out checkpoints/teacher_x4_long --scale 4 --steps 30000 "
-            "--init student_x4 of checkpoints/plain_x4_long (40,000 steps) --lr 1e-3 --teacher span-ch48-x4",
-            summary="x4 plain student, 40,000 steps on HR then 30,000 on SPAN-ch48's outputs: the x4 default's "
-            "clean expert",
+            command="metasr-train student --data data/corpus --extra-data data/photos --out checkpoints/span_x4_photos "
+            "--scale 4 --steps 10000 --init training_states/teacher_x4_long/student_x4.safetensors --lr 1e-3 "
+            "--teacher span-ch48-x4 (that init: 40,000 steps on HR, then 30,000 on SPAN-ch48 outputs; TRAINING.md §5)",
+            summary="x4 plain student, 40,000 steps on HR, 30,000 on SPAN-ch48's outputs, then 10,000 more over the "
+            "corpus and the textured photos: the x4 default's clean expert",
         ),
     )
 }

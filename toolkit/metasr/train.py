@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from metasr.checkpoint import load_student, save_student
 from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
-from metasr.data.folder import PatchSampler, load_for_training, split_folders
+from metasr.data.folder import PatchSampler, load_at_sides, load_for_training, split_folders
 from metasr.data.pairs import centre_crop, validation_pairs
 from metasr.data.teacher_patches import TeacherPatchSampler
 from metasr.errors import MetaSRError
@@ -42,6 +42,7 @@ class TrainConfig:
     patch: int = 48
     lr: float = 2e-3
     max_side: int = 1600
+    sides: tuple[int, ...] = ()  # train on every photo at each of these longer sides (default: max_side alone)
     seed: int = 0
     checkpoint_every: int = 500
     until: int | None = None  # stop (with a checkpoint) after this step; a later run resumes
@@ -103,7 +104,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     bicubic."""
     torch.manual_seed(cfg.seed)
     train_files, val_files = split_folders((cfg.data, *cfg.extra_data))
-    train_imgs = [load_for_training(p, cfg.max_side) for p in train_files]
+    train_imgs = load_at_sides(train_files, cfg.sides or (cfg.max_side,))
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
     if cfg.teacher is None:
         sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
