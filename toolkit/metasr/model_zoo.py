@@ -114,12 +114,13 @@ MODELS: dict[str, WeightsCard] = {
             parameters=138_738,
             macs_per_output_pixel=3_829.5,
             quality_db={
-                "photos/bicubic": 30.19,
+                "photos/bicubic": 30.21,
                 "photos/realistic": 23.89,
-                "corpus-val/bicubic": 43.70,
+                "corpus-val/bicubic": 43.72,
                 "corpus-val/realistic": 33.19,
             },
-            quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90)",
+            quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90); clean columns "
+            "re-measured by its protocol after the expert's last 3,000 steps (TRAINING.md §5)",
             command="metasr-train route --model DAMAGE --plain student_x4.safetensors --tile 256 (DAMAGE: metasr-train "
             "student --degradation realistic from the 40,000-step student), with the conv router of the previous "
             "metasr-x4-routed (metasr-train conv-router --steps 2000; TRAINING.md section 5)",
@@ -148,16 +149,16 @@ MODELS: dict[str, WeightsCard] = {
             parameters=61_008,
             macs_per_output_pixel=3_807.0,
             quality_db={
-                "photos/bicubic": 30.20,
+                "photos/bicubic": 30.21,
                 "photos/realistic": 23.62,
-                "corpus-val/bicubic": 43.70,
+                "corpus-val/bicubic": 43.72,
                 "corpus-val/realistic": 31.76,
             },
-            quality_source="BENCHMARKS.md, quality table",
-            command="metasr-train student --data data/corpus --extra-data data/photos --out checkpoints/span_x4_photos "
-            "--scale 4 --steps 10000 --init training_states/teacher_x4_long/student_x4.safetensors --lr 1e-3 "
-            "--teacher span-ch48-x4 (that init: 40,000 steps on HR, then 30,000 on SPAN-ch48 outputs; TRAINING.md §5)",
-            summary="x4 plain student, 40,000 steps on HR, 30,000 on SPAN-ch48's outputs, then 10,000 more over the "
+            quality_source="BENCHMARKS.md protocol (TRAINING.md §5)",
+            command="metasr-train student --data data/corpus --extra-data data/photos --side 800 --side 1600 "
+            "--out checkpoints/span_x4_sides --scale 4 --steps 3000 --init training_states/teacher_x4_photos/"
+            "student_x4.safetensors --lr 3e-4 --teacher span-ch48-x4 (the init's own runs: TRAINING.md §5)",
+            summary="x4 plain student, 40,000 steps on HR, 30,000 on SPAN-ch48's outputs, then 13,000 more over the "
             "corpus and the textured photos: the x4 default's clean expert",
         ),
     )
