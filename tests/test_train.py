@@ -105,6 +105,18 @@ def test_fine_tuning_on_realistic_damage_starts_from_its_weights_and_resumes_exa
         _config(photo_folder, tmp_path / "d", steps=1, degradation="blurry")
 
 
+@pytest.mark.parametrize(("sides", "bad"), [((800, 0), 0), ((32,), 32)])
+def test_a_side_too_small_for_a_patch_is_refused(photo_folder: Path, tmp_path: Path, sides: tuple, bad: int) -> None:
+    with pytest.raises(MetaSRError, match=f"photo side {bad} is under 64 px"):
+        _config(photo_folder, tmp_path / "run", steps=1, sides=sides)
+
+
+def test_a_folder_given_twice_is_refused_rather_than_counted_twice(photo_folder: Path, tmp_path: Path) -> None:
+    same = photo_folder / ".." / photo_folder.name
+    with pytest.raises(MetaSRError, match="is given twice"):
+        _config(photo_folder, tmp_path / "run", steps=1, extra_data=(same,))
+
+
 NEAREST_X2 = """7767517
 2 2
 Input                in     0 1 data

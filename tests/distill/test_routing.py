@@ -223,3 +223,25 @@ def test_a_conv_routed_model_with_its_strength_path_runs_on_the_neural_engine(tm
     recipe = with_overrides(resolve_recipe("coreml"), input_sizes=((128, 128),))
     result = export(recipe, tmp_path / "out", checkpoint=tmp_path / "conv.safetensors")  # refused if an op falls back
     assert result.parity.passed and result.coverage.fallback == [] and result.coverage.fraction == 1.0
+
+
+def test_metasr_train_conv_router_reads_every_photo_folder_and_routing_tiles_below_its_example_tile(tmp_path) -> None:
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from metasr.train_cli import train_group
+
+    save_routed(_two_expert_routed(), tmp_path / "routed.safetensors")
+    g = np.random.default_rng(0)
+    for folder in ("corpus", "photos"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.fromarray((g.random((288, 288, 3)) * 255).astype(np.uint8)).save(tmp_path / folder / f"{i}.png")
+    args = ["conv-router", "--routed", str(tmp_path / "routed.safetensors"), "--corpus", str(tmp_path / "corpus")]
+    args += ["--tiles", "16", "--steps", "2", "--out", str(tmp_path / "conv.safetensors")]
+    result = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "photos")])
+    assert result.exit_code == 0, result.output
+    assert "on 4 held-out tiles the conv router loses" in result.output
+    assert isinstance(load_graph(tmp_path / "conv.safetensors").conv_router, ConvRouter)
+    missing = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "nowhere does not exist" in missing.output

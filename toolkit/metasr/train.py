@@ -28,6 +28,7 @@ from metasr.training_loop import Checkpoints, train_steps
 from metasr.validate.metrics import y_psnr
 
 DEGRADATIONS = ("bicubic", "realistic")
+MIN_SIDE = 64  # a photo's longer side when training: room for a few patches
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class TrainConfig:
             raise MetaSRError(f"teacher weight {self.teacher_weight} is outside [0, 1]; e.g. 1.0 (its output alone)")
         if self.teacher is not None and self.degradation != "bicubic":
             raise MetaSRError("a teacher's targets are made from bicubic LR; drop --degradation realistic or --teacher")
+        too_small = [side for side in (self.max_side, *self.sides) if side < MIN_SIDE]
+        if too_small:
+            raise MetaSRError(f"photo side {too_small[0]} is under {MIN_SIDE} px; give each side as >= {MIN_SIDE}")
+        folders = [Path(folder).resolve() for folder in (self.data, *self.extra_data)]
+        repeated = next((folder for i, folder in enumerate(folders) if folder in folders[:i]), None)
+        if repeated is not None:
+            raise MetaSRError(f"photo folder {repeated} is given twice; name each --data/--extra-data folder once")
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,12 @@ def route(
 @train_group.command("conv-router", context_settings=CONTEXT)
 @click.option("--routed", "routed_path", type=click.Path(path_type=Path), required=True, help="Routed checkpoint.")
 @click.option("--corpus", type=click.Path(path_type=Path), required=True, help="Folder of training photos.")
+@click.option(
+    "--extra-data",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Another photo folder, split like --corpus (every 8th image is held out); repeatable.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Routed checkpoint to write.")
 @click.option("--tiles", type=click.IntRange(16, 100_000), default=2048, show_default=True, help="Training tiles.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
@@ -131,16 +137,23 @@ def route(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
-    routed_path: Path, corpus: Path, out: Path, tiles: int, steps: int, clean_weight: float, seed: int
+    routed_path: Path,
+    corpus: Path,
+    extra_data: tuple[Path, ...],
+    out: Path,
+    tiles: int,
+    steps: int,
+    clean_weight: float,
+    seed: int,
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
     from metasr.assembly import load_routed, save_routed
-    from metasr.data.folder import list_images, load_at_sides, load_for_training, split_images
+    from metasr.data.folder import load_at_sides, load_for_training, split_folders
     from metasr.distill.routing import ConvRouterTraining, train_conv_router
 
     try:
         routed = load_routed(routed_path)
-        train, held_out = split_images(list_images(corpus))
+        train, held_out = split_folders((corpus, *extra_data))
         config = ConvRouterTraining(tiles=tiles, steps=steps, clean_weight=clean_weight, seed=seed)
         side = 4 * config.tile * routed.scale  # photos hold several HR tiles on their short side
         with console.status("labelling tiles by their best expert, then training the router"):

@@ -254,9 +254,11 @@ def train_conv_router(
     routed: RoutedMetaSR, images: list[np.ndarray], held_out: list[np.ndarray], config: ConvRouterTraining
 ) -> tuple[ConvRouter, RouterFit]:
     """A :class:`ConvRouter` for ``routed``'s experts, trained to pick each tile's best expert on tiles of
-    ``images``, and its fit on tiles of ``held_out`` beside the orchestrator's router. Deterministic for a seed."""
-    train = routing_examples(routed, images, config.tiles, config.tile, config.seed)
-    held = routing_examples(routed, held_out, max(2, config.tiles // 4), config.tile, config.seed + 1)
+    ``images``, and its fit on tiles of ``held_out`` beside the orchestrator's router. Deterministic for a seed.
+    Example tiles are at most one routing tile, so each example is one decision of either router."""
+    tile = min(config.tile, routed.router.tile)
+    train = routing_examples(routed, images, config.tiles, tile, config.seed)
+    held = routing_examples(routed, held_out, max(2, config.tiles // 4), tile, config.seed + 1)
     router = fit_conv_router(routed, train, config)
     return router, router_fit(routed, router, held)
 
