@@ -58,14 +58,14 @@ def app_latency_rows(
     artifact and of its plain expert alone, their ratio, and the distinct experts a call runs. ``frame``: each
     photo resized to that LR size and upscaled in one call of an artifact exported at it; else 256-px app tiles."""
     routed = load_routed(routed_checkpoint)
-    if routed.plain is None:
+    if not routed.plain:
         raise ValueError(f"{routed_checkpoint} has no plain expert to compare with")
     sets = frames(names, routed.scale, frame)
     call = frame or (APP_TILE, APP_TILE)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
         plain_path = Path(tmp) / f"plain_x{routed.scale}.safetensors"
-        save_student(routed.plain, plain_path)
+        save_student(routed.plain[0], plain_path)  # the clean expert
         for target, runtime in TARGETS.items():
             recipe = with_overrides(pipeline.resolve_recipe(target), scale=routed.scale, input_sizes=(call,))
             upscalers = {

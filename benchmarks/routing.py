@@ -66,7 +66,7 @@ def _with_plain(routed: RoutedMetaSR, plain: MetaSRStudent, vectors: torch.Tenso
     labels = torch.cdist(vectors, routed.router.centroids).argmin(dim=1)
     share = [float((labels[:clean] == k).sum()) / max(1, int((labels == k).sum())) for k in range(len(routed.experts))]
     cleanest = max(range(len(share)), key=share.__getitem__)
-    return RoutedMetaSR(routed.router, routed.router.metasr.student, plain, [cleanest]).eval()
+    return RoutedMetaSR(routed.router, routed.router.metasr.student, [plain], [cleanest]).eval()
 
 
 def main() -> None:

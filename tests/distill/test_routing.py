@@ -92,7 +92,7 @@ def _two_expert_routed() -> RoutedMetaSR:
     bright[-c:] = 2.0
     torch.manual_seed(1)
     plain = MetaSRStudent(metasr.student.config).eval()
-    return RoutedMetaSR(TileRouter(metasr, torch.stack([bright, neutral]), 64, 2), metasr.student, plain, [1]).eval()
+    return RoutedMetaSR(TileRouter(metasr, torch.stack([bright, neutral]), 64, 2), metasr.student, [plain], [1]).eval()
 
 
 def test_conv_router_training_learns_the_better_expert_and_is_deterministic() -> None:
@@ -186,19 +186,26 @@ def test_a_conv_routed_artifact_takes_any_size_and_runs_one_expert_per_call(tmp_
             assert torch.allclose(engine.run(frame), routed.experts[k](frame), atol=1e-4)
 
 
-def test_two_plain_students_make_a_two_expert_routed_model() -> None:
+def test_plain_students_make_a_routed_model_of_each_then_the_models_own(tmp_path) -> None:
     torch.manual_seed(0)
-    clean, damaged = (MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)).eval() for _ in range(2))
+    clean, mild, damaged = (MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=2)).eval() for _ in range(3))
     wrapped = build_metasr(damaged).eval()  # a plain student: identity orchestrator
     images = [np.zeros((256, 256, 3), dtype=np.uint8)]
-    routed = build_routed(wrapped, images, RoutingConfig(tile=64), clean)
+    two = build_routed(wrapped, images, RoutingConfig(tile=64), [clean])
+    three = build_routed(wrapped, images, RoutingConfig(tile=64), [clean, mild])
+    save_routed(three, tmp_path / "three.safetensors")
+    loaded = load_graph(tmp_path / "three.safetensors")
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        assert torch.allclose(routed.experts[0](image), clean(image), atol=1e-5)
-        assert torch.allclose(routed.experts[1](image), damaged(image), atol=1e-5)
-    assert routed.plain_experts == (0,)
+        assert torch.allclose(two.experts[0](image), clean(image), atol=1e-5)
+        assert torch.allclose(two.experts[1](image), damaged(image), atol=1e-5)
+        for k, student in enumerate((clean, mild, damaged)):
+            assert torch.allclose(loaded.experts[k](image), student(image), atol=1e-5), k
+    assert (two.plain_experts, three.plain_experts, loaded.plain_experts) == ((0,), (0, 1), (0, 1))
     with pytest.raises(MetaSRError, match="single expert"):
         build_routed(wrapped, images, RoutingConfig(tile=64))
+    with pytest.raises(MetaSRError, match="a clustered MetaSR takes one"):
+        build_routed(responsive_metasr(), images, RoutingConfig(tile=64), [clean, mild])
 
 
 def test_the_router_starts_from_the_damage_estimators_trunk() -> None:

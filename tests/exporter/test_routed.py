@@ -52,7 +52,7 @@ def _routed() -> RoutedMetaSR:
     centroids = vectors[0].flatten(1).T[:2]  # the top-left (smooth) and top-right (noisy) tiles
     torch.manual_seed(1)
     plain = MetaSRStudent(metasr.student.config)
-    return RoutedMetaSR(TileRouter(metasr, centroids, TILE, thumbnail=2), metasr.student, plain, [1]).eval()
+    return RoutedMetaSR(TileRouter(metasr, centroids, TILE, thumbnail=2), metasr.student, [plain], [1]).eval()
 
 
 @pytest.fixture(scope="module")

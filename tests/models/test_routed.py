@@ -3,11 +3,13 @@ and k-means is deterministic."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from metasr.assembly import load_graph, save_routed
+from metasr.assembly import PLAIN, ROUTING_KEY, load_graph, save_routed
 from metasr.distill.routing import (
     RouterTraining,
     best_experts,
@@ -21,6 +23,7 @@ from metasr.distill.routing import (
 from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation
+from metasr.safe_weights import read_state, save_state
 from tests.conftest import responsive_metasr
 
 
@@ -150,7 +153,8 @@ def test_plain_experts_are_the_plain_student_and_survive_a_checkpoint(tmp_path) 
     image = torch.rand(1, 3, 64, 128)
     with torch.no_grad():
         vectors = TileRouter(metasr, torch.zeros(1, metasr.student.modulation_channels), 32).tile_modulation(image)
-        routed = RoutedMetaSR(TileRouter(metasr, vectors[0].flatten(1).T, 32), metasr.student, plain, [1, 6]).eval()
+        router = TileRouter(metasr, vectors[0].flatten(1).T, 32)
+        routed = RoutedMetaSR(router, metasr.student, [plain, plain], [1, 6]).eval()
         save_routed(routed, tmp_path / "routed.safetensors")
         loaded = load_graph(tmp_path / "routed.safetensors")
         assert loaded.plain_experts == (1, 6)
@@ -158,7 +162,27 @@ def test_plain_experts_are_the_plain_student_and_survive_a_checkpoint(tmp_path) 
         assert torch.allclose(loaded.experts[6](image), plain(image), atol=1e-5)  # folded RepBlocks, same output
         assert not torch.allclose(loaded.experts[5](image), plain(image), atol=1e-3)
     with pytest.raises(ValueError, match="increasing indices"):
-        RoutedMetaSR(routed.router, metasr.student, plain, [9])
+        RoutedMetaSR(routed.router, metasr.student, [plain], [9])
+    with pytest.raises(ValueError, match="need one plain x2 student each"):
+        RoutedMetaSR(routed.router, metasr.student, [plain], [1, 6])
+
+
+def test_a_checkpoint_with_one_plain_student_for_several_experts_still_loads(tmp_path) -> None:
+    metasr = responsive_metasr()
+    metasr.orchestrator.hard = True
+    torch.manual_seed(5)
+    plain = MetaSRStudent(metasr.student.config).eval()
+    centroids = torch.zeros(3, metasr.student.modulation_channels)
+    routed = RoutedMetaSR(TileRouter(metasr, centroids, 32), metasr.student, [plain, plain], [0, 2]).eval()
+    save_routed(routed, tmp_path / "new.safetensors")
+    state, metadata = read_state(tmp_path / "new.safetensors")
+    routing = json.loads(metadata[ROUTING_KEY])
+    routing["plain_config"] = routing.pop("plain_configs")[0]  # the form written before several plain students
+    state = {k.replace(f"{PLAIN}0.", PLAIN): v for k, v in state.items() if not k.startswith(f"{PLAIN}1.")}
+    save_state(state, tmp_path / "old.safetensors", {**metadata, ROUTING_KEY: json.dumps(routing)})
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(load_graph(tmp_path / "old.safetensors")(image), routed(image))
 
 
 def test_the_dispatch_feeds_the_router_a_contiguous_copy_of_the_thumbnail() -> None:

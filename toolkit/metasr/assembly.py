@@ -58,14 +58,16 @@ def save_metasr(model: MetaSR, path: str | Path) -> None:
 
 
 def save_routed(model: RoutedMetaSR, path: str | Path) -> None:
-    """Write the router's MetaSR, its centroids, its tile and thumbnail and any plain experts' student,
+    """Write the router's MetaSR, its centroids, its tile and thumbnail and each plain expert's student,
     atomically."""
     metasr, router = model.router.metasr, model.router
     routing: dict = {"tile": router.tile, "thumbnail": router.thumbnail}
     state = {**metasr.state_dict(), CENTROIDS: router.centroids}
-    if model.plain is not None:
-        routing |= {"plain_experts": list(model.plain_experts), "plain_config": model.plain.config.to_dict()}
-        state |= {PLAIN + k: v for k, v in model.plain.state_dict().items()}
+    if model.plain:
+        configs = [plain.config.to_dict() for plain in model.plain]
+        routing |= {"plain_experts": list(model.plain_experts), "plain_configs": configs}
+        for j, plain in enumerate(model.plain):
+            state |= {f"{PLAIN}{j}.{k}": v for k, v in plain.state_dict().items()}
     if model.conv_router is not None:
         routing |= {"conv_router": {"width": model.conv_router.width}}
         state |= {CONV_ROUTER + k: v for k, v in model.conv_router.state_dict().items()}
@@ -117,7 +119,7 @@ def load_routed(path: str | Path, scale: int | None = None) -> RoutedMetaSR:
         raise MetaSRError(f"checkpoint {path}: metadata '{ROUTING_KEY}' lacks tile and thumbnail; re-save it")
     if centroids is None or centroids.ndim != 2 or centroids.shape[1] != modulation or len(centroids) < 1:
         raise MetaSRError(f"checkpoint {path}: '{CENTROIDS}' must be (experts, {modulation}); re-save it")
-    plain = _plain_student(state, routing, path) if routing.get("plain_experts") else None
+    plain = _plain_students(state, routing, path)
     try:
         tile, thumbnail = int(routing["tile"]), int(routing["thumbnail"])
         router = TileRouter(metasr, centroids, tile, thumbnail)
@@ -140,15 +142,34 @@ def _conv_router(
     return router.eval()
 
 
-def _plain_student(state: dict[str, torch.Tensor], routing: dict, path: str | Path) -> MetaSRStudent:
-    """The plain experts' student stored under ``plain_student.`` in a routed checkpoint."""
+def _plain_students(state: dict[str, torch.Tensor], routing: dict, path: str | Path) -> list[MetaSRStudent]:
+    """The plain experts' students stored under ``plain_student.J.`` in a routed checkpoint (one per plain
+    expert), or, as checkpoints before several plain students wrote it, one under ``plain_student.`` for all."""
+    experts = routing.get("plain_experts") or []
+    if "plain_configs" not in routing:  # the single-student form
+        if not experts:
+            return []
+        plain = _student(routing.get("plain_config"), _prefixed(state, PLAIN), path)
+        return [plain] * len(experts)
+    configs = routing["plain_configs"]
+    if not isinstance(configs, list) or len(configs) != len(experts):
+        raise MetaSRError(f"checkpoint {path}: it needs one plain student config per plain expert; re-save it")
+    return [_student(config, _prefixed(state, f"{PLAIN}{j}."), path) for j, config in enumerate(configs)]
+
+
+def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _student(config: object, weights: dict[str, torch.Tensor], path: str | Path) -> MetaSRStudent:
+    """A plain expert's student from its stored config and weights."""
     try:
-        plain = MetaSRStudent(StudentConfig(**routing["plain_config"]))
-    except (KeyError, TypeError, ValueError) as exc:
+        plain = MetaSRStudent(StudentConfig(**config))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
         raise MetaSRError(
-            f"checkpoint {path}: its plain experts' student config does not build ({exc}); re-save it"
+            f"checkpoint {path}: a plain expert's student config does not build ({exc}); re-save it"
         ) from exc
-    load_checked(plain, {k[len(PLAIN) :]: v for k, v in state.items() if k.startswith(PLAIN)}, path)
+    load_checked(plain, weights, path)
     return plain.eval()
 
 

@@ -132,10 +132,11 @@ def summary_table(results: list[ExportResult]) -> Table:
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
 @click.option(
     "--degradation",
-    type=click.Choice(["bicubic", "realistic"]),
+    type=click.Choice(["bicubic", "realistic", "mild"]),
     default="bicubic",
     show_default=True,
-    help="LR patches: bicubic downscale, or Real-ESRGAN's two-stage damage (an expert for damaged tiles).",
+    help="LR patches: bicubic downscale, Real-ESRGAN's two-stage damage (an expert for damaged tiles), or mild: the "
+    "same with about a third of its noise and JPEG of quality 60 or better (an expert for lightly damaged tiles).",
 )
 @click.option("--init", type=click.Path(path_type=Path), help="Plain student weights to start from (fine-tune).")
 @click.option(

@@ -1,7 +1,8 @@
 """Train an SR network on downscaled photos: the plain student (the bundled default before distillation), or any
 ``image -> upscaled image`` module under the same recipe (the benchmark anchors). LR patches are the bicubic
-downscale of the HR patch, or (``degradation="realistic"``) Real-ESRGAN's two-stage damage of it: a routed
-model's expert for damaged tiles, usually fine-tuned from a bicubic-trained student (``init``). With a
+downscale of the HR patch, or (``degradation="realistic"``) Real-ESRGAN's two-stage damage of it (``"mild"``:
+the same with about a third of its noise): a routed model's expert for damaged tiles, usually fine-tuned from a
+bicubic-trained student (``init``). With a
 pretrained ``teacher`` (a peer such as SPAN, or a local ncnn graph) the L1 target is partly or wholly the
 teacher's output on the LR patch: it carries what the few training photos cannot teach."""
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from metasr.checkpoint import load_student, save_student
-from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
+from metasr.data.degradations import REAL_ESRGAN_MILD, REAL_ESRGAN_X4PLUS, degrade
 from metasr.data.folder import PatchSampler, load_at_sides, load_for_training, split_folders
 from metasr.data.pairs import centre_crop, validation_pairs
 from metasr.data.teacher_patches import TeacherPatchSampler
@@ -27,7 +28,8 @@ from metasr.peers.zoo import load_teacher
 from metasr.training_loop import Checkpoints, train_steps
 from metasr.validate.metrics import y_psnr
 
-DEGRADATIONS = ("bicubic", "realistic")
+DEGRADATIONS = ("bicubic", "realistic", "mild")
+DAMAGE_CONFIGS = {"realistic": REAL_ESRGAN_X4PLUS, "mild": REAL_ESRGAN_MILD}
 MIN_SIDE = 64  # a photo's longer side when training: room for a few patches
 
 
@@ -48,7 +50,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     until: int | None = None  # stop (with a checkpoint) after this step; a later run resumes
     student: StudentConfig | None = None
-    degradation: str = "bicubic"  # or "realistic": Real-ESRGAN's second-order damage (x4plus settings)
+    degradation: str = "bicubic"  # "realistic": Real-ESRGAN's second-order damage (x4plus); "mild": its light form
     init: Path | None = None  # student weights to start from (fine-tuning)
     teacher: str | None = None  # a pretrained peer's name or an ncnn .param path (metasr.peers.zoo.load_teacher)
     teacher_weight: float = 1.0  # share of the loss against the teacher's output; the rest against the HR patch
@@ -60,7 +62,9 @@ class TrainConfig:
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise MetaSRError(f"teacher weight {self.teacher_weight} is outside [0, 1]; e.g. 1.0 (its output alone)")
         if self.teacher is not None and self.degradation != "bicubic":
-            raise MetaSRError("a teacher's targets are made from bicubic LR; drop --degradation realistic or --teacher")
+            raise MetaSRError(
+                f"a teacher's targets are made from bicubic LR; drop --degradation {self.degradation} or --teacher"
+            )
         too_small = [side for side in (self.max_side, *self.sides) if side < MIN_SIDE]
         if too_small:
             raise MetaSRError(f"photo side {too_small[0]} is under {MIN_SIDE} px; give each side as >= {MIN_SIDE}")
@@ -82,9 +86,10 @@ def evaluate(
     model: torch.nn.Module, images: list[np.ndarray], scale: int, crop: int = 512, degradation: str = "bicubic"
 ) -> tuple[float, float]:
     """Mean Y-PSNR (border = scale) of the model and of bicubic on centre crops of validation photos, downscaled
-    bicubically or damaged (``realistic``: the fixed validation pairs, seed 0)."""
-    if degradation == "realistic":
-        pairs = [(batch.hr, batch.lr) for batch in validation_pairs(images, scale, crop, seed=0)]
+    bicubically or damaged (``realistic``, ``mild``: the fixed validation pairs, seed 0)."""
+    if degradation in DAMAGE_CONFIGS:
+        damaged = validation_pairs(images, scale, crop, seed=0, config=DAMAGE_CONFIGS[degradation])
+        pairs = [(batch.hr, batch.lr) for batch in damaged]
     else:
         pairs = [(hr, bicubic_downscale(hr, scale)) for hr in (centre_crop(img, crop, scale) for img in images)]
     ours, bicubic = [], []
@@ -138,8 +143,8 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
             sr, w = model(lr), cfg.teacher_weight
             return (1.0 - w) * F.l1_loss(sr, hr) + w * F.l1_loss(sr, target)
         lr, hr = sampler.sample(cfg.batch)
-        if cfg.degradation == "realistic":
-            lr = degrade(hr, cfg.scale, REAL_ESRGAN_X4PLUS, damage).lr
+        if cfg.degradation != "bicubic":
+            lr = degrade(hr, cfg.scale, DAMAGE_CONFIGS[cfg.degradation], damage).lr
         return F.l1_loss(model(lr), hr)
 
     train_steps(

@@ -88,15 +88,24 @@ def content(corpus: Path, out: Path, cache: Path, steps: int, seed: int) -> None
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--plain",
-    "plain_path",
+    "plain_paths",
     type=click.Path(path_type=Path),
-    help="Plain student checkpoint: it replaces the expert of every cluster whose tiles it restores better.",
+    multiple=True,
+    help="Plain student checkpoint: it replaces the expert of every cluster whose tiles it restores better. With "
+    "a plain student's --model, repeatable: the experts are these students in order, then --model's.",
 )
 def route(
-    model_path: Path, corpus: Path, out: Path, experts: int, tile: int, thumbnail: int, seed: int, plain_path: Path
+    model_path: Path,
+    corpus: Path,
+    out: Path,
+    experts: int,
+    tile: int,
+    thumbnail: int,
+    seed: int,
+    plain_paths: tuple[Path, ...],
 ) -> None:
     """Cluster a MetaSR's per-tile decisions into routed experts (or, for a plain student and --plain, route
-    between the two students); write the routed checkpoint."""
+    between the plain students); write the routed checkpoint."""
     from metasr.assembly import load_metasr, save_routed
     from metasr.checkpoint import load_student
     from metasr.data.folder import list_images, load_for_training, split_images
@@ -104,7 +113,7 @@ def route(
 
     try:
         metasr = load_metasr(model_path)
-        plain = None if plain_path is None else load_student(plain_path, metasr.scale)
+        plain = [load_student(path, metasr.scale) for path in plain_paths]
         train, _ = split_images(list_images(corpus))
         config = RoutingConfig(experts=experts, tile=tile, thumbnail=thumbnail, seed=seed)
         side = max(512, 2 * tile * metasr.scale)  # photos hold several HR tiles on their short side
@@ -112,7 +121,7 @@ def route(
         save_routed(routed, out)
     except (MetaSRError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    plain_note = f"; plain experts {list(routed.plain_experts)}" if plain is not None else ""
+    plain_note = f"; plain experts {list(routed.plain_experts)}" if plain else ""
     click.echo(f"wrote {out}: {len(routed.experts)} experts, tile {tile}, router on x1/{thumbnail}{plain_note}")
 
 

@@ -6,6 +6,7 @@ full-resolution router picks (studied in benchmarks/routing.py, not shipped)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,33 +38,38 @@ class RoutingConfig:
 
 
 def build_routed(
-    metasr: MetaSR, images: list[np.ndarray], config: RoutingConfig, plain: MetaSRStudent | None = None
+    metasr: MetaSR, images: list[np.ndarray], config: RoutingConfig, plain: Sequence[MetaSRStudent] = ()
 ) -> RoutedMetaSR:
     """A routed MetaSR whose experts sit at the k-means centroids of the thumbnail router's per-tile FiLM on
-    training tiles of ``images`` (half clean, half Real-ESRGAN-damaged); deterministic. With ``plain``, each
-    cluster whose tiles ``plain`` restores better (lower mean squared error) gets it as its expert instead.
+    training tiles of ``images`` (half clean, half Real-ESRGAN-damaged); deterministic. With one ``plain``
+    student, each cluster whose tiles it restores better (lower mean squared error) gets it as its expert instead.
 
     A MetaSR whose orchestrator is the identity (a plain student, e.g. one trained on damaged photos) decides
-    nothing, so it is one expert: with ``plain`` the routed model has two, ``plain`` (expert 0) and that
-    student (expert 1), for a conv router (:func:`train_conv_router`) to choose between."""
+    nothing, so it is one expert: the routed model's experts are then the ``plain`` students in order and that
+    student last, for a conv router (:func:`train_conv_router`) to choose between."""
     if metasr.orchestrator.is_identity():
-        if plain is None:
+        if not plain:
             raise MetaSRError(
                 "a MetaSR with an identity orchestrator (a plain student) is a single expert; pass --plain with a "
                 "second student to route between the two"
             )
         neutral = metasr.student.neutral_modulation().flatten()
-        router = TileRouter(metasr, torch.stack([neutral, neutral]), config.tile, config.thumbnail)
-        return RoutedMetaSR(router, metasr.student, plain, [0]).eval()
+        router = TileRouter(metasr, neutral.expand(len(plain) + 1, -1).clone(), config.tile, config.thumbnail)
+        return RoutedMetaSR(router, metasr.student, plain, range(len(plain))).eval()
+    if len(plain) > 1:
+        raise MetaSRError(
+            f"{len(plain)} plain students given: a clustered MetaSR takes one (it replaces the clusters it restores "
+            "better); route several plain students from a plain student's --model"
+        )
     tiles, hr = training_tiles(images, config.tile, metasr.scale, config.tiles, config.seed)
     vectors = tile_vectors(metasr, tiles, config.tile, thumbnail=config.thumbnail)
     centroids = kmeans(vectors, config.experts, config.seed)
     chosen: list[int] = []
-    if plain is not None:
+    if plain:
         folded = [fold_modulation(metasr.student, c) for c in centroids]
-        chosen = plain_clusters(folded, plain.eval(), tiles, hr, torch.cdist(vectors, centroids).argmin(dim=1))
+        chosen = plain_clusters(folded, plain[0].eval(), tiles, hr, torch.cdist(vectors, centroids).argmin(dim=1))
     router = TileRouter(metasr, centroids, config.tile, config.thumbnail)
-    return RoutedMetaSR(router, metasr.student, plain, chosen).eval()
+    return RoutedMetaSR(router, metasr.student, [*plain[:1]] * len(chosen), chosen).eval()
 
 
 @torch.no_grad()

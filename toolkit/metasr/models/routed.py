@@ -9,7 +9,8 @@ per-pixel work of full-resolution FiLM disappears; the orchestrator's decisions 
 The router may read a thumbnail (``thumbnail`` > 1: every ``thumbnail``-th pixel of each row and column; unlike
 averaging, it keeps noise and JPEG blocking visible), which divides its cost by the factor squared; a tile
 must then hold whole metadata cells of the thumbnail. An expert may instead be another plain student (a
-"plain expert", e.g. one trained longer on clean photos) where that restores its cluster's tiles better.
+"plain expert", e.g. one trained longer on clean photos, or one fine-tuned on damaged photos) where that restores
+its cluster's tiles better.
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ class TileRouter(nn.Module):
 
 class RoutedMetaSR(nn.Module):
     """A tile router over experts: ``student`` folded at each of the router's centroids, except the experts
-    named in ``plain_experts``, which are ``plain`` (another plain student, e.g. one trained longer on clean
-    photos, for the clusters where it restores better).
+    named in ``plain_experts``, which are the matching students of ``plain`` (other plain students, e.g. one
+    trained longer on clean photos, or fine-tuned on damaged ones, for the clusters where they restore better).
 
     With ``conv_router`` (a :class:`ConvRouter` trained to pick the expert that restores a tile best, on the
     same tiles and thumbnail), that router decides and is the one deployed; ``router`` still defines the
@@ -163,7 +164,7 @@ class RoutedMetaSR(nn.Module):
         self,
         router: TileRouter,
         student: MetaSRStudent,
-        plain: MetaSRStudent | None = None,
+        plain: Sequence[MetaSRStudent] = (),
         plain_experts: Sequence[int] = (),
         conv_router: ConvRouter | None = None,
     ) -> None:
@@ -181,15 +182,15 @@ class RoutedMetaSR(nn.Module):
             0 <= k < len(router.centroids) for k in plain_experts
         ):
             raise ValueError(f"plain experts {list(plain_experts)} must be increasing indices of the experts")
-        if plain_experts and (plain is None or plain.scale != student.scale):
-            raise ValueError(f"plain experts need a plain x{student.scale} student")
+        if len(plain) != len(plain_experts) or any(p.scale != student.scale for p in plain):
+            raise ValueError(f"plain experts {list(plain_experts)} need one plain x{student.scale} student each")
         self.router = router
         self.conv_router = conv_router
-        self.plain = plain if plain_experts else None  # kept as trained, for saving
+        self.plain = tuple(plain)  # kept as trained, for saving
         self.plain_experts = tuple(plain_experts)
-        folded_plain = copy.deepcopy(plain).reparameterize() if self.plain is not None else None
+        by_expert = dict(zip(self.plain_experts, self.plain, strict=True))
         self.experts = nn.ModuleList(
-            folded_plain if k in self.plain_experts else fold_modulation(student, c)
+            copy.deepcopy(by_expert[k]).reparameterize() if k in by_expert else fold_modulation(student, c)
             for k, c in enumerate(router.centroids)
         )
 
