@@ -101,6 +101,8 @@ def test_fine_tuning_on_realistic_damage_starts_from_its_weights_and_resumes_exa
     bicubic_lr = train_student(_config(photo_folder, tmp_path / "c", steps=4, init=base.weights))
     assert not torch.equal(next(iter(load_student(bicubic_lr.weights).parameters())), next(iter(a.parameters())))
     assert straight.val_bicubic_psnr < base.val_bicubic_psnr  # bicubic upscaling of damaged frames scores lower
+    mild = train_student(_config(photo_folder, tmp_path / "m", steps=2, degradation="mild", init=base.weights))
+    assert straight.val_bicubic_psnr < mild.val_bicubic_psnr < base.val_bicubic_psnr  # validated on mild damage
     with pytest.raises(MetaSRError, match="unknown degradation 'blurry'"):
         _config(photo_folder, tmp_path / "d", steps=1, degradation="blurry")
 

@@ -12,6 +12,7 @@ from PIL import Image
 from skimage import data
 
 from metasr.data.degradations import (
+    REAL_ESRGAN_MILD,
     REAL_ESRGAN_X4PLUS,
     DegradationConfig,
     StageConfig,
@@ -183,6 +184,14 @@ def test_degree_summary_follows_configured_strength(photos: torch.Tensor) -> Non
 
     light, heavy = degrees(_stages(jpeg_range=(90.0, 95.0)))[:, 2], degrees(_stages(jpeg_range=(30.0, 35.0)))[:, 2]
     assert light.max() < heavy.min()
+
+
+def test_the_mild_pipeline_is_the_full_one_with_less_noise_and_jpeg(photos: torch.Tensor) -> None:
+    hr = photos.repeat(4, 1, 1, 1)
+    full, mild = (degrade(hr, 4, config, _gen(5)).degrees for config in (REAL_ESRGAN_X4PLUS, REAL_ESRGAN_MILD))
+    assert torch.equal(mild[:, 0], full[:, 0])  # the same kernels and resizes
+    assert torch.all(mild[:, 1] < full[:, 1]) and mild[:, 1].mean() < 0.5 * full[:, 1].mean()
+    assert mild[:, 2].mean() < 0.8 * full[:, 2].mean()
 
 
 def test_degrade_and_config_reject_bad_input(photos: torch.Tensor) -> None:
