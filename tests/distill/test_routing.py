@@ -252,3 +252,11 @@ def test_metasr_train_conv_router_reads_every_photo_folder_and_routing_tiles_bel
     assert isinstance(load_graph(tmp_path / "conv.safetensors").conv_router, ConvRouter)
     missing = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "nowhere does not exist" in missing.output
+
+
+def test_labelling_more_tiles_than_memory_holds_is_refused_before_any_tile_is_cut() -> None:
+    routed = _two_expert_routed()
+    images = [np.zeros((160, 160, 3), dtype=np.uint8)]
+    config = ConvRouterTraining(tiles=10_000_000, tile=64, steps=1)
+    with pytest.raises(MetaSRError, match=r"labelling 10000000 tiles of 64 px at x2 needs about .* use --tiles \d+"):
+        train_conv_router(routed, images, images, config)

@@ -92,18 +92,19 @@ MODELS: dict[str, WeightsCard] = {
             macs_per_output_pixel=12_699.0,
             quality_db={
                 "photos/bicubic": 34.85,
-                "photos/realistic": 25.74,
+                "photos/realistic": 25.82,
                 "corpus-val/bicubic": 50.27,
-                "corpus-val/realistic": 33.66,
+                "corpus-val/realistic": 33.90,
             },
-            quality_source="BENCHMARKS.md, quality table (bicubic: 32.73, 24.97, 45.47, 31.76)",
-            command="metasr-train conv-router --routed checkpoints/routed_x2_base.safetensors --corpus data/corpus "
-            "--out metasr_x2_routed.safetensors --steps 2000, after metasr-train student --degradation realistic "
-            "(the damage expert) and metasr-train route --model DAMAGE --plain student_x2.safetensors --tile 256; "
-            "the clean expert since replaced by training_states/teacher_x2_sides (TRAINING.md §5)",
+            quality_source="benchmark protocol (benchmarks.quality, TRAINING.md §5; bicubic: 32.73, 24.97, 45.47, "
+            "31.76)",
+            command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
+            "4096 --steps 4000, after metasr-train student --degradation mild --init CLEAN (the damage expert) and "
+            "metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: training_states/teacher_x2_sides "
+            "(TRAINING.md §5)",
             summary="x2 default: a conv router on the x1/2 thumbnail (90 MACs per output pixel) sends each app tile "
             "to the plain student (clean; 40,000 steps on HR, then 14,000 on SPAN-ch48 and HR over the corpus and "
-            "the photos) or to the 40,000-step student fine-tuned on Real-ESRGAN damage",
+            "the photos) or to its fine-tune on mild Real-ESRGAN damage",
         ),
         WeightsCard(
             name="metasr-x4-routed",
