@@ -182,6 +182,10 @@ def test_executorch_routed_program_has_a_method_per_function(routed_checkpoint: 
     manifest = json.loads(result.manifest.read_text())
     check(manifest, "manifest")
     assert manifest["methods"]["router"]["image"] == [1, 3, 64, 64]
+    functions = json.loads(result.report.read_text())["functions"]
+    assert functions["router"]["quantization"].startswith("fp32")  # int8 scores would flip near-ties
+    assert functions["router"]["max_abs_score_error"] < 1e-4
+    assert functions["expert_0"]["quantization"].startswith("int8")
     image = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
     out = open_engine(result.artifact).run(image)
     assert out.shape == (1, 3, 256, 256)

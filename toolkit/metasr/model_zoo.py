@@ -116,17 +116,18 @@ MODELS: dict[str, WeightsCard] = {
             macs_per_output_pixel=3_829.5,
             quality_db={
                 "photos/bicubic": 30.21,
-                "photos/realistic": 23.89,
+                "photos/realistic": 24.20,
                 "corpus-val/bicubic": 43.72,
-                "corpus-val/realistic": 33.19,
+                "corpus-val/realistic": 33.27,
             },
-            quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90); clean columns "
-            "re-measured by its protocol after the expert's last 3,000 steps (TRAINING.md §5)",
-            command="metasr-train route --model DAMAGE --plain student_x4.safetensors --tile 256 (DAMAGE: metasr-train "
-            "student --degradation realistic from the 40,000-step student), with the conv router of the previous "
-            "metasr-x4-routed (metasr-train conv-router --steps 2000; TRAINING.md section 5)",
+            quality_source="benchmark protocol (benchmarks.quality, TRAINING.md §5; bicubic: 28.70, 23.71, 40.90, "
+            "31.90)",
+            command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
+            "2048 --steps 4000, after metasr-train student --degradation mild --init CLEAN (the damage expert) and "
+            "metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: training_states/teacher_x4_sides "
+            "(TRAINING.md §5)",
             summary="x4 default: a conv router on the x1/2 thumbnail (22.5 MACs per output pixel) sends each app "
-            "tile to the plain x4 student (clean; taught by SPAN-ch48) or to a fine-tune on Real-ESRGAN damage",
+            "tile to the plain x4 student (clean; taught by SPAN-ch48) or to its fine-tune on mild Real-ESRGAN damage",
         ),
         WeightsCard(
             name="student-x2",

@@ -242,6 +242,7 @@ def build_routed_report(
             "placement": f"{function.coverage.accelerated}/{function.coverage.total}",
             "parameters": prepared.functions[name].parameters,
             "macs_per_output_pixel": round(prepared.functions[name].macs_per_output_pixel.total, 1),
+            "quantization": quantized[name].scheme,
         }
         if name == ROUTER:
             entry["agreement_with_float_router"] = round(parity.router.agreement, 4)

@@ -140,11 +140,13 @@ def prepare(model: RoutedMetaSR, source: str, recipe: Recipe) -> RoutedPrepared:
 
 
 def quantize(prepared: RoutedPrepared, target: TargetModule) -> dict[str, QuantizedModel]:
-    """Stage 3: each function quantized by the target; the router calibrates on the photos' thumbnails."""
+    """Stage 3: each function quantized by the target; the router calibrates on the photos' thumbnails (or
+    keeps the precision the target's ``quantize_router`` gives it)."""
     photos = calibration_images(*prepared.recipe.input_size)
     thumbnails = [thumbnail_of(p, prepared.model.router.thumbnail) for p in photos]
+    quantize_router = getattr(target, "quantize_router", target.quantize)
     return {
-        name: target.quantize(function, thumbnails if name == ROUTER else photos)
+        name: quantize_router(function, thumbnails) if name == ROUTER else target.quantize(function, photos)
         for name, function in prepared.functions.items()
     }
 
