@@ -96,8 +96,7 @@ MODELS: dict[str, WeightsCard] = {
                 "corpus-val/bicubic": 50.27,
                 "corpus-val/realistic": 33.90,
             },
-            quality_source="benchmark protocol (benchmarks.quality, TRAINING.md §5; bicubic: 32.73, 24.97, 45.47, "
-            "31.76)",
+            quality_source="BENCHMARKS.md, quality table (bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "4096 --steps 4000, after metasr-train student --degradation mild --init CLEAN (the damage expert) and "
             "metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: training_states/teacher_x2_sides "
@@ -116,12 +115,11 @@ MODELS: dict[str, WeightsCard] = {
             macs_per_output_pixel=3_829.5,
             quality_db={
                 "photos/bicubic": 30.21,
-                "photos/realistic": 24.20,
-                "corpus-val/bicubic": 43.72,
+                "photos/realistic": 24.15,
+                "corpus-val/bicubic": 43.14,
                 "corpus-val/realistic": 33.27,
             },
-            quality_source="benchmark protocol (benchmarks.quality, TRAINING.md §5; bicubic: 28.70, 23.71, 40.90, "
-            "31.90)",
+            quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "2048 --steps 4000, after metasr-train student --degradation mild --init CLEAN (the damage expert) and "
             "metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: training_states/teacher_x4_sides "
