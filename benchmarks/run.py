@@ -63,7 +63,7 @@ PLAIN = (
     "plain student, exported bare)"
 )
 DISTILLED_DEFAULT = "distilled from the teacher, clean patches anchored to the plain student"
-ROUTED_TRAINING = "conv router over the plain student (SPAN-taught) and a Real-ESRGAN fine-tune, one call each"
+ROUTED_TRAINING = "conv router over the plain student (SPAN-taught) and a mild Real-ESRGAN fine-tune, one call each"
 DEFAULT_ROW = "MetaSR graph, shipped default"
 PER_PIXEL_ROW = "MetaSR graph, per-pixel (metasr-x2)"
 PLAIN_X4_ROW = "plain student x4 (student-x4)"

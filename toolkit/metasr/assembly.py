@@ -133,7 +133,7 @@ def _conv_router(
     state: dict[str, torch.Tensor], routing: dict, tile: int, thumbnail: int, scale: int, path: str | Path
 ) -> ConvRouter:
     """The conv router stored under ``conv_router.`` in a routed checkpoint."""
-    weights = {k[len(CONV_ROUTER) :]: v for k, v in state.items() if k.startswith(CONV_ROUTER)}
+    weights = _prefixed(state, CONV_ROUTER)
     if "levels" not in weights or not isinstance(routing["conv_router"], dict):
         raise MetaSRError(f"checkpoint {path}: its conv router lacks its levels or settings; re-save it")
     width = int(routing["conv_router"].get("width", 16))

@@ -16,7 +16,7 @@ each clamped to [0, 1].
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -94,15 +94,8 @@ REAL_ESRGAN_X4PLUS = DegradationConfig()
 # The same pipeline with about a third of the noise and JPEG no worse than quality 60: the blur-dominated, lightly
 # noisy frames where an expert for Real-ESRGAN's full range smooths away texture (a routed model's middle expert).
 REAL_ESRGAN_MILD = DegradationConfig(
-    first=StageConfig(noise_range=(1.0, 10.0), poisson_scale_range=(0.05, 1.0), jpeg_range=(60.0, 95.0)),
-    second=StageConfig(
-        blur=SECOND_STAGE.blur,
-        resize_probs=SECOND_STAGE.resize_probs,
-        resize_range=SECOND_STAGE.resize_range,
-        noise_range=(1.0, 8.0),
-        poisson_scale_range=(0.05, 0.8),
-        jpeg_range=(60.0, 95.0),
-    ),
+    first=replace(FIRST_STAGE, noise_range=(1.0, 10.0), poisson_scale_range=(0.05, 1.0), jpeg_range=(60.0, 95.0)),
+    second=replace(SECOND_STAGE, noise_range=(1.0, 8.0), poisson_scale_range=(0.05, 0.8), jpeg_range=(60.0, 95.0)),
 )
 
 
