@@ -19,7 +19,7 @@ from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale
 from metasr.models import StudentConfig
 from metasr.peers.zoo import load_teacher
-from metasr.train import TrainConfig, train_student
+from metasr.train import TrainConfig, deepened, train_student
 
 pytestmark = pytest.mark.training
 
@@ -105,6 +105,22 @@ def test_fine_tuning_on_realistic_damage_starts_from_its_weights_and_resumes_exa
     assert straight.val_bicubic_psnr < mild.val_bicubic_psnr < base.val_bicubic_psnr  # validated on mild damage
     with pytest.raises(MetaSRError, match="unknown degradation 'blurry'"):
         _config(photo_folder, tmp_path / "d", steps=1, degradation="blurry")
+
+
+def test_a_student_deepened_with_identity_blocks_starts_as_its_init_and_then_trains(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    base = train_student(_config(photo_folder, tmp_path / "base", steps=2))
+    grown = deepened(load_student(base.weights).eval(), 3)
+    image = torch.rand(1, 3, 24, 24)
+    assert grown.config.num_blocks == 3 and torch.equal(grown.eval()(image), load_student(base.weights)(image))
+    trained = train_student(_config(photo_folder, tmp_path / "deep", steps=2, init=base.weights, blocks=3))
+    new_block = load_student(trained.weights).blocks[2].conv3.weight
+    assert load_student(trained.weights).config.num_blocks == 3 and new_block.abs().sum() > 0
+    with pytest.raises(MetaSRError, match="has 3 blocks; give --blocks 3 or more"):
+        deepened(grown, 2)
+    with pytest.raises(MetaSRError, match="at least one block"):
+        _config(photo_folder, tmp_path / "none", steps=1, blocks=0)
 
 
 @pytest.mark.parametrize(("sides", "bad"), [((800, 0), 0), ((32,), 32)])

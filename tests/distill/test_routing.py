@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from metasr.assembly import build_metasr, load_graph, save_routed
+from metasr.data.degradations import REAL_ESRGAN_MILD, REAL_ESRGAN_X4PLUS
+from metasr.data.folder import PatchSampler
 from metasr.distill.routing import (
+    LABEL_CHUNK,
     ConvRouterTraining,
     RoutingConfig,
     build_routed,
@@ -246,12 +249,33 @@ def test_metasr_train_conv_router_reads_every_photo_folder_and_routing_tiles_bel
             Image.fromarray((g.random((288, 288, 3)) * 255).astype(np.uint8)).save(tmp_path / folder / f"{i}.png")
     args = ["conv-router", "--routed", str(tmp_path / "routed.safetensors"), "--corpus", str(tmp_path / "corpus")]
     args += ["--tiles", "16", "--steps", "2", "--out", str(tmp_path / "conv.safetensors")]
-    result = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "photos")])
+    result = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "photos"), "--damage", "mild"])
     assert result.exit_code == 0, result.output
     assert "on 4 held-out tiles the conv router loses" in result.output
     assert isinstance(load_graph(tmp_path / "conv.safetensors").conv_router, ConvRouter)
     missing = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "nowhere does not exist" in missing.output
+
+
+def test_tiles_are_labelled_chunk_by_chunk_the_damaged_chunks_taking_the_damage_configs_in_turn() -> None:
+    routed = _two_expert_routed()
+    g = np.random.default_rng(2)
+    images = [(g.random((200, 200, 3)) * 255).astype(np.uint8) for _ in range(2)]
+    count = 2 * LABEL_CHUNK + 2 * LABEL_CHUNK + 6  # clean and damaged halves of two full chunks and a part
+    examples = routing_examples(routed, images, count, 32, seed=0)
+    assert examples.thumbnails.shape == (count, 3, 16, 16) and examples.regret.shape == (count, 2)
+    assert int(examples.damaged.sum()) == count - count // 2 and not examples.damaged[: count // 2].any()
+    again = routing_examples(routed, images, count, 32, seed=0)
+    assert torch.equal(examples.thumbnails, again.thumbnails) and torch.equal(examples.regret, again.regret)
+    mixed = routing_examples(routed, images, count, 32, seed=0, damage=(REAL_ESRGAN_X4PLUS, REAL_ESRGAN_MILD))
+    clean = slice(0, count // 2)
+    assert torch.equal(mixed.thumbnails[clean], examples.thumbnails[clean])  # the same crops, the same clean half
+    first, second = slice(count // 2, count // 2 + LABEL_CHUNK), slice(count // 2 + LABEL_CHUNK, None)
+    assert torch.equal(mixed.thumbnails[first], examples.thumbnails[first])  # both start with the full range
+    assert not torch.equal(mixed.thumbnails[second], examples.thumbnails[second])  # then the mild form
+    lr, _ = PatchSampler(images, 32, 2, seed=0).sample(count)  # the same crops, every one bicubic
+    assert torch.equal(examples.thumbnails[clean], lr[clean, :, ::2, ::2])
+    assert (examples.thumbnails[count // 2 :] - lr[count // 2 :, :, ::2, ::2]).abs().mean() > 0.01
 
 
 def test_labelling_more_tiles_than_memory_holds_is_refused_before_any_tile_is_cut() -> None:

@@ -159,6 +159,11 @@ def summary_table(results: list[ExportResult]) -> Table:
     show_default=True,
     help="Share of the loss against the teacher's output (the rest: the HR patch).",
 )
+@click.option(
+    "--blocks",
+    type=click.IntRange(1),
+    help="RepBlocks of the student (default 5); with --init, more than it has are appended as identity blocks.",
+)
 def train_command(
     data: Path,
     extra_data: tuple[Path, ...],
@@ -174,6 +179,7 @@ def train_command(
     lr: float,
     teacher: str | None,
     teacher_weight: float,
+    blocks: int | None,
 ) -> None:
     """Train the plain student on downscaled photos (resumes from OUT/state.safetensors)."""
     raise_on_termination()
@@ -195,6 +201,7 @@ def train_command(
             lr=lr,
             teacher=teacher,
             teacher_weight=teacher_weight,
+            blocks=blocks,
         )
         result = train_student(config)
     except MetaSRError as exc:

@@ -112,19 +112,19 @@ MODELS: dict[str, WeightsCard] = {
             graph="routed",
             sources=(),
             parameters=138_738,
-            macs_per_output_pixel=3_829.5,
+            macs_per_output_pixel=3_897.0,
             quality_db={
                 "photos/bicubic": 30.21,
-                "photos/realistic": 24.15,
-                "corpus-val/bicubic": 43.14,
-                "corpus-val/realistic": 33.27,
+                "photos/realistic": 24.22,
+                "corpus-val/bicubic": 43.72,
+                "corpus-val/realistic": 33.42,
             },
             quality_source="BENCHMARKS.md, quality table (bicubic: 28.70, 23.71, 40.90, 31.90)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "2048 --steps 4000, after metasr-train student --degradation mild --init CLEAN (the damage expert) and "
-            "metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: training_states/teacher_x4_sides "
-            "(TRAINING.md §5)",
-            summary="x4 default: a conv router on the x1/2 thumbnail (22.5 MACs per output pixel) sends each app "
+            "metasr-train route --model DAMAGE --plain CLEAN --tile 256 --thumbnail 1; CLEAN: "
+            "training_states/teacher_x4_sides (TRAINING.md §5)",
+            summary="x4 default: a conv router on the whole LR input (90 MACs per output pixel) sends each app "
             "tile to the plain x4 student (clean; taught by SPAN-ch48) or to its fine-tune on mild Real-ESRGAN damage",
         ),
         WeightsCard(

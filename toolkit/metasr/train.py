@@ -9,7 +9,7 @@ teacher's output on the LR patch: it carries what the few training photos cannot
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from metasr.checkpoint import load_student, save_student
-from metasr.data.degradations import REAL_ESRGAN_MILD, REAL_ESRGAN_X4PLUS, degrade
+from metasr.data.degradations import DAMAGE_CONFIGS, degrade
 from metasr.data.folder import PatchSampler, load_at_sides, load_for_training, split_folders
 from metasr.data.pairs import centre_crop, validation_pairs
 from metasr.data.teacher_patches import TeacherPatchSampler
@@ -29,7 +29,6 @@ from metasr.training_loop import Checkpoints, train_steps
 from metasr.validate.metrics import y_psnr
 
 DEGRADATIONS = ("bicubic", "realistic", "mild")
-DAMAGE_CONFIGS = {"realistic": REAL_ESRGAN_X4PLUS, "mild": REAL_ESRGAN_MILD}
 MIN_SIDE = 64  # a photo's longer side when training: room for a few patches
 
 
@@ -55,6 +54,7 @@ class TrainConfig:
     teacher: str | None = None  # a pretrained peer's name or an ncnn .param path (metasr.peers.zoo.load_teacher)
     teacher_weight: float = 1.0  # share of the loss against the teacher's output; the rest against the HR patch
     extra_data: tuple[Path, ...] = ()  # more photo folders, each split like ``data`` (its held-out files validate)
+    blocks: int | None = None  # RepBlocks of the student; with ``init``, more than it has appends identity blocks
 
     def __post_init__(self) -> None:
         if self.degradation not in DEGRADATIONS:
@@ -68,6 +68,8 @@ class TrainConfig:
         too_small = [side for side in (self.max_side, *self.sides) if side < MIN_SIDE]
         if too_small:
             raise MetaSRError(f"photo side {too_small[0]} is under {MIN_SIDE} px; give each side as >= {MIN_SIDE}")
+        if self.blocks is not None and self.blocks < 1:
+            raise MetaSRError(f"a student needs at least one block, not {self.blocks}; e.g. --blocks 5")
         folders = [Path(folder).resolve() for folder in (self.data, *self.extra_data)]
         repeated = next((folder for i, folder in enumerate(folders) if folder in folders[:i]), None)
         if repeated is not None:
@@ -159,12 +161,31 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     return evaluate(model, val_imgs, cfg.scale, degradation=cfg.degradation)
 
 
+def deepened(student: MetaSRStudent, blocks: int) -> MetaSRStudent:
+    """``student`` with identity RepBlocks appended up to ``blocks`` (their convolutions zero: the output is
+    unchanged, and training grows them from there); refuses fewer blocks than it has."""
+    have = student.config.num_blocks
+    if blocks < have:
+        raise MetaSRError(f"the --init student has {have} blocks; give --blocks {have} or more (blocks are only added)")
+    grown = MetaSRStudent(replace(student.config, num_blocks=blocks))
+    missing, _ = grown.load_state_dict(student.state_dict(), strict=False)
+    with torch.no_grad():
+        for name in missing:
+            grown.get_parameter(name).zero_()
+    return grown.train()
+
+
 def train_student(cfg: TrainConfig) -> TrainResult:
     """Train the plain student (see :func:`fit`) and save it as ``cfg.out/student_x{scale}.safetensors``."""
     torch.manual_seed(cfg.seed)
-    model = MetaSRStudent(cfg.student or StudentConfig(scale=cfg.scale))
+    config = cfg.student or StudentConfig(scale=cfg.scale)
+    if cfg.blocks is not None:
+        config = replace(config, num_blocks=cfg.blocks)
+    model = MetaSRStudent(config)
     if cfg.init is not None:
         model = load_student(cfg.init, cfg.scale).train()
+        if cfg.blocks is not None:
+            model = deepened(model, cfg.blocks)
     val_psnr, val_bicubic = fit(model, cfg)
     weights = cfg.out / f"student_x{cfg.scale}.safetensors"
     save_student(model, weights)

@@ -10,7 +10,6 @@ from metasr.cli import train_command
 from metasr.cli_options import CONTEXT, verbose_option, version_option
 from metasr.errors import MetaSRError
 from metasr.metadata.content_training import STEPS as CONTENT_STEPS
-from metasr.progress import console
 from metasr.signals import raise_on_termination
 
 
@@ -144,6 +143,13 @@ def route(
     show_default=True,
     help="Weight of a clean tile's loss against a damaged one's.",
 )
+@click.option(
+    "--damage",
+    type=click.Choice(["realistic", "mild"]),
+    multiple=True,
+    help="How the damaged half of the tiles is made, chunk by chunk in turn (repeatable; default realistic): "
+    "Real-ESRGAN's full range, or its mild form.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
     routed_path: Path,
@@ -153,25 +159,27 @@ def conv_router(
     tiles: int,
     steps: int,
     clean_weight: float,
+    damage: tuple[str, ...],
     seed: int,
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
     from metasr.assembly import load_routed, save_routed
+    from metasr.data.degradations import DAMAGE_CONFIGS
     from metasr.data.folder import load_at_sides, load_for_training, split_folders
     from metasr.distill.routing import ConvRouterTraining, train_conv_router
 
     try:
         routed = load_routed(routed_path)
         train, held_out = split_folders((corpus, *extra_data))
-        config = ConvRouterTraining(tiles=tiles, steps=steps, clean_weight=clean_weight, seed=seed)
+        configs = tuple(DAMAGE_CONFIGS[name] for name in damage or ("realistic",))
+        config = ConvRouterTraining(tiles=tiles, steps=steps, clean_weight=clean_weight, damage=configs, seed=seed)
         side = 4 * config.tile * routed.scale  # photos hold several HR tiles on their short side
-        with console.status("labelling tiles by their best expert, then training the router"):
-            router, fit = train_conv_router(
-                routed,
-                load_at_sides(train, (side // 2, side, side * 3 // 2)),
-                [load_for_training(p, side) for p in held_out],
-                config,
-            )
+        router, fit = train_conv_router(
+            routed,
+            load_at_sides(train, (side // 2, side, side * 3 // 2)),
+            [load_for_training(p, side) for p in held_out],
+            config,
+        )
         save_routed(routed.with_conv_router(router), out)
     except (MetaSRError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc

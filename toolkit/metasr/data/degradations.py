@@ -97,6 +97,7 @@ REAL_ESRGAN_MILD = DegradationConfig(
     first=replace(FIRST_STAGE, noise_range=(1.0, 10.0), poisson_scale_range=(0.05, 1.0), jpeg_range=(60.0, 95.0)),
     second=replace(SECOND_STAGE, noise_range=(1.0, 8.0), poisson_scale_range=(0.05, 0.8), jpeg_range=(60.0, 95.0)),
 )
+DAMAGE_CONFIGS = {"realistic": REAL_ESRGAN_X4PLUS, "mild": REAL_ESRGAN_MILD}  # by the name the CLIs take
 
 
 @dataclass

@@ -14,7 +14,7 @@ import psutil
 import torch
 import torch.nn.functional as F
 
-from metasr.data.degradations import REAL_ESRGAN_X4PLUS, degrade
+from metasr.data.degradations import REAL_ESRGAN_X4PLUS, DegradationConfig, degrade
 from metasr.data.folder import PatchSampler
 from metasr.errors import MetaSRError
 from metasr.metadata.degradation import load_estimator
@@ -23,9 +23,11 @@ from metasr.models.conv_router import ConvRouter
 from metasr.models.metasr import MetaSR
 from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation, thumbnail_of
 from metasr.models.student import MetaSRStudent
+from metasr.progress import progress_bar
 from metasr.safe_weights import shipped_weights
 
-LABELLING_OVERHEAD = 2.5  # peak labelling memory over the HR tiles' bytes (x4, 4096 tiles: killed at 1.9x, growing)
+LABEL_CHUNK = 64  # tiles cut and labelled at a time
+LABEL_CHUNK_OVERHEAD = 8  # a chunk's working memory over its HR tiles' bytes: damage, experts' outputs, errors
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,7 @@ def training_tiles(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` LR tiles (count, 3, tile, tile), half bicubic-clean and half Real-ESRGAN-damaged, with their HR
     crops; deterministic."""
-    smallest = min(min(image.shape[:2]) for image in images)
-    if smallest < tile * scale:
-        raise MetaSRError(
-            f"routing tile {tile} needs training photos of at least {tile * scale} px a side at x{scale} (the "
-            f"smallest is {smallest} px); use a smaller --tile or larger photos"
-        )
+    _check_tile_room(images, tile, scale)
     lr, hr = PatchSampler(images, tile, scale, seed=seed).sample(count)
     damaged = degrade(hr[count // 2 :], scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(seed)).lr
     return torch.cat([lr[: count // 2], damaged]), hr
@@ -157,6 +154,7 @@ class ConvRouterTraining:
     clean_weight: float = 1.0
     width: int = 16
     from_damage: bool = True
+    damage: tuple[DegradationConfig, ...] = (REAL_ESRGAN_X4PLUS,)
     seed: int = 0
 
 
@@ -180,15 +178,49 @@ class RouterFit:
 
 
 def routing_examples(
-    routed: RoutedMetaSR, images: list[np.ndarray], count: int, tile: int, seed: int
+    routed: RoutedMetaSR,
+    images: list[np.ndarray],
+    count: int,
+    tile: int,
+    seed: int,
+    damage: Sequence[DegradationConfig] = (REAL_ESRGAN_X4PLUS,),
 ) -> RoutingExamples:
-    """``count`` tiles of ``tile`` LR pixels from ``images`` (half clean, half damaged), labelled by the experts'
-    errors against the HR tiles; deterministic."""
+    """``count`` tiles of ``tile`` LR pixels from ``images`` (the first half bicubic-clean, the second damaged),
+    labelled by the experts' errors against the HR tiles; deterministic. Tiles are cut and labelled
+    :data:`LABEL_CHUNK` at a time, so memory holds one chunk of HR tiles and the thumbnails; each chunk of damaged
+    tiles draws its own Real-ESRGAN resize factors and modes (drawn once per batch) from the next of ``damage``'s
+    configs in turn."""
+    _check_tile_room(images, tile, routed.scale)
     experts = list(routed.experts)
-    lr, hr = training_tiles(images, tile, routed.scale, count, seed)
-    regret = regret_db(expert_errors(experts, lr, hr))
-    damaged = torch.arange(count) >= count // 2
-    return RoutingExamples(thumbnail_of(lr, routed.router.thumbnail).contiguous(), regret, damaged)
+    sampler = PatchSampler(images, tile, routed.scale, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    clean = count // 2
+    chunks: list[tuple[int, DegradationConfig | None]] = [(n, None) for n in _chunks(clean)]
+    chunks += [(n, damage[i % len(damage)]) for i, n in enumerate(_chunks(count - clean))]
+    thumbnails, regret = [], []
+    with progress_bar() as bar:
+        task = bar.add_task("labelling tiles by their best expert", total=count)
+        for n, config in chunks:
+            lr, hr = sampler.sample(n)
+            if config is not None:
+                lr = degrade(hr, routed.scale, config, generator).lr
+            thumbnails.append(thumbnail_of(lr, routed.router.thumbnail).contiguous())
+            regret.append(regret_db(expert_errors(experts, lr, hr)))
+            bar.advance(task, n)
+    return RoutingExamples(torch.cat(thumbnails), torch.cat(regret), torch.arange(count) >= clean)
+
+
+def _chunks(count: int) -> list[int]:
+    return [min(LABEL_CHUNK, count - start) for start in range(0, count, LABEL_CHUNK)]
+
+
+def _check_tile_room(images: list[np.ndarray], tile: int, scale: int) -> None:
+    smallest = min(min(image.shape[:2]) for image in images)
+    if smallest < tile * scale:
+        raise MetaSRError(
+            f"routing tile {tile} needs training photos of at least {tile * scale} px a side at x{scale} (the "
+            f"smallest is {smallest} px); use a smaller --tile or larger photos"
+        )
 
 
 def trunk(estimator: DegreeEstimator) -> list[torch.nn.Conv2d]:
@@ -232,7 +264,8 @@ def _train(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     learner.train()
-    with torch.enable_grad():
+    with torch.enable_grad(), progress_bar() as bar:
+        task = bar.add_task("training the router", total=config.steps)
         for _ in range(config.steps):
             pick = torch.randint(len(weights), (config.batch,), generator=generator)
             turns = int(torch.randint(4, (1,), generator=generator))
@@ -242,6 +275,7 @@ def _train(
             loss.backward()
             optimizer.step()
             schedule.step()
+            bar.advance(task)
 
 
 @torch.no_grad()
@@ -266,19 +300,19 @@ def train_conv_router(
     ``images``, and its fit on tiles of ``held_out`` beside the orchestrator's router. Deterministic for a seed.
     Example tiles are at most one routing tile, so each example is one decision of either router."""
     tile = min(config.tile, routed.router.tile)
-    check_labelling_memory(config.tiles, tile, routed.scale)
-    train = routing_examples(routed, images, config.tiles, tile, config.seed)
-    held = routing_examples(routed, held_out, max(2, config.tiles // 4), tile, config.seed + 1)
+    check_labelling_memory(config.tiles, tile, routed.scale, routed.router.thumbnail)
+    train = routing_examples(routed, images, config.tiles, tile, config.seed, config.damage)
+    held = routing_examples(routed, held_out, max(2, config.tiles // 4), tile, config.seed + 1, config.damage)
     router = fit_conv_router(routed, train, config)
     return router, router_fit(routed, router, held)
 
 
-def check_labelling_memory(tiles: int, tile: int, scale: int) -> None:
-    """Refuse, before any tile is cut, to label more tiles than the free memory holds: the HR tiles and their
-    damaged copies are in memory at once (x4, 4096 tiles of 128 px: 12.9 GiB of HR tiles, killed by the kernel
-    at 24 GiB resident)."""
-    hr_bytes = tiles * 3 * (tile * scale) ** 2 * 4
-    need, free = LABELLING_OVERHEAD * hr_bytes, psutil.virtual_memory().available
+def check_labelling_memory(tiles: int, tile: int, scale: int, thumbnail: int) -> None:
+    """Refuse, before any tile is cut, to label more tiles than the free memory holds: every tile's thumbnail
+    is kept (twice while they are gathered), beside one chunk of HR tiles and the experts' outputs on it."""
+    thumbnails = tiles * 3 * (tile // thumbnail) ** 2 * 4
+    chunk = LABEL_CHUNK * 3 * (tile * scale) ** 2 * 4
+    need, free = 2 * thumbnails + LABEL_CHUNK_OVERHEAD * chunk, psutil.virtual_memory().available
     if need > free:
         fits = int(tiles * free / need) // 16 * 16
         raise MetaSRError(
