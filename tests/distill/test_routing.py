@@ -23,6 +23,7 @@ from metasr.distill.routing import (
     restoration_levels,
     routing_examples,
     train_conv_router,
+    training_tiles,
     trunk,
 )
 from metasr.errors import MetaSRError
@@ -273,6 +274,8 @@ def test_tiles_are_labelled_chunk_by_chunk_the_damaged_chunks_taking_the_damage_
     first, second = slice(count // 2, count // 2 + LABEL_CHUNK), slice(count // 2 + LABEL_CHUNK, None)
     assert torch.equal(mixed.thumbnails[first], examples.thumbnails[first])  # both start with the full range
     assert not torch.equal(mixed.thumbnails[second], examples.thumbnails[second])  # then the mild form
+    one_batch = routing_examples(routed, images, count, 32, seed=0, chunk=count // 2)
+    assert torch.equal(one_batch.thumbnails, training_tiles(images, 32, 2, count)[0][:, :, ::2, ::2])  # as before
     lr, _ = PatchSampler(images, 32, 2, seed=0).sample(count)  # the same crops, every one bicubic
     assert torch.equal(examples.thumbnails[clean], lr[clean, :, ::2, ::2])
     assert (examples.thumbnails[count // 2 :] - lr[count // 2 :, :, ::2, ::2]).abs().mean() > 0.01

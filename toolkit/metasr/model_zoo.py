@@ -98,9 +98,9 @@ MODELS: dict[str, WeightsCard] = {
             },
             quality_source="BENCHMARKS.md, quality table (bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
-            "4096 --steps 4000, after metasr-train student --degradation mild --init CLEAN (the damage expert) and "
-            "metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: training_states/teacher_x2_sides "
-            "(TRAINING.md §5)",
+            "4096 --steps 4000 --label-chunk 2048, after metasr-train student --degradation mild --init CLEAN (the "
+            "damage expert) and metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: "
+            "training_states/teacher_x2_sides (TRAINING.md §5)",
             summary="x2 default: a conv router on the x1/2 thumbnail (90 MACs per output pixel) sends each app tile "
             "to the plain student (clean; 40,000 steps on HR, then 14,000 on SPAN-ch48 and HR over the corpus and "
             "the photos) or to its fine-tune on mild Real-ESRGAN damage",

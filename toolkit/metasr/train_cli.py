@@ -150,6 +150,14 @@ def route(
     help="How the damaged half of the tiles is made, chunk by chunk in turn (repeatable; default realistic): "
     "Real-ESRGAN's full range, or its mild form.",
 )
+@click.option(
+    "--label-chunk",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Tiles labelled at a time; each damaged chunk draws its own resize factors (half --tiles or more: one "
+    "draw for every damaged tile, as the shipped x2 router was labelled).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
     routed_path: Path,
@@ -160,6 +168,7 @@ def conv_router(
     steps: int,
     clean_weight: float,
     damage: tuple[str, ...],
+    label_chunk: int,
     seed: int,
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
@@ -172,7 +181,9 @@ def conv_router(
         routed = load_routed(routed_path)
         train, held_out = split_folders((corpus, *extra_data))
         configs = tuple(DAMAGE_CONFIGS[name] for name in damage or ("realistic",))
-        config = ConvRouterTraining(tiles=tiles, steps=steps, clean_weight=clean_weight, damage=configs, seed=seed)
+        config = ConvRouterTraining(
+            tiles=tiles, steps=steps, clean_weight=clean_weight, damage=configs, label_chunk=label_chunk, seed=seed
+        )
         side = 4 * config.tile * routed.scale  # photos hold several HR tiles on their short side
         router, fit = train_conv_router(
             routed,

@@ -155,6 +155,7 @@ class ConvRouterTraining:
     width: int = 16
     from_damage: bool = True
     damage: tuple[DegradationConfig, ...] = (REAL_ESRGAN_X4PLUS,)
+    label_chunk: int = LABEL_CHUNK
     seed: int = 0
 
 
@@ -184,19 +185,21 @@ def routing_examples(
     tile: int,
     seed: int,
     damage: Sequence[DegradationConfig] = (REAL_ESRGAN_X4PLUS,),
+    chunk: int = LABEL_CHUNK,
 ) -> RoutingExamples:
     """``count`` tiles of ``tile`` LR pixels from ``images`` (the first half bicubic-clean, the second damaged),
-    labelled by the experts' errors against the HR tiles; deterministic. Tiles are cut and labelled
-    :data:`LABEL_CHUNK` at a time, so memory holds one chunk of HR tiles and the thumbnails; each chunk of damaged
-    tiles draws its own Real-ESRGAN resize factors and modes (drawn once per batch) from the next of ``damage``'s
-    configs in turn."""
+    labelled by the experts' errors against the HR tiles; deterministic. Tiles are cut and labelled ``chunk`` at a
+    time, so memory holds one chunk of HR tiles and the thumbnails; each chunk of damaged tiles draws its own
+    Real-ESRGAN resize factors and modes (drawn once per batch) from the next of ``damage``'s configs in turn. A
+    chunk of at least half the tiles labels as the conv routers before chunking did (one resize draw for every
+    damaged tile: the shipped x2 router)."""
     _check_tile_room(images, tile, routed.scale)
     experts = list(routed.experts)
     sampler = PatchSampler(images, tile, routed.scale, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     clean = count // 2
-    chunks: list[tuple[int, DegradationConfig | None]] = [(n, None) for n in _chunks(clean)]
-    chunks += [(n, damage[i % len(damage)]) for i, n in enumerate(_chunks(count - clean))]
+    chunks: list[tuple[int, DegradationConfig | None]] = [(n, None) for n in _chunks(clean, chunk)]
+    chunks += [(n, damage[i % len(damage)]) for i, n in enumerate(_chunks(count - clean, chunk))]
     thumbnails, regret = [], []
     with progress_bar() as bar:
         task = bar.add_task("labelling tiles by their best expert", total=count)
@@ -210,8 +213,8 @@ def routing_examples(
     return RoutingExamples(torch.cat(thumbnails), torch.cat(regret), torch.arange(count) >= clean)
 
 
-def _chunks(count: int) -> list[int]:
-    return [min(LABEL_CHUNK, count - start) for start in range(0, count, LABEL_CHUNK)]
+def _chunks(count: int, chunk: int) -> list[int]:
+    return [min(chunk, count - start) for start in range(0, count, chunk)]
 
 
 def _check_tile_room(images: list[np.ndarray], tile: int, scale: int) -> None:
@@ -300,19 +303,20 @@ def train_conv_router(
     ``images``, and its fit on tiles of ``held_out`` beside the orchestrator's router. Deterministic for a seed.
     Example tiles are at most one routing tile, so each example is one decision of either router."""
     tile = min(config.tile, routed.router.tile)
-    check_labelling_memory(config.tiles, tile, routed.scale, routed.router.thumbnail)
-    train = routing_examples(routed, images, config.tiles, tile, config.seed, config.damage)
-    held = routing_examples(routed, held_out, max(2, config.tiles // 4), tile, config.seed + 1, config.damage)
+    check_labelling_memory(config.tiles, tile, routed.scale, routed.router.thumbnail, config.label_chunk)
+    train = routing_examples(routed, images, config.tiles, tile, config.seed, config.damage, config.label_chunk)
+    held_tiles = max(2, config.tiles // 4)
+    held = routing_examples(routed, held_out, held_tiles, tile, config.seed + 1, config.damage, config.label_chunk)
     router = fit_conv_router(routed, train, config)
     return router, router_fit(routed, router, held)
 
 
-def check_labelling_memory(tiles: int, tile: int, scale: int, thumbnail: int) -> None:
+def check_labelling_memory(tiles: int, tile: int, scale: int, thumbnail: int, chunk: int = LABEL_CHUNK) -> None:
     """Refuse, before any tile is cut, to label more tiles than the free memory holds: every tile's thumbnail
     is kept (twice while they are gathered), beside one chunk of HR tiles and the experts' outputs on it."""
     thumbnails = tiles * 3 * (tile // thumbnail) ** 2 * 4
-    chunk = LABEL_CHUNK * 3 * (tile * scale) ** 2 * 4
-    need, free = 2 * thumbnails + LABEL_CHUNK_OVERHEAD * chunk, psutil.virtual_memory().available
+    hr_chunk = min(chunk, tiles) * 3 * (tile * scale) ** 2 * 4
+    need, free = 2 * thumbnails + LABEL_CHUNK_OVERHEAD * hr_chunk, psutil.virtual_memory().available
     if need > free:
         fits = int(tiles * free / need) // 16 * 16
         raise MetaSRError(
