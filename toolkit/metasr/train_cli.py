@@ -8,6 +8,7 @@ import click
 
 from metasr.cli import train_command
 from metasr.cli_options import CONTEXT, verbose_option, version_option
+from metasr.data.degradations import DAMAGE_CONFIGS
 from metasr.errors import MetaSRError
 from metasr.metadata.content_training import STEPS as CONTENT_STEPS
 from metasr.signals import raise_on_termination
@@ -145,7 +146,7 @@ def route(
 )
 @click.option(
     "--damage",
-    type=click.Choice(["realistic", "mild"]),
+    type=click.Choice(list(DAMAGE_CONFIGS)),
     multiple=True,
     help="How the damaged half of the tiles is made, chunk by chunk in turn (repeatable; default realistic): "
     "Real-ESRGAN's full range, or its mild form.",
@@ -173,7 +174,6 @@ def conv_router(
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
     from metasr.assembly import load_routed, save_routed
-    from metasr.data.degradations import DAMAGE_CONFIGS
     from metasr.data.folder import load_at_sides, load_for_training, split_folders
     from metasr.distill.routing import ConvRouterTraining, train_conv_router
 

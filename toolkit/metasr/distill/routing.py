@@ -144,7 +144,9 @@ class ConvRouterTraining:
     With ``from_damage`` the router's convolutions start from the shipped ``damage`` estimator (same trunk, its
     width): trained by ranking the same crop clean and damaged, it already sees what a classifier trained from
     scratch on these tiles does not learn (measured: held-out clean/damaged accuracy 0.5 from scratch, 0.87
-    from the estimator, after 1000 steps)."""
+    from the estimator, after 1000 steps). The damaged tiles take ``damage``'s configs in turn, ``label_chunk``
+    tiles at a time (:func:`routing_examples`); a training tile's regret weighted into the loss was tried and lost
+    (TRAINING.md section 5)."""
 
     tiles: int = 2048
     tile: int = 128
