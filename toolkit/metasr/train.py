@@ -178,14 +178,13 @@ def deepened(student: MetaSRStudent, blocks: int) -> MetaSRStudent:
 def train_student(cfg: TrainConfig) -> TrainResult:
     """Train the plain student (see :func:`fit`) and save it as ``cfg.out/student_x{scale}.safetensors``."""
     torch.manual_seed(cfg.seed)
-    config = cfg.student or StudentConfig(scale=cfg.scale)
-    if cfg.blocks is not None:
-        config = replace(config, num_blocks=cfg.blocks)
-    model = MetaSRStudent(config)
     if cfg.init is not None:
         model = load_student(cfg.init, cfg.scale).train()
         if cfg.blocks is not None:
             model = deepened(model, cfg.blocks)
+    else:
+        config = cfg.student or StudentConfig(scale=cfg.scale)
+        model = MetaSRStudent(config if cfg.blocks is None else replace(config, num_blocks=cfg.blocks))
     val_psnr, val_bicubic = fit(model, cfg)
     weights = cfg.out / f"student_x{cfg.scale}.safetensors"
     save_student(model, weights)

@@ -9,6 +9,7 @@ import click
 from metasr.cli import train_command
 from metasr.cli_options import CONTEXT, verbose_option, version_option
 from metasr.data.degradations import DAMAGE_CONFIGS
+from metasr.distill.routing import LABEL_CHUNK, ConvRouterTraining, RoutingConfig, build_routed, train_conv_router
 from metasr.errors import MetaSRError
 from metasr.metadata.content_training import STEPS as CONTENT_STEPS
 from metasr.signals import raise_on_termination
@@ -109,7 +110,6 @@ def route(
     from metasr.assembly import load_metasr, save_routed
     from metasr.checkpoint import load_student
     from metasr.data.folder import list_images, load_for_training, split_images
-    from metasr.distill.routing import RoutingConfig, build_routed
 
     try:
         metasr = load_metasr(model_path)
@@ -148,16 +148,18 @@ def route(
     "--damage",
     type=click.Choice(list(DAMAGE_CONFIGS)),
     multiple=True,
-    help="How the damaged half of the tiles is made, chunk by chunk in turn (repeatable; default realistic): "
-    "Real-ESRGAN's full range, or its mild form.",
+    default=("realistic",),
+    show_default=True,
+    help="How the damaged half of the tiles is made, chunk by chunk in turn (repeatable): Real-ESRGAN's full "
+    "range, or its mild form.",
 )
 @click.option(
     "--label-chunk",
     type=click.IntRange(1),
-    default=64,
+    default=LABEL_CHUNK,
     show_default=True,
-    help="Tiles labelled at a time; each damaged chunk draws its own resize factors (half --tiles or more: one "
-    "draw for every damaged tile, as the shipped x2 router was labelled).",
+    help="Tiles labelled at a time; each damaged chunk draws its own resize factors (as large as the damaged "
+    "half of --tiles: one draw for every damaged tile, as the shipped x2 router was labelled).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
@@ -175,12 +177,11 @@ def conv_router(
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
     from metasr.assembly import load_routed, save_routed
     from metasr.data.folder import load_at_sides, load_for_training, split_folders
-    from metasr.distill.routing import ConvRouterTraining, train_conv_router
 
     try:
         routed = load_routed(routed_path)
         train, held_out = split_folders((corpus, *extra_data))
-        configs = tuple(DAMAGE_CONFIGS[name] for name in damage or ("realistic",))
+        configs = tuple(DAMAGE_CONFIGS[name] for name in damage)
         config = ConvRouterTraining(
             tiles=tiles, steps=steps, clean_weight=clean_weight, damage=configs, label_chunk=label_chunk, seed=seed
         )

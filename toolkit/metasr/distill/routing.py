@@ -6,7 +6,7 @@ full-resolution router picks (studied in benchmarks/routing.py, not shipped)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,11 +100,32 @@ def training_tiles(
     images: list[np.ndarray], tile: int, scale: int, count: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` LR tiles (count, 3, tile, tile), half bicubic-clean and half Real-ESRGAN-damaged, with their HR
-    crops; deterministic."""
+    crops; deterministic. One resize draw for every damaged tile (:func:`tile_chunks` in one chunk per half)."""
+    lr, hr = zip(*tile_chunks(images, tile, scale, count, seed, (REAL_ESRGAN_X4PLUS,), chunk=count), strict=True)
+    return torch.cat(lr), torch.cat(hr)
+
+
+def tile_chunks(
+    images: list[np.ndarray],
+    tile: int,
+    scale: int,
+    count: int,
+    seed: int,
+    damage: Sequence[DegradationConfig],
+    chunk: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` (LR, HR) tiles of ``tile`` LR pixels, ``chunk`` at a time: the first half bicubic-clean, the
+    second damaged, each damaged chunk drawing its own Real-ESRGAN resize factors and modes (drawn once per batch)
+    from the next of ``damage``'s configs in turn; deterministic. The crops do not depend on ``chunk``."""
     _check_tile_room(images, tile, scale)
-    lr, hr = PatchSampler(images, tile, scale, seed=seed).sample(count)
-    damaged = degrade(hr[count // 2 :], scale, REAL_ESRGAN_X4PLUS, torch.Generator().manual_seed(seed)).lr
-    return torch.cat([lr[: count // 2], damaged]), hr
+    sampler = PatchSampler(images, tile, scale, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    clean = count // 2
+    chunks: list[tuple[int, DegradationConfig | None]] = [(n, None) for n in _chunks(clean, chunk)]
+    chunks += [(n, damage[i % len(damage)]) for i, n in enumerate(_chunks(count - clean, chunk))]
+    for n, config in chunks:
+        lr, hr = sampler.sample(n)
+        yield (lr if config is None else degrade(hr, scale, config, generator).lr), hr
 
 
 @torch.no_grad()
@@ -189,30 +210,19 @@ def routing_examples(
     damage: Sequence[DegradationConfig] = (REAL_ESRGAN_X4PLUS,),
     chunk: int = LABEL_CHUNK,
 ) -> RoutingExamples:
-    """``count`` tiles of ``tile`` LR pixels from ``images`` (the first half bicubic-clean, the second damaged),
-    labelled by the experts' errors against the HR tiles; deterministic. Tiles are cut and labelled ``chunk`` at a
-    time, so memory holds one chunk of HR tiles and the thumbnails; each chunk of damaged tiles draws its own
-    Real-ESRGAN resize factors and modes (drawn once per batch) from the next of ``damage``'s configs in turn. A
-    chunk of at least half the tiles labels as the conv routers before chunking did (one resize draw for every
-    damaged tile: the shipped x2 router)."""
-    _check_tile_room(images, tile, routed.scale)
+    """``count`` tiles of ``tile`` LR pixels from ``images`` (:func:`tile_chunks`: the first half clean, the
+    second damaged, ``chunk`` at a time, so memory holds one chunk of HR tiles and the thumbnails), labelled by the
+    experts' errors against the HR tiles; deterministic. A chunk as large as the damaged half labels as the conv
+    routers before chunking did (one resize draw for every damaged tile: the shipped x2 router)."""
     experts = list(routed.experts)
-    sampler = PatchSampler(images, tile, routed.scale, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    clean = count // 2
-    chunks: list[tuple[int, DegradationConfig | None]] = [(n, None) for n in _chunks(clean, chunk)]
-    chunks += [(n, damage[i % len(damage)]) for i, n in enumerate(_chunks(count - clean, chunk))]
     thumbnails, regret = [], []
     with progress_bar() as bar:
         task = bar.add_task("labelling tiles by their best expert", total=count)
-        for n, config in chunks:
-            lr, hr = sampler.sample(n)
-            if config is not None:
-                lr = degrade(hr, routed.scale, config, generator).lr
+        for lr, hr in tile_chunks(images, tile, routed.scale, count, seed, damage, chunk):
             thumbnails.append(thumbnail_of(lr, routed.router.thumbnail).contiguous())
             regret.append(regret_db(expert_errors(experts, lr, hr)))
-            bar.advance(task, n)
-    return RoutingExamples(torch.cat(thumbnails), torch.cat(regret), torch.arange(count) >= clean)
+            bar.advance(task, len(lr))
+    return RoutingExamples(torch.cat(thumbnails), torch.cat(regret), torch.arange(count) >= count // 2)
 
 
 def _chunks(count: int, chunk: int) -> list[int]:
