@@ -1,4 +1,6 @@
-"""Routed vs plain as an app runs them: whole photos upscaled call by call through the exported artifacts.
+"""Routed vs plain as an app runs them: whole photos upscaled call by call through the exported artifacts, and
+(:func:`app_quality_rows`) what the routed model's app tiles read in Y-PSNR, which experts they call and what
+that costs (a capacity-routed model's small expert makes some calls cheaper).
 
 Both artifacts are exported by ``metasr-export``'s pipeline at one call size and run through ``metasr-upscale``'s
 tiler in their host runtime (ExecuTorch XNNPACK int8, ONNX Runtime fp32): the recipes' 256-px app tile (overlap
@@ -23,13 +25,16 @@ from PIL import Image
 from benchmarks.quality import pairs, photo_set
 from metasr.assembly import load_routed
 from metasr.checkpoint import save_student
+from metasr.distill.routing import expert_costs
 from metasr.exporter import pipeline
 from metasr.recipes import with_overrides
 from metasr.upscaling.model import Upscaler, load_upscaler
-from metasr.upscaling.tiling import upscale_strips
+from metasr.upscaling.tiling import plan_tiles, upscale_strips
+from metasr.validate.metrics import y_psnr
 
 TARGETS = {"executorch-xnnpack": "XNNPACK int8", "onnx": "ORT CPU fp32"}
 APP_TILE = 256
+APP_OVERLAP = 16
 FRAMES = {2: (544, 960), 4: (288, 480)}  # LR frames of a 1080p output (x4: 270 rows padded to whole 32-px cells)
 
 
@@ -135,3 +140,42 @@ def _experts_per_call(upscaler: Upscaler, images: list[np.ndarray]) -> float:
         for _ in upscale_strips(image, upscaler.plan(*image.shape[:2]), count):
             pass
     return float(np.mean(counts))
+
+
+def app_quality_rows(routed_checkpoint: Path, sets: dict[str, tuple[list[np.ndarray], int]]) -> list[dict]:
+    """Per image set (images, HR side) and degradation: the float routed model's Y-PSNR through 256-px app tiles
+    (each call routed once, as its artifact decides), its plain clean expert's alone, the share of calls per expert
+    and their mean MACs per output pixel over the clean expert's."""
+    routed = load_routed(routed_checkpoint).deciding_per_call()
+    costs = expert_costs(routed)
+    plain = routed.experts[0]  # the clean expert: app_latency_rows' plain student
+    rows = []
+    for set_name, (images, side) in sets.items():
+        for degradation in ("bicubic", "realistic"):
+            calls: list[int] = []
+
+            def run(tile: torch.Tensor, calls: list[int] = calls) -> torch.Tensor:
+                calls.append(int(routed.route(tile).item()))
+                return routed(tile)
+
+            psnr = {"routed": [], "plain": []}
+            for pair in pairs(images, routed.scale, degradation, side):
+                lr = (pair.lr[0].permute(1, 2, 0).clamp(0, 1).numpy() * 65535.0 + 0.5).astype(np.uint16)
+                plan = plan_tiles(*lr.shape[:2], routed.scale, (APP_TILE, APP_TILE), APP_OVERLAP)
+                for name, model in (("routed", run), ("plain", plain)):
+                    sr = np.concatenate([strip for _, strip in upscale_strips(lr, plan, model)])
+                    psnr[name].append(y_psnr(sr, pair.hr, border=routed.scale))
+            share = np.bincount(calls, minlength=len(costs)) / len(calls)
+            rows.append(
+                {
+                    "model": routed_checkpoint.stem,
+                    "set": set_name,
+                    "degradation": degradation,
+                    "routed_psnr": float(np.mean(psnr["routed"])),
+                    "plain_psnr": float(np.mean(psnr["plain"])),
+                    "calls": len(calls),
+                    "calls_per_expert": " / ".join(f"{x:.2f}" for x in share),
+                    "relative_macs": float((share * costs.numpy()).sum() / float(costs[0])),
+                }
+            )
+    return rows

@@ -88,3 +88,32 @@ def test_every_conditioning_design_upscales_the_frame_and_b_reads_its_maps() -> 
     module, (image, maps) = graphs["(b) conditioning channels, 5 stages"][0]
     with torch.no_grad():
         assert not torch.equal(module(image, maps), module(image, torch.zeros_like(maps)))
+
+
+def test_app_quality_rows_count_each_calls_expert_and_its_macs(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmarks.app_latency import app_quality_rows
+    from metasr.assembly import build_metasr, save_routed
+    from metasr.distill.routing import RoutingConfig, build_routed, expert_costs
+    from metasr.models import MetaSRStudent, StudentConfig
+    from metasr.models.conv_router import ConvRouter
+
+    torch.manual_seed(0)
+    big, small, own = (MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=n)).eval() for n in (4, 1, 1))
+    blank = [np.zeros((256, 256, 3), dtype=np.uint8)]
+    routed = build_routed(build_metasr(own).eval(), blank, RoutingConfig(tile=64), [big, small])
+    router = ConvRouter(torch.tensor([0.0, 0.5, 1.0]), 64, 2, 2, width=8).eval()
+    with torch.no_grad():
+        router.head.weight.zero_()
+        router.head.bias.copy_(torch.tensor([-1.0, 1.0, -1.0]))  # logits: every call to the small expert
+    save_routed(routed.with_conv_router(router), tmp_path / "capacity.safetensors")
+    g = np.random.default_rng(0)
+    images = [(g.random((320, 640, 3)) * 255).astype(np.uint8)]
+    rows = app_quality_rows(tmp_path / "capacity.safetensors", {"noise": (images, 640)})
+    costs = expert_costs(routed)
+    assert [(r["set"], r["degradation"]) for r in rows] == [("noise", "bicubic"), ("noise", "realistic")]
+    for row in rows:
+        assert row["calls"] == 2 and row["calls_per_expert"] == "0.00 / 1.00 / 0.00"  # two 256-px app tiles
+        assert row["relative_macs"] == pytest.approx(float(costs[1] / costs[0])) and costs[1] < costs[0]
+        assert row["routed_psnr"] != row["plain_psnr"]

@@ -4,6 +4,7 @@ best; its strength override, its thumbnail form, its checkpoint and its training
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -17,7 +18,10 @@ from metasr.distill.routing import (
     LABEL_CHUNK,
     ConvRouterTraining,
     RoutingConfig,
+    RoutingExamples,
     build_routed,
+    capacity_labels,
+    expert_costs,
     fit_conv_router,
     regret_db,
     restoration_levels,
@@ -83,6 +87,45 @@ def test_restoration_levels_rank_experts_by_the_damage_they_restore_best() -> No
 def test_regret_is_the_psnr_lost_against_the_best_expert() -> None:
     errors = torch.tensor([[1.0, 10.0], [4.0, 2.0]])
     assert regret_db(errors).flatten().tolist() == pytest.approx([0.0, 10.0, 10 * np.log10(2.0), 0.0])
+
+
+def test_capacity_labels_take_the_cheapest_expert_within_the_margin_of_the_best() -> None:
+    regret = torch.tensor([[0.0, 0.03, 0.5], [0.2, 0.0, 0.1], [0.0, 0.0, 0.0]])
+    costs = torch.tensor([10.0, 5.0, 2.0])
+    assert capacity_labels(regret, costs, 0.0).tolist() == [0, 1, 2]  # ties at the best: the cheapest
+    assert capacity_labels(regret, costs, 0.05).tolist() == [1, 1, 2]
+    assert capacity_labels(regret, costs, 0.15).tolist() == [1, 2, 2]
+    assert capacity_labels(regret, costs, 1.0).tolist() == [2, 2, 2]
+    equal = torch.tensor([[0.04, 0.0, 0.5]])  # equally cheap experts: the better one
+    assert capacity_labels(equal, torch.tensor([3.0, 3.0, 9.0]), 0.05).tolist() == [1]
+
+
+def _capacity_routed() -> RoutedMetaSR:
+    """Expert 0 a 4-block student, expert 1 a 1-block one, expert 2 the routed model's own 1-block student."""
+    torch.manual_seed(0)
+    big, small, own = (MetaSRStudent(StudentConfig(scale=2, channels=8, num_blocks=n)).eval() for n in (4, 1, 1))
+    images = [np.zeros((256, 256, 3), dtype=np.uint8)]
+    return build_routed(build_metasr(own).eval(), images, RoutingConfig(tile=64), [big, small])
+
+
+def test_experts_of_different_sizes_cost_their_own_macs() -> None:
+    costs = expert_costs(_capacity_routed())
+    block = 8 * 8 * 9 / 4  # one 8-channel 3x3 conv per x2 output pixel
+    assert costs[0] - costs[1] == pytest.approx(3 * block)
+    assert costs[1] == pytest.approx(costs[2])
+
+
+def test_a_capacity_router_sends_tiles_to_the_small_expert_when_it_loses_less_than_the_margin() -> None:
+    routed = _capacity_routed()
+    g = torch.Generator().manual_seed(0)
+    thumbnails = torch.rand(32, 3, 32, 32, generator=g)
+    regret = torch.tensor([0.0, 0.02, 0.5]).expand(32, 3).clone()  # the big expert best by 0.02 dB on every tile
+    examples = RoutingExamples(thumbnails, regret, torch.arange(32) >= 16)
+    config = ConvRouterTraining(tile=64, steps=40, batch=8)
+    for margin, expert in ((0.0, 0), (0.05, 1)):
+        router = fit_conv_router(routed, examples, replace(config, margin=margin))
+        choices = router.on_thumbnail(partial_tiles=True)(thumbnails).argmin(dim=1).flatten()
+        assert (choices == expert).all(), margin
 
 
 def _two_expert_routed() -> RoutedMetaSR:
@@ -287,3 +330,19 @@ def test_labelling_more_tiles_than_memory_holds_is_refused_before_any_tile_is_cu
     config = ConvRouterTraining(tiles=10_000_000, tile=64, steps=1)
     with pytest.raises(MetaSRError, match=r"labelling 10000000 tiles of 64 px at x2 needs about .* use --tiles \d+"):
         train_conv_router(routed, images, images, config)
+
+
+def test_a_routed_artifact_of_experts_of_different_sizes_reports_each_experts_macs(tmp_path) -> None:
+    routed = _capacity_routed()
+    torch.manual_seed(3)
+    save_routed(
+        routed.with_conv_router(ConvRouter(torch.tensor([0.0, 0.5, 1.0]), 64, 2, 2, width=8).eval()),
+        tmp_path / "c.safetensors",
+    )
+    recipe = with_overrides(resolve_recipe("onnx"), input_sizes=((64, 64),))
+    result = export(recipe, tmp_path / "out", checkpoint=tmp_path / "c.safetensors")
+    assert result.parity.passed and result.coverage.fallback == []
+    manifest = json.loads(result.manifest.read_text())
+    macs = [e["macs_per_output_pixel"] for e in manifest["routing"]["experts"]]
+    assert macs == pytest.approx(expert_costs(routed).tolist(), abs=0.1)
+    assert manifest["macs_per_output_pixel"]["student"] == pytest.approx(max(macs), abs=0.1)  # the dearest

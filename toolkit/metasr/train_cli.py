@@ -138,6 +138,14 @@ def route(
 @click.option("--tiles", type=click.IntRange(16, 100_000), default=2048, show_default=True, help="Training tiles.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True)
 @click.option(
+    "--tile",
+    type=click.IntRange(32),
+    default=ConvRouterTraining.tile,
+    show_default=True,
+    help="LR pixels a side of each labelled tile (at most the routing tile); the app tile it decides for, to "
+    "label what one call's choice costs.",
+)
+@click.option(
     "--clean-weight",
     type=click.FloatRange(min=0, min_open=True),
     default=1.0,
@@ -161,6 +169,14 @@ def route(
     help="Tiles labelled at a time; each damaged chunk draws its own resize factors (as large as the damaged "
     "half of --tiles: one draw for every damaged tile, as the shipped x2 router was labelled).",
 )
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Capacity routing: train each tile towards the cheapest expert (fewest MACs) within this many dB of its "
+    "best, so a smaller expert takes the tiles it restores nearly as well; 0 trains towards the best expert.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
     routed_path: Path,
@@ -169,9 +185,11 @@ def conv_router(
     out: Path,
     tiles: int,
     steps: int,
+    tile: int,
     clean_weight: float,
     damage: tuple[str, ...],
     label_chunk: int,
+    margin: float,
     seed: int,
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
@@ -183,7 +201,14 @@ def conv_router(
         train, held_out = split_folders((corpus, *extra_data))
         configs = tuple(DAMAGE_CONFIGS[name] for name in damage)
         config = ConvRouterTraining(
-            tiles=tiles, steps=steps, clean_weight=clean_weight, damage=configs, label_chunk=label_chunk, seed=seed
+            tiles=tiles,
+            steps=steps,
+            tile=tile,
+            clean_weight=clean_weight,
+            damage=configs,
+            label_chunk=label_chunk,
+            margin=margin,
+            seed=seed,
         )
         side = 4 * config.tile * routed.scale  # photos hold several HR tiles on their short side
         router, fit = train_conv_router(
@@ -197,7 +222,8 @@ def conv_router(
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"wrote {out}: on {fit.tiles} held-out tiles the conv router loses {fit.conv:.3f} dB against the best "
-        f"expert per tile (orchestrator router {fit.orchestrator:.3f}, always expert 0 {fit.first_expert:.3f})"
+        f"expert per tile (orchestrator router {fit.orchestrator:.3f}, always expert 0 {fit.first_expert:.3f}); "
+        f"its choices cost {fit.conv_cost:.2f} of the dearest expert's MACs"
     )
 
 

@@ -25,6 +25,7 @@ from metasr.models.routed import RoutedMetaSR, TileRouter, fold_modulation, thum
 from metasr.models.student import MetaSRStudent
 from metasr.progress import progress_bar
 from metasr.safe_weights import shipped_weights
+from metasr.validate.macs import count_macs
 
 LABEL_CHUNK = 64  # tiles cut and labelled at a time
 LABEL_CHUNK_OVERHEAD = 8  # a chunk's working memory over its HR tiles' bytes: damage, experts' outputs, errors
@@ -143,6 +144,22 @@ def regret_db(errors: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(errors / errors.min(dim=1, keepdim=True).values)
 
 
+def capacity_labels(regret: torch.Tensor, costs: torch.Tensor, margin: float) -> torch.Tensor:
+    """Each tile's label for capacity routing (ClassSR, CVPR 2021): the cheapest expert (``costs``, one per
+    expert) whose output loses at most ``margin`` dB against the tile's best, the better of equally cheap ones.
+    ``margin`` 0 labels each tile with its best expert."""
+    cost = torch.where(regret <= margin, costs[None, :], torch.inf)
+    cheapest = cost == cost.min(dim=1, keepdim=True).values
+    return torch.where(cheapest, regret, torch.inf).argmin(dim=1)
+
+
+def expert_costs(routed: RoutedMetaSR, tile: int = 64) -> torch.Tensor:
+    """Each expert's MACs per output pixel."""
+    image = torch.zeros(1, 3, tile, tile)
+    pixels = (tile * routed.scale) ** 2
+    return torch.tensor([count_macs(expert, (image,)) / pixels for expert in routed.experts])
+
+
 def restoration_levels(best: torch.Tensor, damaged: torch.Tensor, experts: int) -> torch.Tensor:
     """Each expert's restoration level in [0, 1] for the ``strength`` override: experts ranked by the share
     of damaged tiles among those they restore best (0: the clean-photo expert, 1: the heaviest damage)."""
@@ -167,7 +184,8 @@ class ConvRouterTraining:
     scratch on these tiles does not learn (measured: held-out clean/damaged accuracy 0.5 from scratch, 0.87
     from the estimator, after 1000 steps). The damaged tiles take ``damage``'s configs in turn, ``label_chunk``
     tiles at a time (:func:`routing_examples`); a training tile's regret weighted into the loss was tried and lost
-    (TRAINING.md section 5)."""
+    (TRAINING.md section 5). With a ``margin`` (dB), a tile's target is the cheapest expert within it of the best
+    (:func:`capacity_labels`): experts of different sizes, the small one for the tiles it restores nearly as well."""
 
     tiles: int = 2048
     tile: int = 128
@@ -179,6 +197,7 @@ class ConvRouterTraining:
     from_damage: bool = True
     damage: tuple[DegradationConfig, ...] = (REAL_ESRGAN_X4PLUS,)
     label_chunk: int = LABEL_CHUNK
+    margin: float = 0.0
     seed: int = 0
 
 
@@ -199,6 +218,7 @@ class RouterFit:
     conv: float  # the trained conv router
     first_expert: float  # always expert 0, for scale
     tiles: int
+    conv_cost: float = 1.0  # the conv router's choices' mean MACs per output pixel over the dearest expert's
 
 
 def routing_examples(
@@ -246,7 +266,7 @@ def trunk(estimator: DegreeEstimator) -> list[torch.nn.Conv2d]:
 def fit_conv_router(routed: RoutedMetaSR, examples: RoutingExamples, config: ConvRouterTraining) -> ConvRouter:
     """A :class:`ConvRouter` for ``routed``'s experts (its tile and thumbnail) trained on ``examples``."""
     k, tile, t = len(routed.experts), routed.router.tile, routed.router.thumbnail
-    best = examples.regret.argmin(dim=1)
+    best = capacity_labels(examples.regret, expert_costs(routed), config.margin)
     levels = restoration_levels(best, examples.damaged, k)
     estimator = load_estimator(shipped_weights("damage_estimator.safetensors")) if config.from_damage else None
     width = config.width if estimator is None else estimator.conv1.out_channels
@@ -300,11 +320,14 @@ def router_fit(routed: RoutedMetaSR, router: ConvRouter, held_out: RoutingExampl
     orchestrator = TileRouter(routed.router.metasr, routed.router.centroids, routed.router.tile // t)
     conv = router.on_thumbnail(partial_tiles=True)
     regret = held_out.regret
+    choices = router_choices(conv.eval(), held_out.thumbnails)
+    costs = expert_costs(routed)
     return RouterFit(
         orchestrator=_mean_regret(regret, router_choices(orchestrator.eval(), held_out.thumbnails)),
-        conv=_mean_regret(regret, router_choices(conv.eval(), held_out.thumbnails)),
+        conv=_mean_regret(regret, choices),
         first_expert=_mean_regret(regret, torch.zeros(len(regret), dtype=torch.long)),
         tiles=len(regret),
+        conv_cost=float(costs[choices].mean() / costs.max()),
     )
 
 

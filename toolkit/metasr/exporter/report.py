@@ -127,7 +127,14 @@ def build_routed_manifest(lowered: RoutedLowered, prepared: RoutedPrepared) -> d
                 "description": SCORES_DESCRIPTION,
             },
         },
-        "experts": [{"function": name, "file": lowered.functions[name].path.name} for name in prepared.experts],
+        "experts": [
+            {
+                "function": name,
+                "file": lowered.functions[name].path.name,
+                "macs_per_output_pixel": round(prepared.functions[name].macs_per_output_pixel.total, 1),
+            }
+            for name in prepared.experts
+        ],
         "blending": "hard",
         "dispatch": (
             f"feed the router the thumbnail image[..., ::{t}, ::{t}] of the image tile (the pixels whose row and "

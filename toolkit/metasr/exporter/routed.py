@@ -57,9 +57,10 @@ class RoutedPrepared:
 
     @property
     def macs_per_output_pixel(self) -> Macs:
-        """The router plus one expert (what each output pixel costs), and one expert alone."""
-        router, expert = self.functions[ROUTER].macs_per_output_pixel, self.functions[self.experts[0]]
-        return Macs(router.total + expert.macs_per_output_pixel.total, expert.macs_per_output_pixel.total)
+        """The router plus its dearest expert (what an output pixel costs at most), and that expert alone."""
+        router = self.functions[ROUTER].macs_per_output_pixel
+        expert = max(self.functions[name].macs_per_output_pixel.total for name in self.experts)
+        return Macs(router.total + expert, expert)
 
 
 @dataclass

@@ -196,11 +196,13 @@ enum Fixtures {
         "experts": [
           {
             "file": "metasr_x2_routed.mlpackage",
-            "function": "expert_0"
+            "function": "expert_0",
+            "macs_per_output_pixel": 12609.0
           },
           {
             "file": "metasr_x2_routed.mlpackage",
-            "function": "expert_1"
+            "function": "expert_1",
+            "macs_per_output_pixel": 12609.0
           }
         ],
         "router": {
