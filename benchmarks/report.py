@@ -29,6 +29,7 @@ COLUMNS = {
     "overhead": None,
     "ncnn_latency": None,
     "app_latency": None,
+    "app_quality": None,
     "designs": None,
     "export_time": None,
 }
@@ -45,6 +46,10 @@ TITLES = {
     "artifacts, routed and plain timed in turn, tile by tile (256-px app tiles, overlap 16) or one 1080p-output "
     "frame per call (x2 from 544x960, x4 from 288x480: 270 rows padded to whole cells), ms per photo set "
     "(`benchmarks/app_latency.py`)",
+    "app_quality": "Routed models as an app runs them, quality: Y-PSNR dB through 256-px app tiles (overlap 16; "
+    "the photos at their own size, the corpus validation images at 1600 px), each call routed once; the plain "
+    "clean expert alone beside it; the share of calls each expert takes and their MACs per output pixel over the "
+    "clean expert's (`benchmarks/app_latency.py`, float models)",
     "designs": "Issue 17's designs side by side, latency only: one 544x960 call of the x2 student's architecture "
     "with (a) a per-call FiLM vector, (b) conditioning maps concatenated to stage convs, (c) the conv router plus "
     "a plain expert; ratio to the plain student (`benchmarks/conditioning.py`; quality of (a) and (c): TRAINING.md)",

@@ -8,9 +8,10 @@ Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into `
 3. latency: ExecuTorch XNNPACK int8 and ONNX Runtime fp32 at 960x540 -> 1920x1080 (x2) and
    480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
 4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
-5. app_latency: the routed graphs (the defaults) against their plain experts, both exported and run call by call
-   as an app does (256-px app tiles, and whole 1080p-output frames); designs: issue 17's (a), (b), (c) timed
-   side by side on one frame;
+5. app_latency: the routed graphs (the defaults and the capacity-routed x2 model) against their plain experts,
+   both exported and run call by call as an app does (256-px app tiles, and whole 1080p-output frames);
+   app_quality: their Y-PSNR through those app tiles, the calls each expert takes and what they cost;
+   designs: issue 17's (a), (b), (c) timed side by side on one frame;
 6. export_time: ``metasr-export --target all`` wall time, per target and stage;
 7. ncnn_latency: the pretrained peers (``benchmarks/peers``) in ncnn's own fp32 CPU runtime, at the latency sizes.
 
@@ -38,7 +39,7 @@ import torch
 
 from benchmarks import entries as E
 from benchmarks import latency as L
-from benchmarks.app_latency import FRAMES, app_latency_rows
+from benchmarks.app_latency import FRAMES, app_latency_rows, app_quality_rows
 from benchmarks.architectures import ARCHITECTURES
 from benchmarks.conditioning import rows as design_rows
 from benchmarks.legibility import TextReader, legibility, text_samples
@@ -49,7 +50,7 @@ from benchmarks.report import render
 from metasr.data.folder import list_images, load_for_training, split_images
 from metasr.exporter import pipeline
 from metasr.metadata import CELL
-from metasr.model_zoo import default_model, model_card
+from metasr.model_zoo import WeightsCard, default_model, model_card
 from metasr.peers.zoo import PEERS
 from metasr.progress import progress_bar
 from metasr.safe_weights import shipped_teacher_path
@@ -67,6 +68,9 @@ ROUTED_TRAINING = "conv router over the plain student (SPAN-taught) and a mild R
 DEFAULT_ROW = "MetaSR graph, shipped default"
 PER_PIXEL_ROW = "MetaSR graph, per-pixel (metasr-x2)"
 PLAIN_X4_ROW = "plain student x4 (student-x4)"
+CAPACITY = "metasr-x2-capacity"  # opt-in: the x2 default's router and experts plus a 2-block expert for easy tiles
+CAPACITY_ROW = "MetaSR graph, capacity-routed (metasr-x2-capacity)"
+CAPACITY_TRAINING = "the default's experts and a 2-block SPAN-taught student; router fine-tuned from the default's"
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
         if scale == 4:  # the default's clean expert, exported bare: the x4 latency rows
             rows.append(E.metasr(PLAIN_X4_ROW, model_card("student-x4").path, 4, PLAIN))
         if scale == 2 and settings.realworld:
+            rows.append(E.routed(CAPACITY_ROW, model_card(CAPACITY).path, CAPACITY_TRAINING))
             distilled = "distilled from the teacher, realistic degradations"
             # quantization only: its ops are the per-pixel graph's minus the damage estimator, which that one times
             rows.append(E.metasr("MetaSR graph, realworld", E.REALWORLD, 2, distilled, timed=False))
@@ -359,10 +364,18 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
             "app_latency": (
                 lambda tick: [
                     row
-                    for card in map(default_model, settings.scales)
-                    if card.graph == "routed"
+                    for card in _routed_cards(settings)
                     for frame in (None, FRAMES[card.scale])
                     for row in app_latency_rows(card.path, settings.photos, APP_RUNS, frame)
+                ]
+            )
+            if settings.realworld
+            else None,
+            "app_quality": (
+                lambda tick: [
+                    row
+                    for card in _routed_cards(settings)
+                    for row in app_quality_rows(card.path, _app_sets(settings, corpus))
                 ]
             )
             if settings.realworld
@@ -387,6 +400,21 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
     findings = FINDINGS_FILE.read_text() if settings is FULL and FINDINGS_FILE.is_file() else ""
     report.write_text(render(tables, settings, _machine(), _command(), minutes, findings))
     return tables
+
+
+def _routed_cards(settings: Settings) -> list[WeightsCard]:
+    """The routed defaults of the scales measured, then the capacity-routed x2 model."""
+    defaults = [card for card in map(default_model, settings.scales) if card.graph == "routed"]
+    return [*defaults, *([model_card(CAPACITY)] if 2 in settings.scales else [])]
+
+
+def _app_sets(settings: Settings, corpus: Path | None) -> dict[str, tuple[list, int]]:
+    """The photos at their own size and the corpus's validation images at 1600 px, with the HR side to crop to."""
+    sets = {"photos": (photo_set(settings.photos), 8192)}
+    if corpus is not None and settings.corpus_images:
+        _, val = split_images(list_images(corpus))
+        sets["corpus-val"] = ([load_for_training(p, 1600) for p in val[: settings.corpus_images]], 1600)
+    return sets
 
 
 def _export(settings: Settings, tables: dict[str, list[Row]]) -> list[Row]:

@@ -26,6 +26,7 @@ from metasr.distill.routing import (
     regret_db,
     restoration_levels,
     routing_examples,
+    start_rows,
     train_conv_router,
     training_tiles,
     trunk,
@@ -126,6 +127,39 @@ def test_a_capacity_router_sends_tiles_to_the_small_expert_when_it_loses_less_th
         router = fit_conv_router(routed, examples, replace(config, margin=margin))
         choices = router.on_thumbnail(partial_tiles=True)(thumbnails).argmin(dim=1).flatten()
         assert (choices == expert).all(), margin
+
+
+def _clean_damaged_routed(big: MetaSRStudent, own: MetaSRStudent) -> RoutedMetaSR:
+    """``big`` (clean) and ``own`` (damage), with a conv router: what a capacity model starts from."""
+    images = [np.zeros((256, 256, 3), dtype=np.uint8)]
+    routed = build_routed(build_metasr(own).eval(), images, RoutingConfig(tile=64), [big])
+    torch.manual_seed(4)
+    return routed.with_conv_router(ConvRouter(torch.tensor([0.0, 1.0]), 64, 2, 2, width=8).eval())
+
+
+def test_a_capacity_router_keeps_the_clean_damaged_routers_calls_and_learns_only_the_new_experts_row() -> None:
+    capacity = _capacity_routed()  # big, small, own
+    big, own = capacity.plain[0], capacity.router.metasr.student
+    previous = _clean_damaged_routed(big, own)
+    assert start_rows(capacity, previous) == [0, None, 1]
+    g = torch.Generator().manual_seed(5)
+    regret = torch.tensor([0.0, 0.01, 0.5]).repeat(16, 1)
+    regret[8:] = torch.tensor([0.0, 0.5, 0.5])  # the small expert within the margin on half the tiles
+    examples = RoutingExamples(torch.rand(16, 3, 32, 32, generator=g), regret, torch.zeros(16, dtype=torch.bool))
+    config = ConvRouterTraining(tile=64, steps=20, batch=8, lr=0.05, margin=0.05)
+    router = fit_conv_router(capacity, examples, config, start=previous)
+    old = previous.conv_router
+    assert router.width == old.width
+    for a, b in zip(router.features.state_dict().values(), old.features.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(router.head.weight[[0, 2]], old.head.weight)
+    assert torch.equal(router.head.bias[[0, 2]], old.head.bias)
+    assert not torch.equal(router.head.weight[1], old.head.weight[0])  # the new row learned
+    with torch.no_grad():
+        choices = router.on_thumbnail(partial_tiles=True)(examples.thumbnails).argmin(dim=1).flatten()
+    assert int((choices == 1).sum()) <= 8  # calibrated: no more tiles than its labels give it
+    with pytest.raises(MetaSRError, match="has no conv router"):
+        start_rows(capacity, previous.with_conv_router(None))
 
 
 def _two_expert_routed() -> RoutedMetaSR:
@@ -299,6 +333,14 @@ def test_metasr_train_conv_router_reads_every_photo_folder_and_routing_tiles_bel
     assert isinstance(load_graph(tmp_path / "conv.safetensors").conv_router, ConvRouter)
     missing = CliRunner().invoke(train_group, [*args, "--extra-data", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "nowhere does not exist" in missing.output
+    started = [*args, "--margin", "0.05", "--tile", "64", "--from-router", str(tmp_path / "conv.safetensors")]
+    result = CliRunner().invoke(train_group, started)
+    assert result.exit_code == 0, result.output
+    assert "its choices cost 1.00 of the dearest expert's MACs" in result.output  # two experts of one size
+    save_routed(_two_expert_routed(), tmp_path / "no_router.safetensors")
+    started[-1] = str(tmp_path / "no_router.safetensors")
+    refused = CliRunner().invoke(train_group, started)
+    assert refused.exit_code != 0 and "has no conv router" in refused.output
 
 
 def test_tiles_are_labelled_chunk_by_chunk_the_damaged_chunks_taking_the_damage_configs_in_turn() -> None:

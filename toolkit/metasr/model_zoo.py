@@ -128,6 +128,30 @@ MODELS: dict[str, WeightsCard] = {
             "tile to the plain x4 student (clean; taught by SPAN-ch48) or to its fine-tune on mild Real-ESRGAN damage",
         ),
         WeightsCard(
+            name="metasr-x2-capacity",
+            file="metasr_x2_capacity.safetensors",
+            scale=2,
+            graph="routed",
+            sources=(),
+            parameters=140_823,
+            macs_per_output_pixel=12_699.0,
+            quality_db={
+                "photos/bicubic": 34.85,
+                "photos/realistic": 25.82,
+                "corpus-val/bicubic": 50.27,
+                "corpus-val/realistic": 33.90,
+            },
+            quality_source="TRAINING.md §5, capacity routing (float, benchmark protocol; bicubic: 32.73, 24.97, "
+            "45.47, 31.76)",
+            command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
+            "4096 --steps 2000 --label-chunk 2048 --margin 0.05 --from-router metasr_x2_routed.safetensors, after "
+            "metasr-train student --blocks 2 (SMALL, 6,000 + 24,000 steps taught by SPAN-ch48) and metasr-train "
+            "route --model DAMAGE --plain CLEAN --plain SMALL --tile 256 (TRAINING.md §5)",
+            summary="x2 capacity routing (opt-in): the x2 default's router and experts plus a 2-block expert (5,697 "
+            "MACs per output pixel, 45 % of the clean one) for the app tiles it restores within 0.05 dB; the "
+            "default's calls between clean and damaged are kept",
+        ),
+        WeightsCard(
             name="student-x2",
             file="student_x2.safetensors",
             scale=2,

@@ -177,6 +177,14 @@ def route(
     help="Capacity routing: train each tile towards the cheapest expert (fewest MACs) within this many dB of its "
     "best, so a smaller expert takes the tiles it restores nearly as well; 0 trains towards the best expert.",
 )
+@click.option(
+    "--from-router",
+    "from_router",
+    type=click.Path(path_type=Path),
+    help="Routed checkpoint whose conv router this one starts from (experts matched by their weights; a new, "
+    "smaller expert starts as its first, clean one): with --margin, the router keeps its clean / damaged call "
+    "and learns which tiles the smaller expert takes.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(
     routed_path: Path,
@@ -190,6 +198,7 @@ def conv_router(
     damage: tuple[str, ...],
     label_chunk: int,
     margin: float,
+    from_router: Path | None,
     seed: int,
 ) -> None:
     """Train a few-convolution router to pick, per tile, the routed expert that restores it best."""
@@ -198,6 +207,7 @@ def conv_router(
 
     try:
         routed = load_routed(routed_path)
+        start = None if from_router is None else load_routed(from_router, routed.scale)
         train, held_out = split_folders((corpus, *extra_data))
         configs = tuple(DAMAGE_CONFIGS[name] for name in damage)
         config = ConvRouterTraining(
@@ -216,6 +226,7 @@ def conv_router(
             load_at_sides(train, (side // 2, side, side * 3 // 2)),
             [load_for_training(p, side) for p in held_out],
             config,
+            start,
         )
         save_routed(routed.with_conv_router(router), out)
     except (MetaSRError, ValueError) as exc:
