@@ -306,8 +306,9 @@ def _calibrate_new_rows(learner: ConvRouter, examples: RoutingExamples, labels: 
         others = torch.cat([logits[:, :k], logits[:, k + 1 :]], dim=1).max(dim=1).values
         lead = (logits[:, k] - others).sort(descending=True).values
         allowed = int((labels == k).sum())
-        if allowed < len(lead):
-            learner.head.bias[k] -= max(0.0, float(lead[allowed]))
+        if allowed < len(lead):  # halfway between the last tile it keeps and the first it gives up: no rounding tie
+            kept = float(lead[allowed - 1]) if allowed else float(lead[0]) + 1.0
+            learner.head.bias[k] -= max(0.0, (kept + float(lead[allowed])) / 2)
 
 
 def fit_conv_router(
