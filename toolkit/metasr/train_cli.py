@@ -181,9 +181,9 @@ def route(
     "--from-router",
     "from_router",
     type=click.Path(path_type=Path),
-    help="Routed checkpoint whose conv router this one starts from (experts matched by their weights; a new, "
-    "smaller expert starts as its first, clean one): with --margin, the router keeps its clean / damaged call "
-    "and learns which tiles the smaller expert takes.",
+    help="Routed checkpoint whose conv router this one starts from (experts matched by their weights): only "
+    "the rows of experts it lacks learn (each starts as its first, clean expert's, then is calibrated), so with "
+    "--margin the router keeps its clean / damaged calls and learns which tiles a smaller expert takes.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 def conv_router(

@@ -1,6 +1,7 @@
 """Build a routed MetaSR: experts at the k-means centroids of the orchestrator's per-tile FiLM on training
-tiles (:func:`build_routed`); a conv router trained to pick, per tile, the expert that restores it best
-(:func:`train_conv_router`, the deployed router); and a thumbnail router trained to pick the expert the
+tiles (:func:`build_routed`); a conv router trained to pick, per tile, the expert that restores it best, or with a
+margin the cheapest expert nearly as good (:func:`train_conv_router`, the deployed router; capacity routing
+across experts of different sizes); and a thumbnail router trained to pick the expert the
 full-resolution router picks (studied in benchmarks/routing.py, not shipped)."""
 
 from __future__ import annotations
