@@ -155,8 +155,8 @@ def app_quality_rows(routed_checkpoint: Path, sets: dict[str, tuple[list[np.ndar
             calls: list[int] = []
 
             def run(tile: torch.Tensor, calls: list[int] = calls) -> torch.Tensor:
-                calls.append(int(routed.route(tile).item()))
-                return routed(tile)
+                calls.append(int(routed.route(tile).item()))  # one decision per call, then that expert alone
+                return routed.experts[calls[-1]](tile)
 
             psnr = {"routed": [], "plain": []}
             for pair in pairs(images, routed.scale, degradation, side):

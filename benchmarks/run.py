@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks import entries as E
@@ -68,6 +69,7 @@ ROUTED_TRAINING = "conv router over the plain student (SPAN-taught) and a mild R
 DEFAULT_ROW = "MetaSR graph, shipped default"
 PER_PIXEL_ROW = "MetaSR graph, per-pixel (metasr-x2)"
 PLAIN_X4_ROW = "plain student x4 (student-x4)"
+CORPUS_SIDE = 1600  # the size the corpus validation images are loaded at (load_for_training)
 CAPACITY = "metasr-x2-capacity"  # opt-in: the x2 default's router and experts plus a 2-block expert for easy tiles
 CAPACITY_ROW = "MetaSR graph, capacity-routed (metasr-x2-capacity)"
 CAPACITY_TRAINING = "the default's experts and a 2-block SPAN-taught student; router fine-tuned from the default's"
@@ -184,10 +186,7 @@ def _shipped_training(scale: int) -> str:
 def quality_rows(
     entries: list[E.Entry], settings: Settings, corpus: Path | None, tick: Callable[[], None]
 ) -> list[Row]:
-    sets = {"photos": photo_set(settings.photos)}
-    if corpus is not None and settings.corpus_images:
-        _, val = split_images(list_images(corpus))
-        sets["corpus-val"] = [load_for_training(p, 1600) for p in val[: settings.corpus_images]]
+    sets = _image_sets(settings, corpus)
     rows = []
     for scale in settings.scales:
         for set_name, images in sets.items():
@@ -408,13 +407,19 @@ def _routed_cards(settings: Settings) -> list[WeightsCard]:
     return [*defaults, *([model_card(CAPACITY)] if 2 in settings.scales else [])]
 
 
-def _app_sets(settings: Settings, corpus: Path | None) -> dict[str, tuple[list, int]]:
-    """The photos at their own size and the corpus's validation images at 1600 px, with the HR side to crop to."""
-    sets = {"photos": (photo_set(settings.photos), 8192)}
+def _image_sets(settings: Settings, corpus: Path | None) -> dict[str, list[np.ndarray]]:
+    """The photos, and the corpus's validation images at 1600 px when a corpus is given."""
+    sets = {"photos": photo_set(settings.photos)}
     if corpus is not None and settings.corpus_images:
         _, val = split_images(list_images(corpus))
-        sets["corpus-val"] = ([load_for_training(p, 1600) for p in val[: settings.corpus_images]], 1600)
+        sets["corpus-val"] = [load_for_training(p, CORPUS_SIDE) for p in val[: settings.corpus_images]]
     return sets
+
+
+def _app_sets(settings: Settings, corpus: Path | None) -> dict[str, tuple[list[np.ndarray], int]]:
+    """:func:`_image_sets` with the HR side to crop to: the photos at their own size, the corpus at 1600 px."""
+    sides = {"photos": 8192, "corpus-val": CORPUS_SIDE}
+    return {name: (images, sides[name]) for name, images in _image_sets(settings, corpus).items()}
 
 
 def _export(settings: Settings, tables: dict[str, list[Row]]) -> list[Row]:

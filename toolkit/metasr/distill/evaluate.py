@@ -23,7 +23,7 @@ from metasr.distill.teacher_system import load_teacher, teacher_metadata, teache
 from metasr.images import bicubic_upscale, to_numpy
 from metasr.metadata.content_classifier import CONTENT_CLASSES
 from metasr.models.metasr import MetaSR
-from metasr.validate.macs import count_macs
+from metasr.validate.macs import macs_per_output_pixel
 from metasr.validate.metrics import y_psnr
 
 CLASSES = CONTENT_CLASSES  # the content classifier's classes, in its order
@@ -95,11 +95,6 @@ def student_runs(model: MetaSR) -> dict[str, object]:
         "misplaced metadata": misplaced,
         "bicubic": _bicubic(model.scale),
     }
-
-
-def macs_per_output_pixel(module: torch.nn.Module, inputs: tuple, output_pixels: int) -> float:
-    """Multiply-accumulates per output pixel of one forward of ``module(*inputs)``."""
-    return count_macs(module, inputs) / output_pixels
 
 
 def _bicubic(scale: int):

@@ -49,3 +49,8 @@ def layer_work(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Layer
 def count_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
     """MACs of every (transposed) Conv2d and Linear for one forward pass of ``inputs``."""
     return sum(layer.macs for layer in layer_work(model, inputs))
+
+
+def macs_per_output_pixel(module: nn.Module, inputs: tuple, output_pixels: int) -> float:
+    """Multiply-accumulates per output pixel of one forward of ``module(*inputs)``."""
+    return count_macs(module, inputs) / output_pixels
