@@ -343,6 +343,35 @@ def test_metasr_train_conv_router_reads_every_photo_folder_and_routing_tiles_bel
     assert refused.exit_code != 0 and "has no conv router" in refused.output
 
 
+def test_metasr_train_replace_expert_swaps_one_plain_expert_and_keeps_the_router(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from metasr.checkpoint import save_student
+    from metasr.train_cli import train_group
+
+    torch.manual_seed(4)
+    routed = _two_expert_routed().with_conv_router(ConvRouter(torch.tensor([1.0, 0.0]), 64, 2, 2, width=8).eval())
+    save_routed(routed, tmp_path / "routed.safetensors")
+    torch.manual_seed(5)
+    longer = MetaSRStudent(routed.plain[0].config).eval()
+    save_student(longer, tmp_path / "longer.safetensors")
+    args = ["replace-expert", "--routed", str(tmp_path / "routed.safetensors"), "--student"]
+    args += [str(tmp_path / "longer.safetensors"), "--out", str(tmp_path / "out.safetensors"), "--expert"]
+    result = CliRunner().invoke(train_group, [*args, "1"])
+    assert result.exit_code == 0, result.output
+    replaced = load_graph(tmp_path / "out.safetensors")
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(replaced.experts[1](image), longer(image), atol=1e-5)
+        assert not torch.allclose(replaced.experts[1](image), routed.experts[1](image), atol=1e-3)
+        assert torch.equal(replaced.experts[0](image), routed.experts[0](image))
+        assert torch.equal(replaced.route(image), routed.route(image))
+    for key, value in routed.conv_router.state_dict().items():
+        assert torch.equal(replaced.conv_router.state_dict()[key], value), key
+    folded = CliRunner().invoke(train_group, [*args, "0"])
+    assert folded.exit_code != 0 and "expert 0 is not a plain student (plain experts: [1])" in folded.output
+
+
 def test_tiles_are_labelled_chunk_by_chunk_the_damaged_chunks_taking_the_damage_configs_in_turn() -> None:
     routed = _two_expert_routed()
     g = np.random.default_rng(2)

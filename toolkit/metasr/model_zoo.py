@@ -91,19 +91,20 @@ MODELS: dict[str, WeightsCard] = {
             parameters=117_930,
             macs_per_output_pixel=12_699.0,
             quality_db={
-                "photos/bicubic": 34.85,
+                "photos/bicubic": 34.89,
                 "photos/realistic": 25.82,
-                "corpus-val/bicubic": 50.27,
+                "corpus-val/bicubic": 50.41,
                 "corpus-val/realistic": 33.90,
             },
-            quality_source="BENCHMARKS.md, quality table (bicubic: 32.73, 24.97, 45.47, 31.76)",
+            quality_source="TRAINING.md §5, the x2 clean expert at three photo sizes (float, benchmark protocol; "
+            "bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "4096 --steps 4000 --label-chunk 2048, after metasr-train student --degradation mild --init CLEAN (the "
-            "damage expert) and metasr-train route --model DAMAGE --plain CLEAN --tile 256; CLEAN: "
-            "training_states/teacher_x2_sides (TRAINING.md §5)",
+            "damage expert) and metasr-train route --model DAMAGE --plain CLEAN --tile 256, then metasr-train "
+            "replace-expert --expert 0 --student training_states/teacher_x2_sides3 (TRAINING.md §5)",
             summary="x2 default: a conv router on the x1/2 thumbnail (90 MACs per output pixel) sends each app tile "
-            "to the plain student (clean; 40,000 steps on HR, then 14,000 on SPAN-ch48 and HR over the corpus and "
-            "the photos) or to its fine-tune on mild Real-ESRGAN damage",
+            "to the plain student (clean; 40,000 steps on HR, then 24,000 on SPAN-ch48 and HR over the corpus and "
+            "the photos) or to a fine-tune on mild Real-ESRGAN damage",
         ),
         WeightsCard(
             name="metasr-x4-routed",
@@ -136,9 +137,9 @@ MODELS: dict[str, WeightsCard] = {
             parameters=140_823,
             macs_per_output_pixel=12_699.0,
             quality_db={
-                "photos/bicubic": 34.85,
+                "photos/bicubic": 34.89,
                 "photos/realistic": 25.82,
-                "corpus-val/bicubic": 50.27,
+                "corpus-val/bicubic": 50.43,
                 "corpus-val/realistic": 33.90,
             },
             quality_source="TRAINING.md §5, capacity routing (float, benchmark protocol; bicubic: 32.73, 24.97, "
@@ -146,7 +147,8 @@ MODELS: dict[str, WeightsCard] = {
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "4096 --steps 2000 --label-chunk 2048 --margin 0.05 --from-router metasr_x2_routed.safetensors, after "
             "metasr-train student --blocks 2 (SMALL, 6,000 + 24,000 steps taught by SPAN-ch48) and metasr-train "
-            "route --model DAMAGE --plain CLEAN --plain SMALL --tile 256 (TRAINING.md §5)",
+            "route --model DAMAGE --plain CLEAN --plain SMALL --tile 256, then metasr-train replace-expert --expert 0 "
+            "with the default's clean expert (TRAINING.md §5)",
             summary="x2 capacity routing (opt-in): the x2 default's router and experts plus a 2-block expert (5,697 "
             "MACs per output pixel, 45 % of the clean one) for the app tiles it restores within 0.05 dB; the "
             "default's calls between clean and damaged are kept",

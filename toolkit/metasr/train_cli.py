@@ -238,6 +238,27 @@ def conv_router(
     )
 
 
+@train_group.command("replace-expert", context_settings=CONTEXT)
+@click.option("--routed", "routed_path", type=click.Path(path_type=Path), required=True, help="Routed checkpoint.")
+@click.option("--expert", type=click.IntRange(0), required=True, help="Index of the plain expert to replace.")
+@click.option("--student", type=click.Path(path_type=Path), required=True, help="Plain student checkpoint.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Routed checkpoint to write.")
+def replace_expert(routed_path: Path, expert: int, student: Path, out: Path) -> None:
+    """Replace one plain expert of a routed checkpoint by STUDENT (e.g. the same student trained longer), keeping
+    its router and every other expert."""
+    from metasr.assembly import load_routed, save_routed
+    from metasr.checkpoint import load_student
+
+    try:
+        routed, plain = load_routed(routed_path), load_student(student)
+        if plain.scale != routed.scale:
+            raise MetaSRError(f"{student} is a x{plain.scale} student; the routed model is x{routed.scale}")
+        save_routed(routed.with_plain_expert(expert, plain), out)
+    except (MetaSRError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {out}: expert {expert} is now {student}, the router and the other experts unchanged")
+
+
 @train_group.command(context_settings=CONTEXT)
 @click.option(
     "--recipe", type=click.Path(path_type=Path), required=True, help="Teacher recipe (recipes/teacher-*.yaml)."

@@ -229,6 +229,17 @@ class RoutedMetaSR(nn.Module):
         """The same experts, decided by ``conv_router`` (or by the orchestrator's router when None)."""
         return RoutedMetaSR(self.router, self.router.metasr.student, self.plain, self.plain_experts, conv_router)
 
+    def with_plain_expert(self, expert: int, student: MetaSRStudent) -> RoutedMetaSR:
+        """The same router and other experts, with plain expert ``expert`` replaced by ``student`` (e.g. the same
+        architecture trained longer)."""
+        if expert not in self.plain_experts:
+            raise ValueError(
+                f"expert {expert} is not a plain student (plain experts: {list(self.plain_experts)}); only a plain "
+                "expert can be replaced"
+            )
+        plain = [student if k == expert else p for k, p in zip(self.plain_experts, self.plain, strict=True)]
+        return RoutedMetaSR(self.router, self.router.metasr.student, plain, self.plain_experts, self.conv_router)
+
     def functions(self) -> dict[str, nn.Module]:
         """What a routed artifact holds: ``router`` (scores from the thumbnail and strength) and each expert."""
         experts = dict(zip(self.expert_names, self.experts, strict=True))
