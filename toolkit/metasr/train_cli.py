@@ -252,7 +252,10 @@ def replace_expert(routed_path: Path, expert: int, student: Path, out: Path) -> 
     try:
         routed, plain = load_routed(routed_path), load_student(student)
         if plain.scale != routed.scale:
-            raise MetaSRError(f"{student} is a x{plain.scale} student; the routed model is x{routed.scale}")
+            raise MetaSRError(
+                f"{student} is a x{plain.scale} student; the routed model is x{routed.scale}: "
+                f"pass a x{routed.scale} student"
+            )
         save_routed(routed.with_plain_expert(expert, plain), out)
     except (MetaSRError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
