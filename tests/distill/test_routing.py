@@ -370,6 +370,12 @@ def test_metasr_train_replace_expert_swaps_one_plain_expert_and_keeps_the_router
         assert torch.equal(replaced.conv_router.state_dict()[key], value), key
     folded = CliRunner().invoke(train_group, [*args, "0"])
     assert folded.exit_code != 0 and "expert 0 is not a plain student (plain experts: [1])" in folded.output
+    save_student(MetaSRStudent(replace(routed.plain[0].config, scale=4)).eval(), tmp_path / "x4.safetensors")
+    args[args.index(str(tmp_path / "longer.safetensors"))] = str(tmp_path / "x4.safetensors")
+    wrong_scale = CliRunner().invoke(train_group, [*args, "1"])
+    assert wrong_scale.exit_code != 0 and "need one plain x2 student each (given: x4)" in wrong_scale.output
+    with torch.no_grad():  # refused before writing: the earlier output is untouched
+        assert torch.allclose(load_graph(tmp_path / "out.safetensors").experts[1](image), longer(image), atol=1e-5)
 
 
 def test_tiles_are_labelled_chunk_by_chunk_the_damaged_chunks_taking_the_damage_configs_in_turn() -> None:

@@ -142,8 +142,8 @@ MODELS: dict[str, WeightsCard] = {
                 "corpus-val/bicubic": 50.43,
                 "corpus-val/realistic": 33.90,
             },
-            quality_source="TRAINING.md §5, capacity routing (float, benchmark protocol; bicubic: 32.73, 24.97, "
-            "45.47, 31.76)",
+            quality_source="TRAINING.md §5, the x2 clean expert at three photo sizes (float, benchmark protocol; "
+            "bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "4096 --steps 2000 --label-chunk 2048 --margin 0.05 --from-router metasr_x2_routed.safetensors, after "
             "metasr-train student --blocks 2 (SMALL, 6,000 + 24,000 steps taught by SPAN-ch48) and metasr-train "

@@ -183,7 +183,10 @@ class RoutedMetaSR(nn.Module):
         ):
             raise ValueError(f"plain experts {list(plain_experts)} must be increasing indices of the experts")
         if len(plain) != len(plain_experts) or any(p.scale != student.scale for p in plain):
-            raise ValueError(f"plain experts {list(plain_experts)} need one plain x{student.scale} student each")
+            given = ", ".join(f"x{p.scale}" for p in plain) or "none"
+            raise ValueError(
+                f"plain experts {list(plain_experts)} need one plain x{student.scale} student each (given: {given})"
+            )
         self.router = router
         self.conv_router = conv_router
         self.plain = tuple(plain)  # kept as trained, for saving
