@@ -8,8 +8,9 @@ Writes ``BENCHMARKS.md`` (tables, machine, command) and one CSV per table into `
 3. latency: ExecuTorch XNNPACK int8 and ONNX Runtime fp32 at 960x540 -> 1920x1080 (x2) and
    480x270 -> 1920x1080 (x4), against this CPU's measured int8 GEMM peak;
 4. overhead: the MetaSR graph against its student alone (device metadata + orchestrator removed);
-5. app_latency: the routed graphs (the defaults and the capacity-routed x2 model) against their plain experts,
-   both exported and run call by call as an app does (256-px app tiles, and whole 1080p-output frames);
+5. app_latency: the routed graphs (the defaults and the opt-in capacity- and quality-routed x2 models) against
+   their plain experts, both exported and run call by call as an app does (256-px app tiles, and whole
+   1080p-output frames);
    app_quality: their Y-PSNR through those app tiles, the calls each expert takes and what they cost;
    designs: issue 17's (a), (b), (c) timed side by side on one frame;
 6. export_time: ``metasr-export --target all`` wall time, per target and stage;
@@ -73,6 +74,9 @@ CORPUS_SIDE = 1600  # the size the corpus validation images are loaded at (load_
 CAPACITY = "metasr-x2-capacity"  # opt-in: the x2 default's router and experts plus a 2-block expert for easy tiles
 CAPACITY_ROW = "MetaSR graph, capacity-routed (metasr-x2-capacity)"
 CAPACITY_TRAINING = "the default's experts and a 2-block SPAN-taught student; router fine-tuned from the default's"
+QUALITY = "metasr-x2-quality"  # opt-in: the x2 default with a 7-block clean expert
+QUALITY_ROW = "MetaSR graph, quality-routed (metasr-x2-quality)"
+QUALITY_TRAINING = "the default's router and damage expert, a 7-block SPAN-taught clean expert"
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ def build_entries(settings: Settings, teacher: Path | None) -> list[E.Entry]:
             rows.append(E.metasr(PLAIN_X4_ROW, model_card("student-x4").path, 4, PLAIN))
         if scale == 2 and settings.realworld:
             rows.append(E.routed(CAPACITY_ROW, model_card(CAPACITY).path, CAPACITY_TRAINING))
+            rows.append(E.routed(QUALITY_ROW, model_card(QUALITY).path, QUALITY_TRAINING))
             distilled = "distilled from the teacher, realistic degradations"
             # quantization only: its ops are the per-pixel graph's minus the damage estimator, which that one times
             rows.append(E.metasr("MetaSR graph, realworld", E.REALWORLD, 2, distilled, timed=False))
@@ -402,9 +407,9 @@ def run(settings: Settings, out: Path, report: Path, corpus: Path | None, teache
 
 
 def _routed_cards(settings: Settings) -> list[WeightsCard]:
-    """The routed defaults of the scales measured, then the capacity-routed x2 model."""
+    """The routed defaults of the scales measured, then the opt-in x2 routed models (capacity, quality)."""
     defaults = [card for card in map(default_model, settings.scales) if card.graph == "routed"]
-    return [*defaults, *([model_card(CAPACITY)] if 2 in settings.scales else [])]
+    return [*defaults, *(map(model_card, (CAPACITY, QUALITY)) if 2 in settings.scales else ())]
 
 
 def _image_sets(settings: Settings, corpus: Path | None) -> dict[str, list[np.ndarray]]:

@@ -154,6 +154,28 @@ MODELS: dict[str, WeightsCard] = {
             "default's calls between clean and damaged are kept",
         ),
         WeightsCard(
+            name="metasr-x2-quality",
+            file="metasr_x2_quality.safetensors",
+            scale=2,
+            graph="routed",
+            sources=(),
+            parameters=136_426,
+            macs_per_output_pixel=17_307.0,
+            quality_db={
+                "photos/bicubic": 35.01,
+                "photos/realistic": 25.82,
+                "corpus-val/bicubic": 50.81,
+                "corpus-val/realistic": 33.90,
+            },
+            quality_source="TRAINING.md §5, a 7-block x2 clean expert (float, benchmark protocol; bicubic: 32.73, "
+            "24.97, 45.47, 31.76)",
+            command="metasr-train student --blocks 7 --init CLEAN5 (20,000 steps, then 8,000 with the photos at 600 "
+            "px as well from its step 14,000; SPAN-ch48 at weight 0.5), then metasr-train replace-expert --routed "
+            "metasr_x2_routed.safetensors --expert 0 --student training_states/deep7_x2_s3 (TRAINING.md §5)",
+            summary="x2 for quality (opt-in): the x2 default's router and mild damage expert, with a 7-block clean "
+            "expert (1.36x the default's MACs, 1.33x its latency) for +0.12 dB on clean photos",
+        ),
+        WeightsCard(
             name="student-x2",
             file="student_x2.safetensors",
             scale=2,
