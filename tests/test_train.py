@@ -123,6 +123,20 @@ def test_a_student_deepened_with_identity_blocks_starts_as_its_init_and_then_tra
         _config(photo_folder, tmp_path / "none", steps=1, blocks=0)
 
 
+def test_an_l2_fine_tuning_stage_trains_its_own_student_and_resumes_exactly(photo_folder: Path, tmp_path: Path) -> None:
+    base = train_student(_config(photo_folder, tmp_path / "base", steps=2))
+    l2 = {"loss": "l2", "init": base.weights, "teacher": "span-ch48-x2", "teacher_weight": 0.5}
+    straight = train_student(_config(photo_folder, tmp_path / "a", steps=4, **l2))
+    train_student(_config(photo_folder, tmp_path / "b", steps=4, until=2, **l2))
+    resumed = train_student(_config(photo_folder, tmp_path / "b", steps=4, **l2))
+    a, b = load_student(straight.weights), load_student(resumed.weights)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    l1 = train_student(_config(photo_folder, tmp_path / "c", steps=4, **{**l2, "loss": "l1"}))
+    assert not torch.equal(next(iter(load_student(l1.weights).parameters())), next(iter(a.parameters())))
+    with pytest.raises(MetaSRError, match="unknown loss 'huber'; choose one of l1, l2"):
+        _config(photo_folder, tmp_path / "d", steps=1, loss="huber")
+
+
 @pytest.mark.parametrize(("sides", "bad"), [((800, 0), 0), ((32,), 32)])
 def test_a_side_too_small_for_a_patch_is_refused(photo_folder: Path, tmp_path: Path, sides: tuple, bad: int) -> None:
     with pytest.raises(MetaSRError, match=f"photo side {bad} is under 64 px"):

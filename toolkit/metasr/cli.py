@@ -164,6 +164,13 @@ def summary_table(results: list[ExportResult]) -> Table:
     type=click.IntRange(1),
     help="RepBlocks of the student (default 5); with --init, more than it has are appended as identity blocks.",
 )
+@click.option(
+    "--loss",
+    type=click.Choice(["l1", "l2"]),
+    default="l1",
+    show_default=True,
+    help="l2: mean squared error, what PSNR measures; a last fine-tuning stage after l1 (SPAN's and RLFN's recipe).",
+)
 def train_command(
     data: Path,
     extra_data: tuple[Path, ...],
@@ -180,6 +187,7 @@ def train_command(
     teacher: str | None,
     teacher_weight: float,
     blocks: int | None,
+    loss: str,
 ) -> None:
     """Train the plain student on downscaled photos (resumes from OUT/state.safetensors)."""
     raise_on_termination()
@@ -202,6 +210,7 @@ def train_command(
             teacher=teacher,
             teacher_weight=teacher_weight,
             blocks=blocks,
+            loss=loss,
         )
         result = train_student(config)
     except MetaSRError as exc:

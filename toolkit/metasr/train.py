@@ -3,7 +3,7 @@
 downscale of the HR patch, or (``degradation="realistic"``) Real-ESRGAN's two-stage damage of it (``"mild"``:
 the same with about a third of its noise): a routed model's expert for damaged tiles, usually fine-tuned from a
 bicubic-trained student (``init``). With a
-pretrained ``teacher`` (a peer such as SPAN, or a local ncnn graph) the L1 target is partly or wholly the
+pretrained ``teacher`` (a peer such as SPAN, or a local ncnn graph) the target is partly or wholly the
 teacher's output on the LR patch: it carries what the few training photos cannot teach."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from metasr.training_loop import Checkpoints, train_steps
 from metasr.validate.metrics import y_psnr
 
 DEGRADATIONS = ("bicubic", "realistic", "mild")
+LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}  # l2: the PSNR-aligned fine-tuning stage of SPAN's and RLFN's recipes
 MIN_SIDE = 64  # a photo's longer side when training: room for a few patches
 
 
@@ -55,10 +56,13 @@ class TrainConfig:
     teacher_weight: float = 1.0  # share of the loss against the teacher's output; the rest against the HR patch
     extra_data: tuple[Path, ...] = ()  # more photo folders, each split like ``data`` (its held-out files validate)
     blocks: int | None = None  # RepBlocks of the student; with ``init``, more than it has appends identity blocks
+    loss: str = "l1"  # "l2": mean squared error, what PSNR measures (a last fine-tuning stage)
 
     def __post_init__(self) -> None:
         if self.degradation not in DEGRADATIONS:
             raise MetaSRError(f"unknown degradation '{self.degradation}'; choose one of {', '.join(DEGRADATIONS)}")
+        if self.loss not in LOSSES:
+            raise MetaSRError(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise MetaSRError(f"teacher weight {self.teacher_weight} is outside [0, 1]; e.g. 1.0 (its output alone)")
         if self.teacher is not None and self.degradation != "bicubic":
@@ -114,9 +118,9 @@ def cosine_schedule(step: int, steps: int, warmup: int = 0) -> float:
 
 
 def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> tuple[float, float]:
-    """Train ``model`` in place with L1 loss and a cosine schedule; checkpoints to ``cfg.out/state.safetensors``
-    (nothing pickled) and resumes from it bit-identically. Returns the validation Y-PSNR of the model and of
-    bicubic."""
+    """Train ``model`` in place with ``cfg.loss`` (L1 or L2) and a cosine schedule; checkpoints to
+    ``cfg.out/state.safetensors`` (nothing pickled) and resumes from it bit-identically. Returns the validation
+    Y-PSNR of the model and of bicubic."""
     torch.manual_seed(cfg.seed)
     train_files, val_files = split_folders((cfg.data, *cfg.extra_data))
     train_imgs = load_at_sides(train_files, cfg.sides or (cfg.max_side,))
@@ -139,15 +143,17 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
         {"crops": sampler.rng},
     )
 
+    distance = LOSSES[cfg.loss]
+
     def loss_at(step: int) -> torch.Tensor:
         if cfg.teacher is not None:
             lr, hr, target = sampler.sample(cfg.batch)
             sr, w = model(lr), cfg.teacher_weight
-            return (1.0 - w) * F.l1_loss(sr, hr) + w * F.l1_loss(sr, target)
+            return (1.0 - w) * distance(sr, hr) + w * distance(sr, target)
         lr, hr = sampler.sample(cfg.batch)
         if cfg.degradation != "bicubic":
             lr = degrade(hr, cfg.scale, DAMAGE_CONFIGS[cfg.degradation], damage).lr
-        return F.l1_loss(model(lr), hr)
+        return distance(model(lr), hr)
 
     train_steps(
         label or f"train x{cfg.scale}",
