@@ -91,20 +91,20 @@ MODELS: dict[str, WeightsCard] = {
             parameters=117_930,
             macs_per_output_pixel=12_699.0,
             quality_db={
-                "photos/bicubic": 34.89,
+                "photos/bicubic": 34.92,
                 "photos/realistic": 25.82,
-                "corpus-val/bicubic": 50.41,
+                "corpus-val/bicubic": 50.36,
                 "corpus-val/realistic": 33.90,
             },
-            quality_source="TRAINING.md §5, the x2 clean expert at three photo sizes (float, benchmark protocol; "
+            quality_source="TRAINING.md §5, the x2 clean experts' L2 stage (float, benchmark protocol; "
             "bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "4096 --steps 4000 --label-chunk 2048, after metasr-train student --degradation mild --init CLEAN (the "
             "damage expert) and metasr-train route --model DAMAGE --plain CLEAN --tile 256, then metasr-train "
-            "replace-expert --expert 0 --student training_states/teacher_x2_sides3 (TRAINING.md §5)",
+            "replace-expert --expert 0 --student training_states/l2_x2_d5 (TRAINING.md §5)",
             summary="x2 default: a conv router on the x1/2 thumbnail (90 MACs per output pixel) sends each app tile "
             "to the plain student (clean; 40,000 steps on HR, then 24,000 on SPAN-ch48 and HR over the corpus and "
-            "the photos) or to a fine-tune on mild Real-ESRGAN damage",
+            "the photos, then 5,000 on their squared error) or to a fine-tune on mild Real-ESRGAN damage",
         ),
         WeightsCard(
             name="metasr-x4-routed",
@@ -137,12 +137,12 @@ MODELS: dict[str, WeightsCard] = {
             parameters=140_823,
             macs_per_output_pixel=12_699.0,
             quality_db={
-                "photos/bicubic": 34.89,
+                "photos/bicubic": 34.92,
                 "photos/realistic": 25.82,
-                "corpus-val/bicubic": 50.43,
+                "corpus-val/bicubic": 50.37,
                 "corpus-val/realistic": 33.90,
             },
-            quality_source="TRAINING.md §5, the x2 clean expert at three photo sizes (float, benchmark protocol; "
+            quality_source="TRAINING.md §5, the x2 clean experts' L2 stage (float, benchmark protocol; "
             "bicubic: 32.73, 24.97, 45.47, 31.76)",
             command="metasr-train conv-router --routed ROUTED --corpus data/corpus --extra-data data/photos --tiles "
             "4096 --steps 2000 --label-chunk 2048 --margin 0.05 --from-router metasr_x2_routed.safetensors, after "
@@ -162,18 +162,19 @@ MODELS: dict[str, WeightsCard] = {
             parameters=136_426,
             macs_per_output_pixel=17_307.0,
             quality_db={
-                "photos/bicubic": 35.01,
+                "photos/bicubic": 35.05,
                 "photos/realistic": 25.82,
-                "corpus-val/bicubic": 50.81,
+                "corpus-val/bicubic": 50.72,
                 "corpus-val/realistic": 33.90,
             },
-            quality_source="TRAINING.md §5, a 7-block x2 clean expert (float, benchmark protocol; bicubic: 32.73, "
-            "24.97, 45.47, 31.76)",
+            quality_source="TRAINING.md §5, the x2 clean experts' L2 stage (float, benchmark protocol; bicubic: "
+            "32.73, 24.97, 45.47, 31.76)",
             command="metasr-train student --blocks 7 --init CLEAN5 (20,000 steps, then 8,000 with the photos at 600 "
-            "px as well from its step 14,000; SPAN-ch48 at weight 0.5), then metasr-train replace-expert --routed "
-            "metasr_x2_routed.safetensors --expert 0 --student training_states/deep7_x2_s3 (TRAINING.md §5)",
+            "px as well from its step 14,000; SPAN-ch48 at weight 0.5), then 5,000 with --loss l2, then "
+            "metasr-train replace-expert --routed metasr_x2_routed.safetensors --expert 0 --student "
+            "training_states/l2_x2_d7 (TRAINING.md §5)",
             summary="x2 for quality (opt-in): the x2 default's router and mild damage expert, with a 7-block clean "
-            "expert (1.36x the default's MACs, 1.33x its latency) for +0.12 dB on clean photos",
+            "expert (1.36x the default's MACs, 1.33x its latency) for +0.13 dB on clean photos",
         ),
         WeightsCard(
             name="student-x2",
