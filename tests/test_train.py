@@ -34,18 +34,9 @@ def photo_folder(tmp_path: Path) -> Path:
 
 
 def _config(data: Path, out: Path, steps: int, until: int | None = None, **extra: object) -> TrainConfig:
-    return TrainConfig(
-        data=data,
-        out=out,
-        steps=steps,
-        batch=2,
-        patch=16,
-        max_side=256,
-        checkpoint_every=4,
-        until=until,
-        student=StudentConfig(scale=2, channels=8, num_blocks=1),
-        **extra,
-    )
+    settings: dict = {"batch": 2, "patch": 16, "max_side": 256, "checkpoint_every": 4}
+    student = StudentConfig(scale=2, channels=8, num_blocks=1)
+    return TrainConfig(data=data, out=out, steps=steps, until=until, student=student, **{**settings, **extra})
 
 
 def test_split_is_whole_images_and_stable(photo_folder: Path) -> None:
@@ -141,6 +132,35 @@ def test_an_l2_fine_tuning_stage_trains_its_own_student_and_resumes_exactly(phot
 def test_a_side_too_small_for_a_patch_is_refused(photo_folder: Path, tmp_path: Path, sides: tuple, bad: int) -> None:
     with pytest.raises(MetaSRError, match=f"photo side {bad} is under 64 px"):
         _config(photo_folder, tmp_path / "run", steps=1, sides=sides)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"sides": (128,), "patch": 96}, "photo side 128 cannot hold the 192-px HR patch .--patch 96 at x2."),
+        ({"patch": 4}, "patch 4 / batch 2 is too small; give --patch >= 8"),
+        ({"batch": 0}, "patch 16 / batch 0 is too small"),
+    ],
+)
+def test_a_patch_or_batch_that_cannot_train_is_refused(
+    photo_folder: Path, tmp_path: Path, extra: dict, message: str
+) -> None:
+    with pytest.raises(MetaSRError, match=message):
+        _config(photo_folder, tmp_path / "run", steps=1, **extra)
+
+
+def test_a_photo_narrower_than_the_patch_is_named_before_training(photo_folder: Path, tmp_path: Path) -> None:
+    Image.new("RGB", (400, 40), (90, 120, 30)).save(photo_folder / "strip.png")
+    with pytest.raises(MetaSRError, match="strip.png at side 256 is 256x26 px, under the 32-px HR patch"):
+        train_student(_config(photo_folder, tmp_path / "run", steps=1))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_larger_patch_and_batch_train(photo_folder: Path, tmp_path: Path) -> None:
+    small = train_student(_config(photo_folder, tmp_path / "a", steps=2))
+    large = train_student(_config(photo_folder, tmp_path / "b", steps=2, patch=24, batch=3))
+    a, b = load_student(small.weights), load_student(large.weights)
+    assert not torch.equal(next(iter(a.parameters())), next(iter(b.parameters())))
 
 
 def test_a_folder_given_twice_is_refused_rather_than_counted_twice(photo_folder: Path, tmp_path: Path) -> None:

@@ -149,6 +149,14 @@ def summary_table(results: list[ExportResult]) -> Table:
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak rate.")
 @click.option(
+    "--patch",
+    type=click.IntRange(8),
+    default=48,
+    show_default=True,
+    help="LR patch side; a larger patch in a last stage gives the network more context and less padding per pixel.",
+)
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True, help="Patches per step.")
+@click.option(
     "--teacher",
     help="A pretrained peer (e.g. span-ch48-x4) or a local ncnn .param: its output on each LR patch is a target.",
 )
@@ -184,6 +192,8 @@ def train_command(
     init: Path | None,
     sides: tuple[int, ...],
     lr: float,
+    patch: int,
+    batch: int,
     teacher: str | None,
     teacher_weight: float,
     blocks: int | None,
@@ -207,6 +217,8 @@ def train_command(
             init=init,
             sides=sides,
             lr=lr,
+            patch=patch,
+            batch=batch,
             teacher=teacher,
             teacher_weight=teacher_weight,
             blocks=blocks,

@@ -31,6 +31,7 @@ from metasr.validate.metrics import y_psnr
 DEGRADATIONS = ("bicubic", "realistic", "mild")
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}  # l2: the PSNR-aligned fine-tuning stage of SPAN's and RLFN's recipes
 MIN_SIDE = 64  # a photo's longer side when training: room for a few patches
+MIN_PATCH = 8  # LR patch side: below it, zero padding is most of what a 3x3 network sees
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,20 @@ class TrainConfig:
             raise MetaSRError(
                 f"a teacher's targets are made from bicubic LR; drop --degradation {self.degradation} or --teacher"
             )
-        too_small = [side for side in (self.max_side, *self.sides) if side < MIN_SIDE]
+        if self.patch < MIN_PATCH or self.batch < 1:
+            raise MetaSRError(
+                f"patch {self.patch} / batch {self.batch} is too small; give --patch >= {MIN_PATCH} and --batch >= 1"
+            )
+        sides = (self.max_side, *self.sides)
+        too_small = [side for side in sides if side < MIN_SIDE]
         if too_small:
             raise MetaSRError(f"photo side {too_small[0]} is under {MIN_SIDE} px; give each side as >= {MIN_SIDE}")
+        hr_patch = self.patch * self.scale
+        if min(sides) < hr_patch:
+            raise MetaSRError(
+                f"photo side {min(sides)} cannot hold the {hr_patch}-px HR patch (--patch {self.patch} at "
+                f"x{self.scale}); give each side as >= {hr_patch} or a smaller --patch"
+            )
         if self.blocks is not None and self.blocks < 1:
             raise MetaSRError(f"a student needs at least one block, not {self.blocks}; e.g. --blocks 5")
         folders = [Path(folder).resolve() for folder in (self.data, *self.extra_data)]
@@ -109,6 +121,17 @@ def evaluate(
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
+def require_patch_room(images: list[np.ndarray], sources: list[tuple[Path, int]], hr_patch: int) -> None:
+    """Refuse, naming the photo, a training image (``sources``: its file and longer side) narrower than a patch."""
+    for image, (path, side) in zip(images, sources, strict=True):
+        h, w = image.shape[:2]
+        if min(h, w) < hr_patch:
+            raise MetaSRError(
+                f"{path.name} at side {side} is {w}x{h} px, under the {hr_patch}-px HR patch; "
+                "give a larger --side or a smaller --patch, or move the photo out"
+            )
+
+
 def cosine_schedule(step: int, steps: int, warmup: int = 0) -> float:
     """Learning-rate factor at ``step``: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
     if step < warmup:
@@ -123,7 +146,9 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     Y-PSNR of the model and of bicubic."""
     torch.manual_seed(cfg.seed)
     train_files, val_files = split_folders((cfg.data, *cfg.extra_data))
-    train_imgs = load_at_sides(train_files, cfg.sides or (cfg.max_side,))
+    sides = cfg.sides or (cfg.max_side,)
+    train_imgs = load_at_sides(train_files, sides)
+    require_patch_room(train_imgs, [(path, side) for path in train_files for side in sides], cfg.patch * cfg.scale)
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
     if cfg.teacher is None:
         sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)
