@@ -19,7 +19,7 @@ from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale
 from metasr.models import StudentConfig
 from metasr.peers.zoo import load_teacher
-from metasr.train import TrainConfig, deepened, train_student
+from metasr.train import TrainConfig, deepened, train_student, widened
 
 pytestmark = pytest.mark.training
 
@@ -98,20 +98,30 @@ def test_fine_tuning_on_realistic_damage_starts_from_its_weights_and_resumes_exa
         _config(photo_folder, tmp_path / "d", steps=1, degradation="blurry")
 
 
-def test_a_student_deepened_with_identity_blocks_starts_as_its_init_and_then_trains(
-    photo_folder: Path, tmp_path: Path
+# option, how the student grows, its new size, and the weights that grew (zero at first: nothing reads them)
+GROWTHS = [
+    ("blocks", deepened, 3, lambda student: student.blocks[2].conv3.weight),
+    ("channels", widened, 12, lambda student: student.tail.weight[:, 8:]),
+]
+
+
+@pytest.mark.parametrize(("option", "grow", "size", "grew"), GROWTHS)
+def test_a_grown_student_starts_as_its_init_and_then_trains_what_grew(
+    photo_folder: Path, tmp_path: Path, option: str, grow, size: int, grew
 ) -> None:
     base = train_student(_config(photo_folder, tmp_path / "base", steps=2))
-    grown = deepened(load_student(base.weights).eval(), 3)
+    grown = grow(load_student(base.weights).eval(), size)
     image = torch.rand(1, 3, 24, 24)
-    assert grown.config.num_blocks == 3 and torch.equal(grown.eval()(image), load_student(base.weights)(image))
-    trained = train_student(_config(photo_folder, tmp_path / "deep", steps=2, init=base.weights, blocks=3))
-    new_block = load_student(trained.weights).blocks[2].conv3.weight
-    assert load_student(trained.weights).config.num_blocks == 3 and new_block.abs().sum() > 0
-    with pytest.raises(MetaSRError, match="has 3 blocks; give --blocks 3 or more"):
-        deepened(grown, 2)
-    with pytest.raises(MetaSRError, match="at least one block"):
-        _config(photo_folder, tmp_path / "none", steps=1, blocks=0)
+    torch.testing.assert_close(grown.eval()(image), load_student(base.weights)(image), rtol=0, atol=1e-6)
+    assert not grew(grown).any()
+    trained = load_student(
+        train_student(_config(photo_folder, tmp_path / "grown", steps=2, init=base.weights, **{option: size})).weights
+    )
+    assert trained.config == grown.config and grew(trained).abs().sum() > 0
+    with pytest.raises(MetaSRError, match=f"has {size} {option}; give --{option} {size} or more"):
+        grow(grown, 2)
+    with pytest.raises(MetaSRError, match=f"at least one {option[:-1]}"):
+        _config(photo_folder, tmp_path / "none", steps=1, **{option: 0})
 
 
 def test_an_l2_fine_tuning_stage_trains_its_own_student_and_resumes_exactly(photo_folder: Path, tmp_path: Path) -> None:

@@ -173,6 +173,12 @@ def summary_table(results: list[ExportResult]) -> Table:
     help="RepBlocks of the student (default 5); with --init, more than it has are appended as identity blocks.",
 )
 @click.option(
+    "--channels",
+    type=click.IntRange(1),
+    help="Feature channels of the student (default 32); with --init, more than it has are added as channels that "
+    "nothing reads yet (the output is unchanged).",
+)
+@click.option(
     "--loss",
     type=click.Choice(["l1", "l2"]),
     default="l1",
@@ -197,6 +203,7 @@ def train_command(
     teacher: str | None,
     teacher_weight: float,
     blocks: int | None,
+    channels: int | None,
     loss: str,
 ) -> None:
     """Train the plain student on downscaled photos (resumes from OUT/state.safetensors)."""
@@ -222,6 +229,7 @@ def train_command(
             teacher=teacher,
             teacher_weight=teacher_weight,
             blocks=blocks,
+            channels=channels,
             loss=loss,
         )
         result = train_student(config)

@@ -57,6 +57,7 @@ class TrainConfig:
     teacher_weight: float = 1.0  # share of the loss against the teacher's output; the rest against the HR patch
     extra_data: tuple[Path, ...] = ()  # more photo folders, each split like ``data`` (its held-out files validate)
     blocks: int | None = None  # RepBlocks of the student; with ``init``, more than it has appends identity blocks
+    channels: int | None = None  # feature channels; with ``init``, more than it has are added, read by nothing yet
     loss: str = "l1"  # "l2": mean squared error, what PSNR measures (a last fine-tuning stage)
 
     def __post_init__(self) -> None:
@@ -86,6 +87,8 @@ class TrainConfig:
             )
         if self.blocks is not None and self.blocks < 1:
             raise MetaSRError(f"a student needs at least one block, not {self.blocks}; e.g. --blocks 5")
+        if self.channels is not None and self.channels < 1:
+            raise MetaSRError(f"a student needs at least one channel, not {self.channels}; e.g. --channels 32")
         folders = [Path(folder).resolve() for folder in (self.data, *self.extra_data)]
         repeated = next((folder for i, folder in enumerate(folders) if folder in folders[:i]), None)
         if repeated is not None:
@@ -206,16 +209,40 @@ def deepened(student: MetaSRStudent, blocks: int) -> MetaSRStudent:
     return grown.train()
 
 
+def widened(student: MetaSRStudent, channels: int) -> MetaSRStudent:
+    """``student`` with feature channels added up to ``channels``: each new channel reads the old ones through
+    freshly initialised weights, and nothing reads it yet (zero weights), so the output is unchanged and training
+    grows them from there; refuses fewer channels than it has."""
+    have = student.config.channels
+    if channels < have:
+        raise MetaSRError(
+            f"the --init student has {have} channels; give --channels {have} or more (channels are only added)"
+        )
+    grown = MetaSRStudent(replace(student.config, channels=channels))
+    with torch.no_grad():
+        for name, old in student.named_parameters():
+            new = grown.get_parameter(name)
+            if new.dim() == 4:
+                new[: old.shape[0], old.shape[1] :] = 0.0
+                new[: old.shape[0], : old.shape[1]] = old
+            else:
+                new[: old.shape[0]] = old
+    return grown.train()
+
+
 def train_student(cfg: TrainConfig) -> TrainResult:
     """Train the plain student (see :func:`fit`) and save it as ``cfg.out/student_x{scale}.safetensors``."""
     torch.manual_seed(cfg.seed)
     if cfg.init is not None:
         model = load_student(cfg.init, cfg.scale).train()
+        if cfg.channels is not None:
+            model = widened(model, cfg.channels)
         if cfg.blocks is not None:
             model = deepened(model, cfg.blocks)
     else:
         config = cfg.student or StudentConfig(scale=cfg.scale)
-        model = MetaSRStudent(config if cfg.blocks is None else replace(config, num_blocks=cfg.blocks))
+        config = replace(config, num_blocks=cfg.blocks or config.num_blocks, channels=cfg.channels or config.channels)
+        model = MetaSRStudent(config)
     val_psnr, val_bicubic = fit(model, cfg)
     weights = cfg.out / f"student_x{cfg.scale}.safetensors"
     save_student(model, weights)
