@@ -124,17 +124,6 @@ def evaluate(
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
-def require_patch_room(images: list[np.ndarray], sources: list[tuple[Path, int]], hr_patch: int) -> None:
-    """Refuse, naming the photo, a training image (``sources``: its file and longer side) narrower than a patch."""
-    for image, (path, side) in zip(images, sources, strict=True):
-        h, w = image.shape[:2]
-        if min(h, w) < hr_patch:
-            raise MetaSRError(
-                f"{path.name} at side {side} is {w}x{h} px, under the {hr_patch}-px HR patch; "
-                "give a larger --side or a smaller --patch, or move the photo out"
-            )
-
-
 def cosine_schedule(step: int, steps: int, warmup: int = 0) -> float:
     """Learning-rate factor at ``step``: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
     if step < warmup:
@@ -149,9 +138,7 @@ def fit(model: torch.nn.Module, cfg: TrainConfig, label: str | None = None) -> t
     Y-PSNR of the model and of bicubic."""
     torch.manual_seed(cfg.seed)
     train_files, val_files = split_folders((cfg.data, *cfg.extra_data))
-    sides = cfg.sides or (cfg.max_side,)
-    train_imgs = load_at_sides(train_files, sides)
-    require_patch_room(train_imgs, [(path, side) for path in train_files for side in sides], cfg.patch * cfg.scale)
+    train_imgs = load_at_sides(train_files, cfg.sides or (cfg.max_side,), patch=cfg.patch * cfg.scale)
     val_imgs = [load_for_training(p, cfg.max_side) for p in val_files]
     if cfg.teacher is None:
         sampler = PatchSampler(train_imgs, cfg.patch, cfg.scale, seed=cfg.seed)

@@ -55,10 +55,22 @@ def load_for_training(path: Path, max_side: int) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def load_at_sides(files: list[Path], sides: tuple[int, ...]) -> list[np.ndarray]:
+def load_at_sides(files: list[Path], sides: tuple[int, ...], patch: int = 0) -> list[np.ndarray]:
     """Every photo at each longer side in ``sides``: a smaller side packs more detail into a fixed-size patch,
-    so one corpus of large wallpapers covers both smooth and detail-dense frames."""
-    return [load_for_training(path, side) for path in files for side in sides]
+    so one corpus of large wallpapers covers both smooth and detail-dense frames. Refuses, naming it, a photo
+    whose shorter side is then under ``patch`` (HR px)."""
+    images = []
+    for path in files:
+        for side in sides:
+            image = load_for_training(path, side)
+            h, w = image.shape[:2]
+            if min(h, w) < patch:
+                raise MetaSRError(
+                    f"{path.name} at side {side} is {w}x{h} px, under the {patch}-px HR patch; "
+                    "give a larger --side or a smaller --patch, or move the photo out"
+                )
+            images.append(image)
+    return images
 
 
 @dataclass
