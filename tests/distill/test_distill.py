@@ -21,6 +21,7 @@ from metasr.distill.recipe import DistillRecipe, TeacherRecipe, load_distill_rec
 from metasr.distill.teacher_system import load_teacher
 from metasr.distill.teacher_trainer import train_teacher
 from metasr.distill.trainer import distill
+from metasr.errors import MetaSRError
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.train_cli import distill_command, train_group
 
@@ -195,6 +196,17 @@ def test_distilled_graph_holds_the_recipe_device_sources(corpus: Path, teacher_p
     assert set(model.extractors) == {"edges", "content"}
     image = torch.rand(1, 3, 64, 64)
     torch.export.export(model, (image, model.default_strength()))
+
+
+def test_a_photo_narrower_than_the_patch_is_named_before_distilling(
+    corpus: Path, teacher_path: Path, tmp_path: Path
+) -> None:
+    folder = shutil.copytree(corpus, tmp_path / "corpus")
+    Image.new("RGB", (300, 40), (90, 120, 30)).save(folder / "strip.png")
+    recipe = replace(_recipe(folder, teacher_path, tmp_path / "run"), steps=1)
+    with pytest.raises(MetaSRError, match="strip.png at side 1024 is 300x40 px, under the 64-px HR patch"):
+        distill(recipe)
+    assert not (tmp_path / "run").exists()
 
 
 def test_recipe_typo_is_a_one_line_error(tmp_path: Path) -> None:

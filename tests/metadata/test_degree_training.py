@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from metasr.data.sample_images import image_batch
 from metasr.errors import MetaSRError
@@ -70,6 +71,18 @@ def test_a_negative_realistic_weight_is_refused_before_training(tmp_path: Path) 
 def test_a_channel_count_below_one_is_refused_before_training(tmp_path: Path) -> None:
     cfg = DegreeTrainConfig(corpus=tmp_path, out=tmp_path / "degree.safetensors", channels=0)
     with pytest.raises(MetaSRError, match="channel count 0 must be at least 1"):
+        train_degree_estimator(cfg)
+    assert not cfg.out.exists()
+
+
+def test_a_photo_narrower_than_the_patch_is_named_before_training(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("a", "b"):
+        Image.new("RGB", (300, 300), (40, 80, 160)).save(corpus / f"{name}.png")
+    Image.new("RGB", (300, 40), (90, 120, 30)).save(corpus / "strip.png")
+    cfg = DegreeTrainConfig(corpus=corpus, out=tmp_path / "degree.safetensors", steps=1)
+    with pytest.raises(MetaSRError, match="strip.png at side 1024 is 300x40 px, under the 128-px HR patch"):
         train_degree_estimator(cfg)
     assert not cfg.out.exists()
 

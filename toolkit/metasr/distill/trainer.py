@@ -56,7 +56,7 @@ def distill(recipe: DistillRecipe, until: int | None = None) -> DistillResult:
     out = Path(recipe.out)
     teacher, teacher_names = load_teacher(recipe.teacher)
     train_files, val_files = split_images(list_images(recipe.corpus))
-    images = load_at_sides(train_files, (recipe.max_side, *recipe.extra_sides))
+    images = load_at_sides(train_files, (recipe.max_side, *recipe.extra_sides), patch=recipe.patch * recipe.scale)
     sampler = DegradedPatchSampler(images, recipe.patch, recipe.scale, seed=recipe.seed)
     identity = {"teacher": str(Path(recipe.teacher).resolve()), "mtime": Path(recipe.teacher).stat().st_mtime_ns}
     identity.update(seed=recipe.seed, size=recipe.cache_size, patch=recipe.patch, scale=recipe.scale)
