@@ -132,9 +132,10 @@ def test_an_l2_fine_tuning_stage_trains_its_own_student_and_resumes_exactly(phot
     resumed = train_student(_config(photo_folder, tmp_path / "b", steps=4, **l2))
     a, b = load_student(straight.weights), load_student(resumed.weights)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
-    l1 = train_student(_config(photo_folder, tmp_path / "c", steps=4, **{**l2, "loss": "l1"}))
-    assert not torch.equal(next(iter(load_student(l1.weights).parameters())), next(iter(a.parameters())))
-    with pytest.raises(MetaSRError, match="unknown loss 'huber'; choose one of l1, l2"):
+    for i, other in enumerate(("l1", "l2-yuv420")):
+        run = train_student(_config(photo_folder, tmp_path / f"c{i}", steps=4, **{**l2, "loss": other}))
+        assert not torch.equal(next(iter(load_student(run.weights).parameters())), next(iter(a.parameters())))
+    with pytest.raises(MetaSRError, match="unknown loss 'huber'; choose one of l1, l2, l2-yuv420"):
         _config(photo_folder, tmp_path / "d", steps=1, loss="huber")
 
 

@@ -180,10 +180,12 @@ def summary_table(results: list[ExportResult]) -> Table:
 )
 @click.option(
     "--loss",
-    type=click.Choice(["l1", "l2"]),
+    type=click.Choice(["l1", "l2", "l2-yuv420"]),
     default="l1",
     show_default=True,
-    help="l2: mean squared error, what PSNR measures; a last fine-tuning stage after l1 (SPAN's and RLFN's recipe).",
+    help="l2: mean squared error, what PSNR measures; a last fine-tuning stage after l1 (SPAN's and RLFN's recipe). "
+    "l2-yuv420: the same over a YUV 4:2:0 frame's samples (full-size luma, 2x2-averaged chroma), what a camera's "
+    "NV12 frame or JPEG keeps.",
 )
 def train_command(
     data: Path,

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from metasr.checkpoint import load_student, save_student
 from metasr.data.degradations import DAMAGE_CONFIGS, degrade
@@ -23,13 +22,13 @@ from metasr.data.pairs import centre_crop, validation_pairs
 from metasr.data.teacher_patches import TeacherPatchSampler
 from metasr.errors import MetaSRError
 from metasr.images import bicubic_downscale, bicubic_upscale, to_numpy
+from metasr.losses import LOSSES
 from metasr.models import MetaSRStudent, StudentConfig
 from metasr.peers.zoo import load_teacher
 from metasr.training_loop import Checkpoints, train_steps
 from metasr.validate.metrics import y_psnr
 
 DEGRADATIONS = ("bicubic", "realistic", "mild")
-LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}  # l2: the PSNR-aligned fine-tuning stage of SPAN's and RLFN's recipes
 MIN_SIDE = 64  # a photo's longer side when training: room for a few patches
 MIN_PATCH = 8  # LR patch side: below it, zero padding is most of what a 3x3 network sees
 
