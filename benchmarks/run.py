@@ -74,9 +74,9 @@ CORPUS_SIDE = 1600  # the size the corpus validation images are loaded at (load_
 CAPACITY = "metasr-x2-capacity"  # opt-in: the x2 default's router and experts plus a 2-block expert for easy tiles
 CAPACITY_ROW = "MetaSR graph, capacity-routed (metasr-x2-capacity)"
 CAPACITY_TRAINING = "the default's experts and a 2-block SPAN-taught student; router fine-tuned from the default's"
-QUALITY = "metasr-x2-quality"  # opt-in: the x2 default with a 7-block clean expert
+QUALITY = "metasr-x2-quality"  # opt-in: the x2 default with an 8-block clean expert
 QUALITY_ROW = "MetaSR graph, quality-routed (metasr-x2-quality)"
-QUALITY_TRAINING = "the default's router and damage expert, a 7-block SPAN-taught clean expert"
+QUALITY_TRAINING = "the default's router and damage expert, an 8-block SPAN-taught clean expert"
 
 
 @dataclass(frozen=True)

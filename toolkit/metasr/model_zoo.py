@@ -159,22 +159,23 @@ MODELS: dict[str, WeightsCard] = {
             scale=2,
             graph="routed",
             sources=(),
-            parameters=136_426,
-            macs_per_output_pixel=17_307.0,
+            parameters=145_674,
+            macs_per_output_pixel=19_611.0,
             quality_db={
-                "photos/bicubic": 35.05,
+                "photos/bicubic": 35.09,
                 "photos/realistic": 25.82,
-                "corpus-val/bicubic": 50.72,
-                "corpus-val/realistic": 33.90,
+                "corpus-val/bicubic": 50.93,
+                "corpus-val/realistic": 33.89,
             },
-            quality_source="TRAINING.md §5, the x2 clean experts' L2 stage (float, benchmark protocol; bicubic: "
+            quality_source="TRAINING.md §5, the YUV 4:2:0 loss (float, benchmark protocol; bicubic: "
             "32.73, 24.97, 45.47, 31.76)",
-            command="metasr-train student --blocks 7 --init CLEAN5 (20,000 steps, then 8,000 with the photos at 600 "
-            "px as well from its step 14,000; SPAN-ch48 at weight 0.5), then 5,000 with --loss l2, then "
-            "metasr-train replace-expert --routed metasr_x2_routed.safetensors --expert 0 --student "
-            "training_states/l2_x2_d7 (TRAINING.md §5)",
-            summary="x2 for quality (opt-in): the x2 default's router and mild damage expert, with a 7-block clean "
-            "expert (1.36x the default's MACs, 1.33x its latency) for +0.13 dB on clean photos",
+            command="metasr-train student --blocks 7, then --blocks 8, --init CLEAN5 (SPAN-ch48 at weight 0.5; "
+            "--loss l2, then on 64- and 96-px patches), then two cosines with --loss l2-yuv420, then "
+            "metasr-train replace-expert --routed metasr_x2_quality.safetensors --expert 0 --student "
+            "training_states/yuv96b_x2_d8 (TRAINING.md §5)",
+            summary="x2 for quality (opt-in): the x2 default's router and mild damage expert, with an 8-block clean "
+            "expert (1.54x the default's MACs, 1.43x its latency) for +0.17 dB on clean photos, 0.995 dB under "
+            "SPAN-ch48 at 1/5.25 of its MACs",
         ),
         WeightsCard(
             name="student-x2",
