@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from metasr.losses import BT601_YCBCR, yuv420_mse
+from metasr.losses import RGB_TO_YCBCR, yuv420_mse
 from metasr.validate.metrics import y_psnr
 
 
 def _rgb(ycbcr_diff: torch.Tensor) -> torch.Tensor:
     """The RGB difference whose BT.601 Y, Cb, Cr difference is ``ycbcr_diff`` (N, 3, H, W)."""
-    inverse = torch.linalg.inv(BT601_YCBCR).to(torch.float32)
+    inverse = torch.linalg.inv(RGB_TO_YCBCR).to(torch.float32)
     return torch.einsum("ij,njhw->nihw", inverse, ycbcr_diff)
 
 

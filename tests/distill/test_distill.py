@@ -198,7 +198,7 @@ def test_distilled_graph_holds_the_recipe_device_sources(corpus: Path, teacher_p
     torch.export.export(model, (image, model.default_strength()))
 
 
-def test_a_photo_narrower_than_the_patch_is_named_before_distilling(
+def test_a_photo_narrower_than_the_patch_is_named_before_distilling_or_teacher_training(
     corpus: Path, teacher_path: Path, tmp_path: Path
 ) -> None:
     folder = shutil.copytree(corpus, tmp_path / "corpus")
@@ -207,6 +207,10 @@ def test_a_photo_narrower_than_the_patch_is_named_before_distilling(
     with pytest.raises(MetaSRError, match="strip.png at side 1024 is 300x40 px, under the 64-px HR patch"):
         distill(recipe)
     assert not (tmp_path / "run").exists()
+    teacher = TeacherRecipe(corpus=str(folder), out=str(tmp_path / "teacher"), sources=SOURCES, steps=1)
+    with pytest.raises(MetaSRError, match=f"strip.png at side 1024 is 300x40 px, under the {teacher.patch * 2}-px HR"):
+        train_teacher(teacher)
+    assert not (tmp_path / "teacher").exists()
 
 
 def test_recipe_typo_is_a_one_line_error(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from metasr.errors import MetaSRError
 from metasr.exporter.pipeline import STAGES, export, resolve_recipe
 from metasr.exporter.registry import TARGETS
 from metasr.exporter.stages import ExportResult
+from metasr.losses import LOSSES
 from metasr.progress import console, progress_bar
 from metasr.recipes import bundled_recipes, with_overrides
 from metasr.signals import raise_on_termination
@@ -180,7 +181,7 @@ def summary_table(results: list[ExportResult]) -> Table:
 )
 @click.option(
     "--loss",
-    type=click.Choice(["l1", "l2", "l2-yuv420"]),
+    type=click.Choice(list(LOSSES)),
     default="l1",
     show_default=True,
     help="l2: mean squared error, what PSNR measures; a last fine-tuning stage after l1 (SPAN's and RLFN's recipe). "

@@ -41,9 +41,18 @@ def to_numpy(batch: torch.Tensor) -> np.ndarray:
     return batch[0].detach().float().cpu().numpy().transpose(1, 2, 0)
 
 
+# ITU-R BT.601 RGB in [0, 1] -> Y, Cb, Cr on a 0..255 scale (before the 16, 128, 128 offsets): rows Y, Cb, Cr
+BT601_YCBCR = (
+    (65.481, 128.553, 24.966),
+    (-37.797, -74.203, 112.0),
+    (112.0, -93.786, -18.214),
+)
+
+
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma (the Y of YCbCr used by SR benchmarks), input and output in [0, 1]."""
-    return (16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+    r, g, b = BT601_YCBCR[0]
+    return (16.0 + r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]) / 255.0
 
 
 def bicubic_downscale(image: torch.Tensor, scale: int) -> torch.Tensor:

@@ -7,11 +7,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-# BT.601 RGB -> Y, Cb, Cr rows on a [0, 1] scale (offsets dropped: a loss sees differences only)
-BT601_YCBCR = (
-    torch.tensor([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=torch.float64)
-    / 255.0
-)
+from metasr.images import BT601_YCBCR
+
+RGB_TO_YCBCR = torch.tensor(BT601_YCBCR, dtype=torch.float64) / 255.0  # on a [0, 1] scale; a loss sees no offsets
 
 
 def yuv420_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -20,7 +18,7 @@ def yuv420_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     what Y-PSNR measures; chroma detail finer than 2x2, which the frame drops, costs nothing. Sides must be even."""
     if sr.shape[-2] % 2 or sr.shape[-1] % 2:
         raise ValueError(f"yuv420_mse needs even sides, got {sr.shape[-2]}x{sr.shape[-1]}")
-    diff = F.conv2d(sr - hr, BT601_YCBCR.to(sr.dtype).reshape(3, 3, 1, 1))
+    diff = F.conv2d(sr - hr, RGB_TO_YCBCR.to(sr.dtype).reshape(3, 3, 1, 1))
     luma = diff[:, :1].pow(2).sum(dim=(1, 2, 3))
     chroma = F.avg_pool2d(diff[:, 1:], 2).pow(2).sum(dim=(1, 2, 3))
     samples = diff[0, 0].numel() * 3 // 2

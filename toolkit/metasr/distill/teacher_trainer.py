@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from metasr.data.folder import list_images, load_for_training, split_images
+from metasr.data.folder import list_images, load_at_sides, load_for_training, split_images
 from metasr.data.pairs import DegradedPatchSampler
 from metasr.diffusion.resshift import ResShiftSchedule
 from metasr.distill.ddp import DistributedContext
@@ -45,7 +45,7 @@ def train_teacher(recipe: TeacherRecipe, until: int | None = None) -> TeacherRes
     torch.manual_seed(ctx.seed_for(recipe.seed))
     out = Path(recipe.out)
     train_files, val_files = split_images(list_images(recipe.corpus))
-    images = [load_for_training(p, recipe.max_side) for p in train_files]
+    images = load_at_sides(train_files, (recipe.max_side,), patch=recipe.patch * recipe.scale)
     sampler = DegradedPatchSampler(images, recipe.patch, recipe.scale, seed=ctx.seed_for(recipe.seed))
     sources = teacher_sources(recipe.sources)
     config = TeacherConfig(
