@@ -174,7 +174,7 @@ MODELS: dict[str, WeightsCard] = {
             "metasr-train replace-expert --routed metasr_x2_quality.safetensors --expert 0 --student "
             "training_states/yuv96b_x2_d8 (TRAINING.md §5)",
             summary="x2 for quality (opt-in): the x2 default's router and mild damage expert, with an 8-block clean "
-            "expert (1.54x the default's MACs, 1.43x its latency) for +0.17 dB on clean photos, 0.995 dB under "
+            "expert (1.54x the default's MACs, 1.43-1.50x its latency) for +0.17 dB on clean photos, 0.995 dB under "
             "SPAN-ch48 at 1/5.25 of its MACs",
         ),
         WeightsCard(
