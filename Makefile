@@ -48,7 +48,7 @@ train: $(STAMP) corpus
 	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x2 --scale 2
 	$(BIN)/metasr-train student --data data/corpus --out checkpoints/plain_x4 --scale 4
 
-# Benchmarks: every table into BENCHMARKS.md and benchmarks/results/*.csv (about 30 min on 2 cores);
+# Benchmarks: every table into BENCHMARKS.md and benchmarks/results/*.csv (25-80 min on 2 cores, as the host's int8 speed goes);
 # bench-train retrains the anchors and students that the benchmarks ship weights for.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
